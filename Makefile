@@ -1,0 +1,53 @@
+# moviemind: every entry point a person or CI uses. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .venv-tools
+STAMP := $(VENV)/.setup-stamp
+DEMO_STAMP := $(VENV)/.demo-stamp
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help setup setup-demo models index test lint fmt bench demo loadtest clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh full
+	touch $@
+
+$(DEMO_STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh demo
+	touch $@
+
+setup: $(STAMP) ## create .venv with every extra, obtain the models
+setup-demo: $(DEMO_STAMP) ## install only what `make demo` needs
+
+models: $(DEMO_STAMP) ## export MiniLM to ONNX (fp32 + int8) under var/models/
+	$(PY) -m index_builder models
+
+index: models ## build the sample catalog index into var/index/
+	$(PY) -m index_builder build --out var/index
+
+lint: setup ## static checks: ruff, terraform fmt, checkov, hadolint
+	bash scripts/lint.sh
+
+test: setup index lint ## every test and static check
+	$(PY) -m pytest tests
+
+bench: setup index ## benchmarks; numbers go to docs/benchmarks/
+	bash scripts/bench.sh
+
+demo: index ## start model server + edge on loopback and open the web page
+	$(PY) scripts/demo.py
+
+loadtest: setup index ## Locust against a local stack; report into docs/loadtests/
+	$(PY) -m loadtests
+
+fmt: setup
+	$(VENV)/bin/ruff format edge model_server index_builder loadtests tests scripts benchmarks
+	$(VENV)/bin/ruff check --fix edge model_server index_builder loadtests tests scripts benchmarks
+
+clean:
+	rm -rf var .pytest_cache

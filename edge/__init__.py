@@ -1,0 +1,1 @@
+"""moviemind edge: the latency-critical tier that runs near the user."""
