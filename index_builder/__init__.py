@@ -1,0 +1,1 @@
+"""moviemind index builder: catalog sources -> documents -> embeddings -> index bundle -> publish."""
