@@ -1,0 +1,302 @@
+"""The edge's HTTP API (Litestar): routes, errors, protection, streaming. Logic lives in service.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
+from litestar.response import File, Stream
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from edge.index_store import IndexStore, Snapshot
+from edge.metrics import EdgeMetrics
+from edge.protection import ApiKeyGuard, RateLimiter
+from edge.service import ApiError, Recommender, movie_out
+from edge.settings import EdgeSettings
+from edge.upstream import StreamStarted, TokenDelta, UpstreamBroken, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
+from edge.wire import ErrorBody, ErrorResponse, MovieDetail, MoviesResponse, RecommendRequest, RecommendResponse, SearchResponse
+
+log = logging.getLogger("moviemind.edge")
+STATIC = Path(__file__).parent / "static"
+
+
+def error_response(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        msgspec.json.encode(ErrorResponse(ErrorBody(type_, message))),
+        status_code=status,
+        media_type="application/json",
+        headers=headers or {},
+    )
+
+
+def _on_api_error(_: Request, exc: ApiError) -> Response:
+    return error_response(exc.status, exc.type, exc.message, exc.headers)
+
+
+_HTTP_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _on_http_error(_: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        detail = str(exc.detail or "")
+        extra = exc.extra
+        if "JSON" in detail or "decode" in detail.lower() or "malformed" in detail.lower():
+            return error_response(400, "malformed_json", f"the body is not valid JSON: {detail}")
+        parts = []
+        if isinstance(extra, list):
+            for e in extra[:5]:
+                if isinstance(e, dict):
+                    where = e.get("key") or e.get("source") or ""
+                    parts.append(f"{where}: {e.get('message', '')}".strip(": "))
+        message = "; ".join(p for p in parts if p) or detail or "invalid request"
+        return error_response(422 if status == 400 else status, "validation_error", message)
+    if status >= 500:
+        log.error("HTTP %s: %s", status, exc.detail)
+        return error_response(status, "internal_error", "internal error")
+    return error_response(status, _HTTP_TYPES.get(status, "http_error"), str(exc.detail), dict(exc.headers or {}))
+
+
+def _on_unexpected(_: Request, exc: Exception) -> Response:
+    log.exception("unhandled error")
+    return error_response(500, "internal_error", "internal error")
+
+
+def sse(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
+
+
+class EdgeState:
+    """What the handlers share: settings, the index store, the recommender, metrics."""
+
+    def __init__(self, settings: EdgeSettings, store: IndexStore, recommender: Recommender, metrics: EdgeMetrics) -> None:
+        self.settings = settings
+        self.store = store
+        self.recommender = recommender
+        self.metrics = metrics
+
+    def snapshot(self) -> Snapshot:
+        snap = self.store.current
+        if snap is None:
+            raise ApiError(503, "not_ready", "no index loaded yet: " + (self.store.last_error or "loading"))
+        return snap
+
+
+def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstream: UpstreamPool | None = None) -> Litestar:
+    """Build the Litestar app; the index loads in the background at start-up."""
+    metrics = EdgeMetrics()
+    store = store or IndexStore(
+        settings.index,
+        Path(settings.model_dir),
+        cache_dir=Path(settings.index_cache_dir),
+        s3=settings.s3,
+        embed_threads=settings.embed_threads,
+        bayes_votes=settings.ranking.bayes_votes,
+    )
+    store.on_result = lambda result: (metrics.index_reloads.labels(result).inc(), store.current and metrics.index_movies.set(len(store.current.bundle)))
+    pool = upstream or UpstreamPool(settings.upstream, metrics)
+    state = EdgeState(settings, store, Recommender(settings, pool, metrics), metrics)
+    tasks: list[asyncio.Task] = []
+
+    @post("/v1/recommend", summary="Recommend movies from liked movies and a mood", status_code=200)
+    async def recommend(data: RecommendRequest) -> Response:
+        snap = state.snapshot()
+        prepared = state.recommender.prepare(snap, data)
+        if not data.stream:
+            result = await state.recommender.recommend(prepared)
+            return Response(msgspec.json.encode(result), media_type="application/json")
+        return Stream(_stream(prepared), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def _stream(p) -> AsyncIterator[bytes]:
+        rec = state.recommender
+        yield sse(
+            "candidates",
+            {
+                "resolved_liked": p.resolved,
+                "unresolved_liked": p.unresolved,
+                "candidates": [movie_out(s.movie) for s in p.ranked],
+                "timings_ms": p.timings,
+            },
+        )
+        if not p.request.explain:
+            result = rec.finish(p, None)
+        else:
+            t0 = time.perf_counter()
+            parts: list[str] = []
+            model = None
+            try:
+                async for ev in rec.ask_model(p):
+                    if isinstance(ev, StreamStarted):
+                        model = ev.model
+                        p.timings.llm_first_token = round((time.perf_counter() - t0) * 1000, 3)
+                        state.metrics.first_token.observe(time.perf_counter() - t0)
+                    elif isinstance(ev, TokenDelta):
+                        parts.append(ev.text)
+                        yield sse("token", {"text": ev.text})
+                p.timings.llm_total = round((time.perf_counter() - t0) * 1000, 3)
+                result = rec.finish(p, "".join(parts), model=model)
+            except UpstreamBroken as exc:
+                p.timings.llm_total = round((time.perf_counter() - t0) * 1000, 3)
+                yield sse("error", {"type": "upstream_broken", "message": "the model server stopped mid-answer; completing from the catalog"})
+                result = rec.finish(p, exc.partial_text or "".join(parts), degraded_reason="upstream_broken: the model stopped mid-answer", model=model)
+            except UpstreamTimeout:
+                result = rec.finish(p, None, degraded_reason="upstream_timeout: no model answered in time")
+            except UpstreamUnavailable:
+                result = rec.finish(p, None, degraded_reason="upstream_unavailable: no model server could answer")
+        yield sse("recommendations", result)
+        yield sse("done", {"timings_ms": result.timings_ms, "degraded": result.degraded})
+
+    @get("/v1/search", summary="Semantic search over the catalog")
+    async def search(q: Annotated[str, Parameter(min_length=1, max_length=500)], k: Annotated[int, Parameter(ge=1, le=100)] = 10) -> SearchResponse:
+        snap = state.snapshot()
+        results, timings = state.recommender.search(snap, q, k)
+        return SearchResponse(results=results, timings_ms=timings)
+
+    @get("/v1/movies/{movie_id:int}", summary="One catalog movie")
+    async def movie(movie_id: int) -> MovieDetail:
+        snap = state.snapshot()
+        m = snap.bundle.movie(movie_id)
+        if m is None:
+            raise ApiError(404, "not_found", f"no movie with id {movie_id} in the catalog")
+        row = snap.bundle.row_of[movie_id]
+        return MovieDetail(
+            id=m.id, title=m.title, year=m.year, genres=list(m.genres), overview=m.overview,
+            keywords=list(m.keywords), director=m.director, cast=list(m.cast),
+            rating=round(float(snap.priors.bayes_rating[row]), 2), votes=m.vote_count,
+        )
+
+    @get("/v1/movies", summary="Title lookup (autocomplete)")
+    async def movies(title: Annotated[str, Parameter(min_length=1, max_length=200)], limit: Annotated[int, Parameter(ge=1, le=50)] = 10) -> MoviesResponse:
+        snap = state.snapshot()
+        return MoviesResponse(results=[movie_out(m) for m in snap.titles.search(title, limit)])
+
+    @get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        snap = state.store.current
+        body = {
+            "ready": snap is not None,
+            "index_version": snap.version if snap else None,
+            "movies": len(snap.bundle) if snap else 0,
+            "index_error": state.store.last_error,
+            "upstreams": state.recommender.upstream.status(),
+        }
+        return Response(msgspec.json.encode(body), status_code=200 if snap else 503, media_type="application/json")
+
+    @get("/metrics", include_in_schema=False)
+    async def metrics_route() -> Response:
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @get("/", include_in_schema=False)
+    async def index_page() -> File:
+        return File(STATIC / "index.html", content_disposition_type="inline", media_type="text/html")
+
+    @get("/static/{name:str}", include_in_schema=False)
+    async def static(name: str) -> File:
+        path = (STATIC / name).resolve()
+        if path.parent != STATIC.resolve() or not path.is_file():
+            raise ApiError(404, "not_found", "no such file")
+        return File(path, content_disposition_type="inline")
+
+    async def refresh_now() -> None:
+        await asyncio.to_thread(state.store.refresh)
+
+    async def poll() -> None:
+        interval = settings.reload_interval_s
+        while interval > 0:
+            await asyncio.sleep(interval)
+            await refresh_now()
+
+    async def on_startup() -> None:
+        tasks.append(asyncio.create_task(refresh_now()))
+        tasks.append(asyncio.create_task(poll()))
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: tasks.append(asyncio.create_task(refresh_now())))
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests) or no signals on this platform
+
+    async def on_shutdown() -> None:
+        for t in tasks:
+            t.cancel()
+        await pool.aclose()
+
+    app = Litestar(
+        route_handlers=[recommend, search, movie, movies, healthz, readyz, metrics_route, index_page, static],
+        on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
+        exception_handlers={ApiError: _on_api_error, HTTPException: _on_http_error, Exception: _on_unexpected},
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        openapi_config=OpenAPIConfig(title="moviemind edge", version="1", path="/schema"),
+        middleware=[lambda app: protect(app, state)],
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )
+    app.state.edge = state
+    return app
+
+
+def protect(app: ASGIApp, state: EdgeState) -> ASGIApp:
+    """API key, rate limit and per-route metrics, before any handler runs."""
+    guard = ApiKeyGuard(state.settings.api_key)
+    limiter = RateLimiter(state.settings.rate_limit_per_minute)
+    open_paths = {"/", "/healthz", "/readyz", "/metrics"}
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        path = scope["path"]
+        route = path if not path.startswith("/v1/movies/") else "/v1/movies/{id}"
+        if path.startswith("/static/"):
+            route = "/static"
+        start = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            await send(message)
+
+        try:
+            if path not in open_paths and not path.startswith(("/static/", "/schema")):
+                headers = dict(scope.get("headers") or [])
+                if not guard.allows(headers):
+                    await error_response(401, "unauthorized", "missing or wrong API key (X-API-Key or Authorization: Bearer)")(scope, receive, send_wrapper)
+                    return
+                client = (scope.get("client") or ("?", 0))[0]
+                retry = limiter.check(client)
+                if retry is not None:
+                    state.metrics.rate_limited.inc()
+                    await error_response(429, "rate_limited", "too many requests from this client", {"Retry-After": str(retry)})(scope, receive, send_wrapper)
+                    return
+            await app(scope, receive, send_wrapper)
+        finally:
+            known = route in {"/", "/healthz", "/readyz", "/metrics", "/static", "/v1/recommend", "/v1/search", "/v1/movies", "/v1/movies/{id}"} or route.startswith("/schema")
+            label = route if known else "other"
+            state.metrics.latency.labels(label).observe(time.perf_counter() - start)
+            state.metrics.requests.labels(label, str(status_holder["status"])).inc()
+
+    return middleware

@@ -1,0 +1,126 @@
+"""The served index: load, verify, hot-swap atomically, keep the old one when a new one is bad."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.bundle import Bundle, BundleError, read_manifest
+from edge.embedder import Embedder, EmbedderError
+from edge.ranking import Priors
+from edge.remote import S3Settings, download_bundle, parse_s3_url, read_latest
+from edge.titles import TitleIndex
+
+log = logging.getLogger("moviemind.edge.index")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one request needs, from one bundle version; never mutated once published."""
+
+    bundle: Bundle
+    priors: Priors
+    titles: TitleIndex
+    embedder: Embedder
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+
+class IndexStore:
+    """Holds the current Snapshot; `refresh()` loads a newer bundle when one appears."""
+
+    def __init__(
+        self,
+        source: str,
+        model_dir: Path,
+        *,
+        cache_dir: Path,
+        s3: S3Settings,
+        embed_threads: int,
+        bayes_votes: float,
+        on_result=None,
+    ) -> None:
+        self.source = source
+        self.model_dir = model_dir
+        self.cache_dir = cache_dir
+        self.s3 = s3
+        self.embed_threads = embed_threads
+        self.bayes_votes = bayes_votes
+        self.on_result = on_result or (lambda result: None)
+        self.current: Snapshot | None = None
+        self.last_error: str | None = None
+        self._embedders: dict[str, Embedder] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def is_remote(self) -> bool:
+        return self.source.startswith("s3://")
+
+    def _embedder(self, variant: str) -> Embedder:
+        if variant not in self._embedders:
+            self._embedders[variant] = Embedder(self.model_dir, variant=variant, threads=self.embed_threads)  # type: ignore[arg-type]
+        return self._embedders[variant]
+
+    def _locate(self) -> tuple[str, Path] | None:
+        """(version, local dir) of the newest bundle the source offers, downloading it if remote."""
+        if not self.is_remote:
+            path = Path(self.source)
+            return read_manifest(path).version, path
+        bucket, prefix = parse_s3_url(self.source)
+        client = self.s3.client()
+        latest = read_latest(client, bucket, prefix)
+        if latest is None:
+            raise BundleError(f"nothing published at {self.source} yet (no latest.json)")
+        if self.current is not None and latest.version == self.current.version:
+            return None
+        return latest.version, download_bundle(client, bucket, prefix, latest, self.cache_dir)
+
+    def refresh(self) -> bool:
+        """Load a newer bundle if there is one; True when the served index changed."""
+        with self._lock:  # one loader at a time (poller and SIGHUP may race)
+            try:
+                found = self._locate()
+                if found is None or (self.current is not None and found[0] == self.current.version):
+                    return False
+                version, path = found
+                snapshot = self._load(path)
+            except (BundleError, EmbedderError, OSError, ValueError) as exc:
+                self.last_error = str(exc)
+                serving = self.current.version if self.current else "nothing"
+                log.error("index not loaded, still serving %s: %s", serving, exc)
+                self.on_result("rejected")
+                return False
+            except Exception as exc:  # a storage client error must not kill the poller
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("index refresh failed, still serving the previous one: %s", self.last_error)
+                self.on_result("error")
+                return False
+            old = self.current
+            self.current = snapshot  # the swap: one reference assignment
+            self.last_error = None
+            log.info(
+                "serving index %s (%d movies)%s",
+                snapshot.version,
+                len(snapshot.bundle),
+                f", replaced {old.version}" if old else "",
+            )
+            self.on_result("loaded")
+            return True
+
+    def _load(self, path: Path) -> Snapshot:
+        bundle = Bundle.load(path)
+        info = bundle.manifest.embedder
+        embedder = self._embedder(info.variant)
+        if embedder.model_sha256 != info.sha256:
+            raise BundleError(
+                f"bundle {bundle.version} was embedded with {info.name} {info.variant} sha256 "
+                f"{info.sha256[:12]}, but this edge's model is {embedder.model_sha256[:12]}; "
+                "rebuild the index or update the edge's models"
+            )
+        return Snapshot(bundle, Priors(bundle.movies, self.bayes_votes), TitleIndex(bundle.movies, bundle.titles), embedder)

@@ -1,0 +1,111 @@
+"""The prompt sent to the model: a fixed system prompt, then the request trimmed to a token budget."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from edge.catalog import Movie
+
+# Identical on every request, and first, so the model server's prefix cache always hits.
+SYSTEM_PROMPT = (
+    "You are moviemind, a movie recommender. You are given movies the user enjoyed, "
+    "maybe a mood, and a numbered list of candidate movies from the catalog. Choose only from "
+    "the candidates. Answer with one line per pick, best first, in exactly this form:\n"
+    "[number] Title (Year) - one short sentence on why it fits\n"
+    "Write nothing else."
+)
+
+
+class TokenCounter(Protocol):
+    def count(self, text: str) -> int: ...
+
+
+class ApproxCounter:
+    """Used when the model server offers no tokenizer: ~3.6 characters per token for English."""
+
+    def count(self, text: str) -> int:
+        return max(1, round(len(text) / 3.6))
+
+
+class HFCounter:
+    """Counts in the model's own tokens, from the tokenizer.json the model server serves."""
+
+    def __init__(self, tokenizer_json: bytes) -> None:
+        from tokenizers import Tokenizer
+
+        self.tok = Tokenizer.from_str(tokenizer_json.decode())
+        self.tok.no_padding()
+        self.tok.no_truncation()
+
+    def count(self, text: str) -> int:
+        return len(self.tok.encode(text, add_special_tokens=False).ids)
+
+
+# ChatML adds "<|im_start|>role\n" and "<|im_end|>\n" around each message, plus the
+# assistant header the server appends: a fixed allowance keeps the count honest.
+TEMPLATE_OVERHEAD = 16
+
+
+class BuiltPrompt(msgspec.Struct):
+    messages: list[dict[str, str]]
+    candidates: list[Movie]
+    tokens: int
+    dropped: int
+
+
+def candidate_line(n: int, m: Movie, detail: int) -> str:
+    """'[3] Heat (1995) | Action, Crime | dir. Michael Mann | a thief and a detective...'"""
+    parts = [f"[{n}] {m.title}" + (f" ({m.year})" if m.year else "")]
+    if detail >= 1 and m.genres:
+        parts.append(", ".join(m.genres[:3]))
+    if detail >= 2 and m.director:
+        parts.append(f"dir. {m.director}")
+    if detail >= 2 and (m.keywords or m.overview):
+        about = ", ".join(m.keywords[:4]) if m.keywords else m.overview
+        parts.append(about[:90])
+    return " | ".join(parts)
+
+
+def build_prompt(
+    liked: Sequence[Movie],
+    query: str,
+    candidates: Sequence[Movie],
+    k: int,
+    counter: TokenCounter,
+    budget: int,
+) -> BuiltPrompt:
+    """Fit the request into `budget` tokens: fewer details first, then fewer candidates (never < k)."""
+    liked_txt = "; ".join(f"{m.title}" + (f" ({m.year})" if m.year else "") for m in liked[:8])
+    head = []
+    if liked_txt:
+        head.append(f"I enjoyed: {liked_txt}.")
+    if query.strip():
+        head.append(f"Mood: {query.strip()[:300]}")
+    head.append("Candidates:")
+    tail = f"Pick the {k} best candidates for me."
+    system_tokens = counter.count(SYSTEM_PROMPT)
+    fixed = system_tokens + counter.count("\n".join(head)) + counter.count(tail) + TEMPLATE_OVERHEAD
+
+    chosen: list[str] = []
+    for detail in (2, 1, 0):
+        lines = [candidate_line(i + 1, m, detail) for i, m in enumerate(candidates)]
+        costs = [counter.count(line) + 1 for line in lines]
+        used = fixed
+        chosen = []
+        for line, cost in zip(lines, costs, strict=True):
+            if used + cost > budget and len(chosen) >= k:
+                break
+            chosen.append(line)
+            used += cost
+        if used <= budget or detail == 0:
+            break
+    user = "\n".join([*head, *chosen, tail])
+    return BuiltPrompt(
+        messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
+        candidates=list(candidates[: len(chosen)]),
+        tokens=used,
+        dropped=len(candidates) - len(chosen),
+    )

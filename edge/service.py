@@ -1,0 +1,249 @@
+"""What the edge does per request, independent of HTTP: resolve, embed, rank, prompt, ground."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.catalog import Movie
+from edge.grounding import Pick, ground
+from edge.index_store import Snapshot
+from edge.metrics import EdgeMetrics
+from edge.prompt import ApproxCounter, HFCounter, TokenCounter, build_prompt
+from edge.ranking import RankingSettings, Scored, rank, taste_profile
+from edge.settings import EdgeSettings
+from edge.upstream import (
+    StreamEnded,
+    StreamStarted,
+    TokenDelta,
+    UpstreamBroken,
+    UpstreamPool,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from edge.wire import (
+    MovieOut,
+    Recommendation,
+    RecommendRequest,
+    RecommendResponse,
+    ResolvedLiked,
+    SearchHit,
+    Timings,
+)
+
+
+class ApiError(Exception):
+    """An error with an HTTP status, a stable type and a message safe to show a client."""
+
+    def __init__(self, status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type_
+        self.message = message
+        self.headers = headers or {}
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def movie_out(m: Movie) -> MovieOut:
+    return MovieOut(id=m.id, title=m.title, year=m.year, genres=list(m.genres))
+
+
+@dataclass
+class Prepared:
+    """A recommend request after retrieval, before (or without) the model."""
+
+    snapshot: Snapshot
+    request: RecommendRequest
+    liked: list[Movie]
+    resolved: list[ResolvedLiked]
+    unresolved: list[str]
+    ranked: list[Scored]
+    timings: Timings
+    started: float
+    liked_vectors: list[np.ndarray] = field(default_factory=list)
+
+
+def metadata_reason(m: Movie, liked: list[Movie], query: str, snapshot: Snapshot) -> str:
+    """A reason built from catalog data alone (retrieval-only and degraded answers)."""
+    parts = []
+    if liked:
+        vec = snapshot.bundle.vector(m.id)
+        best = max(liked, key=lambda lm: float(snapshot.bundle.vector(lm.id) @ vec)) if vec is not None else liked[0]
+        shared = [g for g in m.genres if g in best.genres]
+        parts.append(f"Close to {best.title}" + (f": also {', '.join(shared[:3]).lower()}" if shared else ""))
+    elif query:
+        parts.append(f"Matches \u201c{query[:60]}\u201d" + (f": {', '.join(m.genres[:3]).lower()}" if m.genres else ""))
+    if m.keywords:
+        parts.append(", ".join(m.keywords[:3]))
+    if m.vote_count:
+        parts.append(f"rated {m.vote_average:.1f}/10 by {m.vote_count} viewers")
+    return "; ".join(parts) + "."
+
+
+class Recommender:
+    """The edge's request logic; `app.py` only maps HTTP onto it."""
+
+    def __init__(self, settings: EdgeSettings, upstream: UpstreamPool, metrics: EdgeMetrics) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.metrics = metrics
+        self._counter: TokenCounter | None = None
+
+    async def token_counter(self) -> TokenCounter:
+        """The model's own tokenizer when the upstream serves it; an estimate otherwise."""
+        if self._counter is None:
+            try:
+                raw = await self.upstream.tokenizer_json()
+            except Exception:
+                raw = None
+            if raw:
+                self._counter = HFCounter(raw)
+            else:
+                return ApproxCounter()  # ask again next time: the upstream may come back
+        return self._counter
+
+    def search(self, snap: Snapshot, q: str, k: int) -> tuple[list[SearchHit], Timings]:
+        t0 = time.perf_counter()
+        vec = snap.embedder.embed_one(q)
+        t1 = time.perf_counter()
+        # Plain search is similarity with a light quality prior; no exclusions.
+        hits = rank(snap.bundle, snap.priors, vec, k, settings=self.settings.ranking)
+        t2 = time.perf_counter()
+        self.metrics.embed.observe(t1 - t0)
+        self.metrics.search.observe(t2 - t1)
+        out = [SearchHit(id=s.movie.id, title=s.movie.title, year=s.movie.year, genres=list(s.movie.genres), score=round(s.score, 4)) for s in hits]
+        return out, Timings(embed=ms(t1 - t0), search=ms(t2 - t1), total=ms(t2 - t0))
+
+    def prepare(self, snap: Snapshot, req: RecommendRequest) -> Prepared:
+        """Resolve liked movies, embed the query, retrieve and rank candidates."""
+        started = time.perf_counter()
+        liked: list[Movie] = []
+        resolved: list[ResolvedLiked] = []
+        unresolved: list[str] = []
+        seen: set[int] = set()
+        for mid in req.liked_ids:
+            m = snap.bundle.movie(mid)
+            if m is None:
+                unresolved.append(str(mid))
+            elif mid not in seen:
+                seen.add(mid)
+                liked.append(m)
+                resolved.append(ResolvedLiked(input=str(mid), id=m.id, title=m.title, year=m.year))
+        for text in req.liked:
+            r = snap.titles.resolve(text)
+            if r is None:
+                unresolved.append(text)
+            elif r.id not in seen:
+                seen.add(r.id)
+                m = snap.bundle.movie(r.id)
+                assert m is not None
+                liked.append(m)
+                resolved.append(ResolvedLiked(input=text, id=r.id, title=r.title, year=r.year, note=r.note))
+        query = req.query.strip()
+        if not liked and not query:
+            if unresolved:
+                raise ApiError(
+                    422,
+                    "unresolved_titles",
+                    "none of the liked movies are in the catalog: "
+                    + ", ".join(repr(u) for u in unresolved[:10])
+                    + "; look titles up with GET /v1/movies?title=",
+                )
+            raise ApiError(422, "validation_error", "name at least one liked movie (liked or liked_ids) or a query")
+        t0 = time.perf_counter()
+        qvec = snap.embedder.embed_one(query) if query else None
+        t1 = time.perf_counter()
+        liked_vectors = [v for v in (snap.bundle.vector(m.id) for m in liked) if v is not None]
+        rs: RankingSettings = self.settings.ranking
+        profile = taste_profile(liked_vectors, qvec, rs.w_query)
+        want = max(req.k, min(self.settings.candidates, req.k * 4)) if req.explain else req.k
+        ranked = rank(snap.bundle, snap.priors, profile, want, exclude=seen, filters=req.filters, settings=rs)
+        t2 = time.perf_counter()
+        if query:
+            self.metrics.embed.observe(t1 - t0)
+        self.metrics.search.observe(t2 - t1)
+        if not ranked:
+            raise ApiError(404, "no_candidates", "no movie in the catalog passes these filters")
+        timings = Timings(embed=ms(t1 - t0) if query else 0.0, search=ms(t2 - t1))
+        return Prepared(snap, req, liked, resolved, unresolved, ranked, timings, started, liked_vectors)
+
+    def _recommendation(self, p: Prepared, pick: Pick, scores: dict[int, float]) -> Recommendation:
+        m = pick.movie
+        reason = pick.reason or metadata_reason(m, p.liked, p.request.query.strip(), p.snapshot)
+        return Recommendation(id=m.id, title=m.title, year=m.year, genres=list(m.genres), score=round(scores.get(m.id, 0.0), 4), reason=reason)
+
+    def finish(
+        self,
+        p: Prepared,
+        text: str | None,
+        *,
+        degraded_reason: str | None = None,
+        model: str | None = None,
+    ) -> RecommendResponse:
+        """Ground the model's text (or nothing) into k catalog recommendations."""
+        candidates = [s.movie for s in p.ranked]
+        scores = {s.movie.id: s.score for s in p.ranked}
+        grounded = ground(text or "", candidates, p.request.k, exclude={m.id for m in p.liked})
+        if grounded.dropped:
+            self.metrics.dropped_titles.inc(len(grounded.dropped))
+        if degraded_reason:
+            self.metrics.degraded.labels(degraded_reason.split(":")[0]).inc()
+        p.timings.total = ms(time.perf_counter() - p.started)
+        return RecommendResponse(
+            recommendations=[self._recommendation(p, pick, scores) for pick in grounded.picks],
+            resolved_liked=p.resolved,
+            unresolved_liked=p.unresolved,
+            explanation=text.strip() if text else None,
+            degraded=degraded_reason is not None,
+            degraded_reason=degraded_reason,
+            model=model,
+            timings_ms=p.timings,
+            dropped_titles=grounded.dropped,
+            index_version=p.snapshot.version,
+        )
+
+    async def ask_model(self, p: Prepared) -> AsyncIterator[StreamStarted | TokenDelta | StreamEnded]:
+        """Stream the model's answer for a prepared request (raises Upstream* errors)."""
+        counter = await self.token_counter()
+        prompt = build_prompt(
+            p.liked,
+            p.request.query,
+            [s.movie for s in p.ranked],
+            p.request.k,
+            counter,
+            self.settings.prompt_tokens,
+        )
+        max_tokens = min(self.settings.max_answer_tokens, 28 * p.request.k + 16)
+        async for event in self.upstream.stream_chat(prompt.messages, max_tokens=max_tokens, temperature=0.0, seed=1):
+            yield event
+
+    async def recommend(self, p: Prepared) -> RecommendResponse:
+        """Non-streaming recommend: the model's grounded picks, or a degraded retrieval answer."""
+        if not p.request.explain:
+            return self.finish(p, None)
+        t0 = time.perf_counter()
+        parts: list[str] = []
+        model = None
+        try:
+            async for ev in self.ask_model(p):
+                if isinstance(ev, StreamStarted):
+                    model = ev.model
+                    p.timings.llm_first_token = ms(time.perf_counter() - t0)
+                    self.metrics.first_token.observe(time.perf_counter() - t0)
+                elif isinstance(ev, TokenDelta):
+                    parts.append(ev.text)
+        except UpstreamBroken as exc:
+            p.timings.llm_total = ms(time.perf_counter() - t0)
+            return self.finish(p, exc.partial_text, degraded_reason="upstream_broken: the model stopped mid-answer", model=model)
+        except UpstreamTimeout:
+            return self.finish(p, None, degraded_reason="upstream_timeout: no model answered in time")
+        except UpstreamUnavailable:
+            return self.finish(p, None, degraded_reason="upstream_unavailable: no model server could answer")
+        p.timings.llm_total = ms(time.perf_counter() - t0)
+        return self.finish(p, "".join(parts), model=model)

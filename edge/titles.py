@@ -1,0 +1,126 @@
+"""Resolve what a person typed ("troy (2004)", "Matrix, The", "godfahter") to catalog movies."""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from difflib import SequenceMatcher
+
+import msgspec
+
+from edge.catalog import Movie, lookup_key, split_title_year
+
+
+class Resolved(msgspec.Struct, frozen=True):
+    """A typed title tied to a catalog movie; `note` says how when it was not an exact match."""
+
+    input: str
+    id: int
+    title: str
+    year: int | None
+    note: str | None = None
+
+
+def _trigrams(key: str) -> set[str]:
+    padded = f"  {key} "
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+class TitleIndex:
+    """Exact, prefix and typo-tolerant lookup over a bundle's title table."""
+
+    def __init__(self, movies: list[Movie], titles: dict[str, list[int]]) -> None:
+        self.by_id = {m.id: m for m in movies}
+        self.titles = titles
+        self.keys = sorted(titles)
+        self.grams: dict[str, list[str]] = {}
+        for key in self.keys:
+            for g in _trigrams(key):
+                self.grams.setdefault(g, []).append(key)
+
+    def _best(self, ids: list[int], year: int | None) -> tuple[Movie, bool] | None:
+        """Most popular movie among ids (already ordered), preferring the year when given."""
+        movies = [self.by_id[i] for i in ids if i in self.by_id]
+        if year is not None:
+            same = [m for m in movies if m.year == year]
+            if same:
+                return same[0], len(same) > 1
+        return (movies[0], len(movies) > 1) if movies else None
+
+    def fuzzy_keys(self, key: str, limit: int = 5, cutoff: float = 0.75) -> list[str]:
+        """Title keys close to key: trigram candidates, then edit similarity."""
+        grams = _trigrams(key)
+        counts: Counter[str] = Counter()
+        for g in grams:
+            for k in self.grams.get(g, ()):
+                counts[k] += 1
+        scored = []
+        for cand, shared in counts.most_common(50):
+            if shared < max(1, len(grams) // 3):
+                break
+            ratio = SequenceMatcher(None, key, cand).ratio()
+            if ratio >= cutoff:
+                scored.append((ratio, cand))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        return [c for _, c in scored[:limit]]
+
+    def resolve(self, text: str) -> Resolved | None:
+        """The catalog movie a person most likely meant, or None."""
+        raw = text.strip()
+        if not raw:
+            return None
+        title, year = split_title_year(raw)
+        key = lookup_key(title)
+        note = None
+        ids = self.titles.get(key)
+        if ids is None:
+            close = self.fuzzy_keys(key, limit=1)
+            if not close:
+                return None
+            ids = self.titles[close[0]]
+            note = "closest title match"
+        best = self._best(ids, year)
+        if best is None:
+            return None
+        movie, ambiguous = best
+        if year is not None and movie.year != year:
+            note = f"no {year} release in the catalog; took {movie.year}"
+        elif ambiguous and note is None:
+            note = "several movies have this title; took the most popular"
+        return Resolved(input=text, id=movie.id, title=movie.title, year=movie.year, note=note)
+
+    def search(self, text: str, limit: int = 10) -> list[Movie]:
+        """Autocomplete: titles starting with the text, then word-prefix and typo matches."""
+        title, year = split_title_year(text)
+        key = lookup_key(title)
+        if not key:
+            return []
+        found: list[Movie] = []
+        seen: set[int] = set()
+
+        def add_key(k: str) -> None:
+            for i in self.titles[k]:
+                m = self.by_id.get(i)
+                if m and i not in seen and (year is None or m.year == year):
+                    seen.add(i)
+                    found.append(m)
+
+        start = bisect.bisect_left(self.keys, key)
+        prefix = []
+        for k in self.keys[start:]:
+            if not k.startswith(key) or len(prefix) >= limit * 4:
+                break
+            prefix.append(k)
+        prefix.sort(key=lambda k: -max(self.by_id[i].vote_count for i in self.titles[k] if i in self.by_id))
+        for k in prefix:
+            add_key(k)
+        if len(found) < limit and len(key) >= 3:
+            # A word inside the title ("godfather" -> "The Godfather: Part II").
+            words = [k for k in self.grams.get(key[:3], ()) if f" {key}" in f" {k}"]
+            words.sort(key=lambda k: -max(self.by_id[i].vote_count for i in self.titles[k] if i in self.by_id))
+            for k in words[: limit * 2]:
+                add_key(k)
+        if len(found) < limit and len(key) >= 4:
+            for k in self.fuzzy_keys(key, limit=limit):
+                add_key(k)
+        return found[:limit]

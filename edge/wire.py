@@ -1,0 +1,93 @@
+"""Request and response bodies of the edge HTTP API (the contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from edge.ranking import Filters
+
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class RecommendRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    liked: Annotated[list[Title], msgspec.Meta(max_length=50)] = []
+    liked_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=0)]], msgspec.Meta(max_length=50)] = []
+    query: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    k: Annotated[int, msgspec.Meta(ge=1, le=50)] = 5
+    filters: Filters = Filters()
+    explain: bool = True
+    stream: bool = False
+
+
+class MovieOut(msgspec.Struct, kw_only=True):
+    id: int
+    title: str
+    year: int | None
+    genres: list[str]
+
+
+class MovieDetail(MovieOut, kw_only=True):
+    overview: str
+    keywords: list[str]
+    director: str | None
+    cast: list[str]
+    rating: float
+    votes: int
+
+
+class SearchHit(MovieOut, kw_only=True):
+    score: float
+
+
+class Recommendation(MovieOut, kw_only=True):
+    score: float
+    reason: str
+
+
+class ResolvedLiked(msgspec.Struct, kw_only=True):
+    input: str
+    id: int
+    title: str
+    year: int | None
+    note: str | None = None
+
+
+class Timings(msgspec.Struct, kw_only=True):
+    embed: float | None = None
+    search: float | None = None
+    llm_first_token: float | None = None
+    llm_total: float | None = None
+    total: float | None = None
+
+
+class RecommendResponse(msgspec.Struct, kw_only=True):
+    recommendations: list[Recommendation]
+    resolved_liked: list[ResolvedLiked]
+    unresolved_liked: list[str]
+    explanation: str | None
+    degraded: bool
+    model: str | None
+    timings_ms: Timings
+    degraded_reason: str | None = None
+    dropped_titles: list[str] = []
+    index_version: str | None = None
+
+
+class SearchResponse(msgspec.Struct, kw_only=True):
+    results: list[SearchHit]
+    timings_ms: Timings
+
+
+class MoviesResponse(msgspec.Struct, kw_only=True):
+    results: list[MovieOut]
+
+
+class ErrorBody(msgspec.Struct):
+    type: str
+    message: str
+
+
+class ErrorResponse(msgspec.Struct):
+    error: ErrorBody

