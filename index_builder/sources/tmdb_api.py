@@ -318,7 +318,9 @@ def _load_checkpoint(path: Path, settings: TmdbSettings) -> _Checkpoint:
         )
     if state.query != query:
         diff = ", ".join(
-            f"{k} {state.query.get(k)!r} -> {v!r}" for k, v in query.items() if state.query.get(k) != v
+            f"{k} {state.query.get(k)!r} -> {v!r}"
+            for k, v in query.items()
+            if state.query.get(k) != v
         )
         raise TmdbCheckpointError(
             f"TMDB checkpoint {path} was written for a different query ({diff}); "
@@ -393,7 +395,9 @@ def iter_tmdb_api(
     `TmdbUnavailableError` when retries run out, `TmdbCheckpointError` for a foreign checkpoint.
     """
     checkpoint = Path(checkpoint)
-    state = _Checkpoint(query=_query_of(settings)) if fresh else _load_checkpoint(checkpoint, settings)
+    state = (
+        _Checkpoint(query=_query_of(settings)) if fresh else _load_checkpoint(checkpoint, settings)
+    )
     writer = _CheckpointWriter(checkpoint, state, settings.checkpoint_every)
     if fresh:
         writer.note()

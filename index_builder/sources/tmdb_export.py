@@ -161,10 +161,7 @@ def _names(value: Any, field: str) -> list[str]:
     if isinstance(value, list):
         out: list[str] = []
         for item in value:
-            if isinstance(item, dict):
-                name = item.get("name")
-            else:
-                name = item
+            name = item.get("name") if isinstance(item, dict) else item
             if isinstance(name, str) and name.strip():
                 out.append(name.strip())
             elif field == "genres" and isinstance(name, int) and name in TMDB_GENRES:
@@ -241,7 +238,9 @@ def movie_from_tmdb(record: Mapping[str, Any]) -> Movie:
         genres=_dedupe(_names(genres, "genres")),
         overview=overview.strip() if isinstance(overview, str) else "",
         keywords=_dedupe(k.lower() for k in _names(record.get("keywords"), "keywords")),
-        director=_director(credits if credits is not None else record.get("crew"), record.get("director")),
+        director=_director(
+            credits if credits is not None else record.get("crew"), record.get("director")
+        ),
         cast=_cast(credits if credits is not None else record.get("cast")),
         popularity=_parse_float(record.get("popularity"), "popularity"),
         vote_average=_parse_float(record.get("vote_average"), "vote_average", 0.0, 10.0),
@@ -362,4 +361,3 @@ def iter_tmdb_export(path: Path, stats: SourceStats) -> Iterator[Movie]:
         seen.add(movie.id)
         stats.yielded += 1
         yield movie
-
