@@ -1,0 +1,75 @@
+"""Sampling options and the one sampler every engine uses, on the engine's logits with numpy.
+
+Sampling here rather than inside each engine keeps `seed`, `top_k`, `top_p` and the repetition
+penalty meaning exactly the same whichever engine runs; greedy decoding is a plain argmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+
+
+class SamplingOptions(msgspec.Struct, kw_only=True, frozen=True):
+    """How to pick each next token and when to stop, for one generation."""
+
+    max_tokens: int
+    temperature: float = 1.0  # 0: greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0: no limit
+    repetition_penalty: float = 1.0  # 1: off; >1 discourages tokens seen in the last window
+    repeat_last_n: int = 64
+    seed: int | None = None
+    end_ids: frozenset[int] = frozenset()  # generation stops after yielding one of these
+    ignore_eos: bool = False  # never pick an end id (fixed-length runs for benchmarks)
+    cache_prompt: bool = True  # reuse the engine's cached prefix
+
+
+class Sampler:
+    """Picks tokens for one generation; owns its random generator so `seed` is reproducible."""
+
+    def __init__(self, opts: SamplingOptions):
+        self.opts = opts
+        self._rng = np.random.default_rng(opts.seed)
+        self._greedy = opts.temperature <= 0.0 or opts.top_k == 1
+        self._banned = np.fromiter(opts.end_ids, dtype=np.int64) if opts.ignore_eos else None
+
+    def sample(self, logits: np.ndarray, recent: Sequence[int]) -> int:
+        """Next token id from the last position's logits (not modified) and the tokens so far."""
+        opts = self.opts
+        penalize = opts.repetition_penalty != 1.0 and opts.repeat_last_n > 0 and len(recent) > 0
+        if penalize or self._banned is not None:
+            logits = np.array(logits, dtype=np.float32, copy=True)
+            if penalize:
+                seen = np.unique(np.asarray(recent[-opts.repeat_last_n :], dtype=np.int64))
+                seen = seen[(seen >= 0) & (seen < logits.shape[0])]
+                vals = logits[seen]
+                # The CTRL/llama.cpp rule: shrink positive logits, push negative ones further down.
+                logits[seen] = np.where(
+                    vals > 0, vals / opts.repetition_penalty, vals * opts.repetition_penalty
+                )
+            if self._banned is not None and self._banned.size:
+                logits[self._banned[self._banned < logits.shape[0]]] = -np.inf
+        if self._greedy:
+            return int(np.argmax(logits))
+        return self._sample_random(logits)
+
+    def _sample_random(self, logits: np.ndarray) -> int:
+        opts = self.opts
+        n = logits.shape[0]
+        if 0 < opts.top_k < n:
+            idx = np.argpartition(logits, n - opts.top_k)[n - opts.top_k :]
+        else:
+            idx = np.arange(n)
+        scaled = logits[idx].astype(np.float64) / opts.temperature
+        order = np.argsort(-scaled, kind="stable")
+        idx, scaled = idx[order], scaled[order]
+        probs = np.exp(scaled - scaled[0])
+        probs /= probs.sum()
+        if opts.top_p < 1.0:
+            # Keep the smallest head whose mass reaches top_p (always at least one token).
+            keep = int(np.searchsorted(np.cumsum(probs), opts.top_p) + 1)
+            idx, probs = idx[:keep], probs[:keep] / probs[:keep].sum()
+        return int(idx[self._rng.choice(len(idx), p=probs)])

