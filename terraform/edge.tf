@@ -79,10 +79,11 @@ resource "linode_firewall" "edge" {
 resource "linode_instance" "edge" {
   for_each = toset(var.edge_regions)
 
-  label           = "${var.project}-edge-${each.key}"
-  region          = each.key
-  type            = var.edge_instance_type
-  image           = var.os_image
+  label  = "${var.project}-edge-${each.key}"
+  region = each.key
+  type   = var.edge_instance_type
+  image  = var.os_image
+  # checkov:skip=CKV_LIN_2: keys are optional by design: SSH is closed at the firewall unless admin_cidrs is set, a precondition then requires a key, and cloud-init turns password SSH off.
   authorized_keys = var.ssh_authorized_keys
   firewall_id     = linode_firewall.edge.id
   booted          = true
@@ -93,6 +94,11 @@ resource "linode_instance" "edge" {
   }
 
   lifecycle {
+    precondition {
+      condition     = length(var.admin_cidrs) == 0 || length(var.ssh_authorized_keys) > 0
+      error_message = "admin_cidrs opens SSH, so ssh_authorized_keys needs at least one key (password login is disabled)."
+    }
+
     precondition {
       condition     = alltrue([for r, h in var.edge_hostnames : contains(var.edge_regions, r)])
       error_message = "Every key of edge_hostnames must be one of edge_regions."

@@ -5,10 +5,11 @@
 resource "linode_instance" "model" {
   for_each = local.model_servers
 
-  label           = "${var.project}-model-${each.key}"
-  region          = each.value.region
-  type            = var.model_instance_type
-  image           = var.os_image
+  label  = "${var.project}-model-${each.key}"
+  region = each.value.region
+  type   = var.model_instance_type
+  image  = var.os_image
+  # checkov:skip=CKV_LIN_2: keys are optional by design: SSH is closed at the firewall unless admin_cidrs is set, a precondition then requires a key, and cloud-init turns password SSH off.
   authorized_keys = var.ssh_authorized_keys
   # NodeBalancers reach their backends on the region's private network.
   private_ip = true
@@ -20,6 +21,11 @@ resource "linode_instance" "model" {
   }
 
   lifecycle {
+    precondition {
+      condition     = length(var.admin_cidrs) == 0 || length(var.ssh_authorized_keys) > 0
+      error_message = "admin_cidrs opens SSH, so ssh_authorized_keys needs at least one key (password login is disabled)."
+    }
+
     precondition {
       condition     = (var.model_gguf_url == "") == (var.model_gguf_sha256 == "")
       error_message = "Set model_gguf_url and model_gguf_sha256 together (a fetched GGUF is always verified), or neither to serve the embedded SmolLM2-135M."
