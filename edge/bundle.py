@@ -26,7 +26,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from edge.catalog import Movie, lookup_key
+from edge.catalog import Movie, display_title, lookup_key
 from edge.embedder import sha256_file
 
 FORMAT = "moviemind-bundle"
@@ -89,11 +89,24 @@ def new_version() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
 
 
+def title_keys(title: str) -> set[str]:
+    """Every key a title is found by: the whole, and for "Amelie (Fabuleux destin d'Amélie
+    Poulain, Le)" also the main title and the alternate one."""
+    keys = {lookup_key(title)}
+    main, sep, rest = title.partition(" (")
+    if sep and rest.endswith(")"):
+        keys.add(lookup_key(main))
+        keys.add(lookup_key(display_title(rest[:-1])))
+    keys.discard("")
+    return keys
+
+
 def build_title_table(movies: Sequence[Movie]) -> dict[str, list[int]]:
     """lookup_key -> ids, most popular first, so an ambiguous title resolves to the best known."""
     table: dict[str, list[Movie]] = {}
     for m in movies:
-        table.setdefault(lookup_key(m.title), []).append(m)
+        for k in title_keys(m.title):
+            table.setdefault(k, []).append(m)
     return {
         k: [m.id for m in sorted(v, key=lambda m: (-m.vote_count, -m.popularity, m.id))]
         for k, v in table.items()

@@ -13,6 +13,11 @@ from typing import Literal
 import msgspec
 import numpy as np
 
+# Imported here, not lazily: onnxruntime's first import segfaults when it happens in a worker
+# thread (the edge loads indexes in one), so it must happen in the importing thread.
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
 Variant = Literal["fp32", "int8"]
 MANIFEST_NAME = "manifest.json"
 
@@ -69,9 +74,6 @@ class Embedder:
         threads: int = 1,
         verify: bool = False,
     ) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
         self.model_dir = Path(model_dir)
         self.manifest = read_manifest(self.model_dir)
         if variant not in self.manifest.variants:

@@ -16,8 +16,8 @@ class RankingSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Weights of the blended score; each is an edge setting (MOVIEMIND_EDGE_RANK_*)."""
 
     w_similarity: float = 1.0
-    w_quality: float = 0.1
-    w_popularity: float = 0.1
+    w_quality: float = 0.2
+    w_popularity: float = 0.3
     # Bayesian average: a movie's rating is pulled toward the catalog mean by this many votes.
     bayes_votes: float = 20.0
     # Weight of the free-text query against the liked movies in the taste profile.

@@ -21,6 +21,17 @@ class Resolved(msgspec.Struct, frozen=True):
     note: str | None = None
 
 
+_ARTICLES = ("the ", "a ", "an ")
+
+
+def _bare(key: str) -> str:
+    """The key without a leading article: people type "godfather" for "The Godfather"."""
+    for art in _ARTICLES:
+        if key.startswith(art):
+            return key[len(art) :]
+    return key
+
+
 def _trigrams(key: str) -> set[str]:
     padded = f"  {key} "
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
@@ -58,7 +69,10 @@ class TitleIndex:
         for cand, shared in counts.most_common(50):
             if shared < max(1, len(grams) // 3):
                 break
-            ratio = SequenceMatcher(None, key, cand).ratio()
+            ratio = max(
+                SequenceMatcher(None, key, cand).ratio(),
+                SequenceMatcher(None, _bare(key), _bare(cand)).ratio(),
+            )
             if ratio >= cutoff:
                 scored.append((ratio, cand))
         scored.sort(key=lambda t: (-t[0], t[1]))
@@ -72,7 +86,12 @@ class TitleIndex:
         title, year = split_title_year(raw)
         key = lookup_key(title)
         note = None
-        ids = self.titles.get(key)
+        ids = self.titles.get(key) or self.titles.get("the " + key)
+        if ids is None:
+            prefixed = self._prefix_keys(key, 1)
+            if prefixed:
+                ids = self.titles[prefixed[0]]
+                note = "completed a partial title"
         if ids is None:
             close = self.fuzzy_keys(key, limit=1)
             if not close:
@@ -88,6 +107,20 @@ class TitleIndex:
         elif ambiguous and note is None:
             note = "several movies have this title; took the most popular"
         return Resolved(input=text, id=movie.id, title=movie.title, year=movie.year, note=note)
+
+    def _popularity(self, key: str) -> int:
+        return max((self.by_id[i].vote_count for i in self.titles[key] if i in self.by_id), default=0)
+
+    def _prefix_keys(self, key: str, limit: int) -> list[str]:
+        """Keys that start with key (whole words first), most popular first."""
+        start = bisect.bisect_left(self.keys, key)
+        found = []
+        for k in self.keys[start : start + 2000]:
+            if not k.startswith(key):
+                break
+            found.append(k)
+        found.sort(key=lambda k: (not k[len(key) : len(key) + 1] in ("", " "), -self._popularity(k)))
+        return found[:limit]
 
     def search(self, text: str, limit: int = 10) -> list[Movie]:
         """Autocomplete: titles starting with the text, then word-prefix and typo matches."""
@@ -105,19 +138,12 @@ class TitleIndex:
                     seen.add(i)
                     found.append(m)
 
-        start = bisect.bisect_left(self.keys, key)
-        prefix = []
-        for k in self.keys[start:]:
-            if not k.startswith(key) or len(prefix) >= limit * 4:
-                break
-            prefix.append(k)
-        prefix.sort(key=lambda k: -max(self.by_id[i].vote_count for i in self.titles[k] if i in self.by_id))
-        for k in prefix:
+        for k in self._prefix_keys(key, limit * 4):
             add_key(k)
         if len(found) < limit and len(key) >= 3:
             # A word inside the title ("godfather" -> "The Godfather: Part II").
             words = [k for k in self.grams.get(key[:3], ()) if f" {key}" in f" {k}"]
-            words.sort(key=lambda k: -max(self.by_id[i].vote_count for i in self.titles[k] if i in self.by_id))
+            words.sort(key=lambda k: -self._popularity(k))
             for k in words[: limit * 2]:
                 add_key(k)
         if len(found) < limit and len(key) >= 4:

@@ -51,7 +51,7 @@ def run_eval(index_dir: Path, *, min_liked: int = 5, max_users: int = 0, seed: i
     all_ids = [m.id for m in bundle.movies]
     by_popularity = [m.id for m in sorted(bundle.movies, key=lambda m: (-m.vote_count, m.id))]
     # Liked histories are long; the most recent ones say most about what comes next.
-    recent = 20
+    recent = 10
 
     def random_method(hist: list[int], rated: set[int]) -> list[int]:
         out: list[int] = []
@@ -79,7 +79,7 @@ def run_eval(index_dir: Path, *, min_liked: int = 5, max_users: int = 0, seed: i
         "most popular": popular,
         "similarity only": ranked_with(RankingSettings(w_quality=0.0, w_popularity=0.0)),
         "blended (edge default)": ranked_with(RankingSettings()),
-        "blended, popularity 0.3": ranked_with(RankingSettings(w_popularity=0.3)),
+        "blended, popularity 1.0": ranked_with(RankingSettings(w_popularity=1.0)),
     }
     results: dict[str, tuple[float, float]] = {}
     log(f"users with >= {min_liked} liked movies (rating >= 4): {len(users)}; catalog {len(bundle)}")

