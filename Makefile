@@ -15,7 +15,7 @@ help:
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh full
-	touch $@
+	touch $@ $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh demo

@@ -23,8 +23,18 @@ def main() -> None:
     from edge.app import create_app
 
     app = create_app(settings)
-    print(f"moviemind edge on http://{settings.host}:{settings.port}/ (index {settings.index}, upstreams {', '.join(settings.upstream.urls)})", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False, timeout_graceful_shutdown=5)
+    print(
+        f"moviemind edge on http://{settings.host}:{settings.port}/ (index {settings.index}, upstreams {', '.join(settings.upstream.urls)})",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 if __name__ == "__main__":

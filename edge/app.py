@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -24,14 +25,30 @@ from edge.metrics import EdgeMetrics
 from edge.protection import ApiKeyGuard, RateLimiter
 from edge.service import ApiError, Recommender, movie_out
 from edge.settings import EdgeSettings
-from edge.upstream import StreamStarted, TokenDelta, UpstreamBroken, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
-from edge.wire import ErrorBody, ErrorResponse, MovieDetail, MoviesResponse, RecommendRequest, RecommendResponse, SearchResponse
+from edge.upstream import (
+    StreamStarted,
+    TokenDelta,
+    UpstreamBroken,
+    UpstreamPool,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from edge.wire import (
+    ErrorBody,
+    ErrorResponse,
+    MovieDetail,
+    MoviesResponse,
+    RecommendRequest,
+    SearchResponse,
+)
 
 log = logging.getLogger("moviemind.edge")
 STATIC = Path(__file__).parent / "static"
 
 
-def error_response(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, type_: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
         msgspec.json.encode(ErrorResponse(ErrorBody(type_, message))),
         status_code=status,
@@ -73,7 +90,9 @@ def _on_http_error(_: Request, exc: HTTPException) -> Response:
     if status >= 500:
         log.error("HTTP %s: %s", status, exc.detail)
         return error_response(status, "internal_error", "internal error")
-    return error_response(status, _HTTP_TYPES.get(status, "http_error"), str(exc.detail), dict(exc.headers or {}))
+    return error_response(
+        status, _HTTP_TYPES.get(status, "http_error"), str(exc.detail), dict(exc.headers or {})
+    )
 
 
 def _on_unexpected(_: Request, exc: Exception) -> Response:
@@ -88,7 +107,13 @@ def sse(event: str, data: Any) -> bytes:
 class EdgeState:
     """What the handlers share: settings, the index store, the recommender, metrics."""
 
-    def __init__(self, settings: EdgeSettings, store: IndexStore, recommender: Recommender, metrics: EdgeMetrics) -> None:
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        store: IndexStore,
+        recommender: Recommender,
+        metrics: EdgeMetrics,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.recommender = recommender
@@ -97,11 +122,15 @@ class EdgeState:
     def snapshot(self) -> Snapshot:
         snap = self.store.current
         if snap is None:
-            raise ApiError(503, "not_ready", "no index loaded yet: " + (self.store.last_error or "loading"))
+            raise ApiError(
+                503, "not_ready", "no index loaded yet: " + (self.store.last_error or "loading")
+            )
         return snap
 
 
-def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstream: UpstreamPool | None = None) -> Litestar:
+def create_app(
+    settings: EdgeSettings, *, store: IndexStore | None = None, upstream: UpstreamPool | None = None
+) -> Litestar:
     """Build the Litestar app; the index loads in the background at start-up."""
     metrics = EdgeMetrics()
     store = store or IndexStore(
@@ -112,7 +141,10 @@ def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstr
         embed_threads=settings.embed_threads,
         bayes_votes=settings.ranking.bayes_votes,
     )
-    store.on_result = lambda result: (metrics.index_reloads.labels(result).inc(), store.current and metrics.index_movies.set(len(store.current.bundle)))
+    store.on_result = lambda result: (
+        metrics.index_reloads.labels(result).inc(),
+        store.current and metrics.index_movies.set(len(store.current.bundle)),
+    )
     pool = upstream or UpstreamPool(settings.upstream, metrics)
     state = EdgeState(settings, store, Recommender(settings, pool, metrics), metrics)
     tasks: list[asyncio.Task] = []
@@ -124,7 +156,11 @@ def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstr
         if not data.stream:
             result = await state.recommender.recommend(prepared)
             return Response(msgspec.json.encode(result), media_type="application/json")
-        return Stream(_stream(prepared), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return Stream(
+            _stream(prepared),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     async def _stream(p) -> AsyncIterator[bytes]:
         rec = state.recommender
@@ -156,17 +192,35 @@ def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstr
                 result = rec.finish(p, "".join(parts), model=model)
             except UpstreamBroken as exc:
                 p.timings.llm_total = round((time.perf_counter() - t0) * 1000, 3)
-                yield sse("error", {"type": "upstream_broken", "message": "the model server stopped mid-answer; completing from the catalog"})
-                result = rec.finish(p, exc.partial_text or "".join(parts), degraded_reason="upstream_broken: the model stopped mid-answer", model=model)
+                yield sse(
+                    "error",
+                    {
+                        "type": "upstream_broken",
+                        "message": "the model server stopped mid-answer; completing from the catalog",
+                    },
+                )
+                result = rec.finish(
+                    p,
+                    exc.partial_text or "".join(parts),
+                    degraded_reason="upstream_broken: the model stopped mid-answer",
+                    model=model,
+                )
             except UpstreamTimeout:
-                result = rec.finish(p, None, degraded_reason="upstream_timeout: no model answered in time")
+                result = rec.finish(
+                    p, None, degraded_reason="upstream_timeout: no model answered in time"
+                )
             except UpstreamUnavailable:
-                result = rec.finish(p, None, degraded_reason="upstream_unavailable: no model server could answer")
+                result = rec.finish(
+                    p, None, degraded_reason="upstream_unavailable: no model server could answer"
+                )
         yield sse("recommendations", result)
         yield sse("done", {"timings_ms": result.timings_ms, "degraded": result.degraded})
 
     @get("/v1/search", summary="Semantic search over the catalog")
-    async def search(q: Annotated[str, Parameter(min_length=1, max_length=500)], k: Annotated[int, Parameter(ge=1, le=100)] = 10) -> SearchResponse:
+    async def search(
+        q: Annotated[str, Parameter(min_length=1, max_length=500)],
+        k: Annotated[int, Parameter(ge=1, le=100)] = 10,
+    ) -> SearchResponse:
         snap = state.snapshot()
         results, timings = state.recommender.search(snap, q, k)
         return SearchResponse(results=results, timings_ms=timings)
@@ -179,13 +233,23 @@ def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstr
             raise ApiError(404, "not_found", f"no movie with id {movie_id} in the catalog")
         row = snap.bundle.row_of[movie_id]
         return MovieDetail(
-            id=m.id, title=m.title, year=m.year, genres=list(m.genres), overview=m.overview,
-            keywords=list(m.keywords), director=m.director, cast=list(m.cast),
-            rating=round(float(snap.priors.bayes_rating[row]), 2), votes=m.vote_count,
+            id=m.id,
+            title=m.title,
+            year=m.year,
+            genres=list(m.genres),
+            overview=m.overview,
+            keywords=list(m.keywords),
+            director=m.director,
+            cast=list(m.cast),
+            rating=round(float(snap.priors.bayes_rating[row]), 2),
+            votes=m.vote_count,
         )
 
     @get("/v1/movies", summary="Title lookup (autocomplete)")
-    async def movies(title: Annotated[str, Parameter(min_length=1, max_length=200)], limit: Annotated[int, Parameter(ge=1, le=50)] = 10) -> MoviesResponse:
+    async def movies(
+        title: Annotated[str, Parameter(min_length=1, max_length=200)],
+        limit: Annotated[int, Parameter(ge=1, le=50)] = 10,
+    ) -> MoviesResponse:
         snap = state.snapshot()
         return MoviesResponse(results=[movie_out(m) for m in snap.titles.search(title, limit)])
 
@@ -203,7 +267,11 @@ def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstr
             "index_error": state.store.last_error,
             "upstreams": state.recommender.upstream.status(),
         }
-        return Response(msgspec.json.encode(body), status_code=200 if snap else 503, media_type="application/json")
+        return Response(
+            msgspec.json.encode(body),
+            status_code=200 if snap else 503,
+            media_type="application/json",
+        )
 
     @get("/metrics", include_in_schema=False)
     async def metrics_route() -> Response:
@@ -211,7 +279,9 @@ def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstr
 
     @get("/", include_in_schema=False)
     async def index_page() -> File:
-        return File(STATIC / "index.html", content_disposition_type="inline", media_type="text/html")
+        return File(
+            STATIC / "index.html", content_disposition_type="inline", media_type="text/html"
+        )
 
     @get("/static/{name:str}", include_in_schema=False)
     async def static(name: str) -> File:
@@ -233,10 +303,11 @@ def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstr
         tasks.append(asyncio.create_task(refresh_now()))
         tasks.append(asyncio.create_task(poll()))
         loop = asyncio.get_running_loop()
-        try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: tasks.append(asyncio.create_task(refresh_now())))
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (tests) or no signals on this platform
+        # Not possible off the main thread (embedded in tests) or on platforms without SIGHUP.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: tasks.append(asyncio.create_task(refresh_now()))
+            )
 
     async def on_shutdown() -> None:
         for t in tasks:
@@ -244,11 +315,27 @@ def create_app(settings: EdgeSettings, *, store: IndexStore | None = None, upstr
         await pool.aclose()
 
     app = Litestar(
-        route_handlers=[recommend, search, movie, movies, healthz, readyz, metrics_route, index_page, static],
+        route_handlers=[
+            recommend,
+            search,
+            movie,
+            movies,
+            healthz,
+            readyz,
+            metrics_route,
+            index_page,
+            static,
+        ],
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
-        exception_handlers={ApiError: _on_api_error, HTTPException: _on_http_error, Exception: _on_unexpected},
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        exception_handlers={
+            ApiError: _on_api_error,
+            HTTPException: _on_http_error,
+            Exception: _on_unexpected,
+        },
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
+        if settings.cors_origins
+        else None,
         openapi_config=OpenAPIConfig(title="moviemind edge", version="1", path="/schema"),
         middleware=[lambda app: protect(app, state)],
         request_max_body_size=settings.max_body_bytes,
@@ -284,17 +371,36 @@ def protect(app: ASGIApp, state: EdgeState) -> ASGIApp:
             if path not in open_paths and not path.startswith(("/static/", "/schema")):
                 headers = dict(scope.get("headers") or [])
                 if not guard.allows(headers):
-                    await error_response(401, "unauthorized", "missing or wrong API key (X-API-Key or Authorization: Bearer)")(scope, receive, send_wrapper)
+                    await error_response(
+                        401,
+                        "unauthorized",
+                        "missing or wrong API key (X-API-Key or Authorization: Bearer)",
+                    )(scope, receive, send_wrapper)
                     return
                 client = (scope.get("client") or ("?", 0))[0]
                 retry = limiter.check(client)
                 if retry is not None:
                     state.metrics.rate_limited.inc()
-                    await error_response(429, "rate_limited", "too many requests from this client", {"Retry-After": str(retry)})(scope, receive, send_wrapper)
+                    await error_response(
+                        429,
+                        "rate_limited",
+                        "too many requests from this client",
+                        {"Retry-After": str(retry)},
+                    )(scope, receive, send_wrapper)
                     return
             await app(scope, receive, send_wrapper)
         finally:
-            known = route in {"/", "/healthz", "/readyz", "/metrics", "/static", "/v1/recommend", "/v1/search", "/v1/movies", "/v1/movies/{id}"} or route.startswith("/schema")
+            known = route in {
+                "/",
+                "/healthz",
+                "/readyz",
+                "/metrics",
+                "/static",
+                "/v1/recommend",
+                "/v1/search",
+                "/v1/movies",
+                "/v1/movies/{id}",
+            } or route.startswith("/schema")
             label = route if known else "other"
             state.metrics.latency.labels(label).observe(time.perf_counter() - start)
             state.metrics.requests.labels(label, str(status_holder["status"])).inc()

@@ -85,7 +85,9 @@ class Embedder:
         tok_file = self.model_dir / self.manifest.tokenizer
         for f in (model_file, tok_file):
             if not f.is_file():
-                raise EmbedderError(f"embedder file missing: {f}; re-run `python -m index_builder models`")
+                raise EmbedderError(
+                    f"embedder file missing: {f}; re-run `python -m index_builder models`"
+                )
         self.model_sha256 = self.manifest.files.get(model_file.name, "")
         if verify and sha256_file(model_file) != self.model_sha256:
             raise EmbedderError(f"{model_file} does not match the sha256 in its manifest")

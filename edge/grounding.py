@@ -29,7 +29,9 @@ class Grounded(msgspec.Struct):
     dropped: list[str]
 
 
-def _match(title: str, year: int | None, candidates: Sequence[Movie], keys: list[str]) -> int | None:
+def _match(
+    title: str, year: int | None, candidates: Sequence[Movie], keys: list[str]
+) -> int | None:
     key = lookup_key(title)
     if not key:
         return None
@@ -50,7 +52,9 @@ def parse_line(line: str) -> tuple[int | None, str, int | None, str] | None:
     m = _LINE.match(line)
     if not m:
         # A bare "[3] Title (Year)" line with no reason.
-        bare = re.match(r"^\s*(?:\d{1,2}[.)]\s*)?\[(\d{1,3})\]\s*(.+?)\s*(?:\((\d{4})\))?\s*$", line)
+        bare = re.match(
+            r"^\s*(?:\d{1,2}[.)]\s*)?\[(\d{1,3})\]\s*(.+?)\s*(?:\((\d{4})\))?\s*$", line
+        )
         if not bare:
             return None
         return int(bare.group(1)), bare.group(2), int(bare.group(3)) if bare.group(3) else None, ""
@@ -59,7 +63,9 @@ def parse_line(line: str) -> tuple[int | None, str, int | None, str] | None:
     return num, m.group("title").strip(" *\"'"), year, m.group("reason").strip()
 
 
-def ground(text: str, candidates: Sequence[Movie], k: int, exclude: set[int] = frozenset()) -> Grounded:
+def ground(
+    text: str, candidates: Sequence[Movie], k: int, exclude: set[int] = frozenset()
+) -> Grounded:
     """Picks in the model's order, only candidates, then retrieval order until there are k."""
     keys = [lookup_key(m.title) for m in candidates]
     picks: list[Pick] = []

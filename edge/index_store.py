@@ -64,7 +64,9 @@ class IndexStore:
 
     def _embedder(self, variant: str) -> Embedder:
         if variant not in self._embedders:
-            self._embedders[variant] = Embedder(self.model_dir, variant=variant, threads=self.embed_threads)  # type: ignore[arg-type]
+            self._embedders[variant] = Embedder(
+                self.model_dir, variant=variant, threads=self.embed_threads
+            )  # type: ignore[arg-type]
         return self._embedders[variant]
 
     def _locate(self) -> tuple[str, Path] | None:
@@ -98,7 +100,9 @@ class IndexStore:
                 return False
             except Exception as exc:  # a storage client error must not kill the poller
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("index refresh failed, still serving the previous one: %s", self.last_error)
+                log.error(
+                    "index refresh failed, still serving the previous one: %s", self.last_error
+                )
                 self.on_result("error")
                 return False
             old = self.current
@@ -123,4 +127,9 @@ class IndexStore:
                 f"{info.sha256[:12]}, but this edge's model is {embedder.model_sha256[:12]}; "
                 "rebuild the index or update the edge's models"
             )
-        return Snapshot(bundle, Priors(bundle.movies, self.bayes_votes), TitleIndex(bundle.movies, bundle.titles), embedder)
+        return Snapshot(
+            bundle,
+            Priors(bundle.movies, self.bayes_votes),
+            TitleIndex(bundle.movies, bundle.titles),
+            embedder,
+        )

@@ -11,27 +11,57 @@ _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 class EdgeMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("moviemind_edge_requests", "HTTP requests", ["route", "status"], registry=r)
-        self.latency = Histogram(
-            "moviemind_edge_request_seconds", "HTTP latency per route", ["route"], buckets=_FAST + _SLOW[4:], registry=r
+        self.requests = Counter(
+            "moviemind_edge_requests", "HTTP requests", ["route", "status"], registry=r
         )
-        self.embed = Histogram("moviemind_edge_embed_seconds", "query embedding time", buckets=_FAST, registry=r)
-        self.search = Histogram("moviemind_edge_search_seconds", "ANN search + ranking time", buckets=_FAST, registry=r)
+        self.latency = Histogram(
+            "moviemind_edge_request_seconds",
+            "HTTP latency per route",
+            ["route"],
+            buckets=_FAST + _SLOW[4:],
+            registry=r,
+        )
+        self.embed = Histogram(
+            "moviemind_edge_embed_seconds", "query embedding time", buckets=_FAST, registry=r
+        )
+        self.search = Histogram(
+            "moviemind_edge_search_seconds", "ANN search + ranking time", buckets=_FAST, registry=r
+        )
         self.first_token = Histogram(
-            "moviemind_edge_llm_first_token_seconds", "time to the model's first token", buckets=_SLOW, registry=r
+            "moviemind_edge_llm_first_token_seconds",
+            "time to the model's first token",
+            buckets=_SLOW,
+            registry=r,
         )
         self.upstream_failures = Counter(
-            "moviemind_edge_upstream_failures", "upstream attempts that failed", ["upstream", "reason"], registry=r
+            "moviemind_edge_upstream_failures",
+            "upstream attempts that failed",
+            ["upstream", "reason"],
+            registry=r,
         )
-        self.failovers = Counter("moviemind_edge_failovers", "requests moved to the next upstream", registry=r)
-        self.breaker_opens = Counter("moviemind_edge_breaker_opens", "circuit breaker openings", ["upstream"], registry=r)
-        self.degraded = Counter("moviemind_edge_degraded", "answers without the model", ["reason"], registry=r)
+        self.failovers = Counter(
+            "moviemind_edge_failovers", "requests moved to the next upstream", registry=r
+        )
+        self.breaker_opens = Counter(
+            "moviemind_edge_breaker_opens", "circuit breaker openings", ["upstream"], registry=r
+        )
+        self.degraded = Counter(
+            "moviemind_edge_degraded", "answers without the model", ["reason"], registry=r
+        )
         self.dropped_titles = Counter(
-            "moviemind_edge_dropped_titles", "titles in model answers that were not candidates", registry=r
+            "moviemind_edge_dropped_titles",
+            "titles in model answers that were not candidates",
+            registry=r,
         )
-        self.index_reloads = Counter("moviemind_edge_index_reloads", "index loads", ["result"], registry=r)
-        self.index_movies = Gauge("moviemind_edge_index_movies", "movies in the served index", registry=r)
-        self.rate_limited = Counter("moviemind_edge_rate_limited", "requests refused by the rate limit", registry=r)
+        self.index_reloads = Counter(
+            "moviemind_edge_index_reloads", "index loads", ["result"], registry=r
+        )
+        self.index_movies = Gauge(
+            "moviemind_edge_index_movies", "movies in the served index", registry=r
+        )
+        self.rate_limited = Counter(
+            "moviemind_edge_rate_limited", "requests refused by the rate limit", registry=r
+        )
 
     # The UpstreamMetrics callbacks the upstream pool reports through.
     def failover(self, url: str, reason: str) -> None:

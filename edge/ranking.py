@@ -42,6 +42,7 @@ class Filters(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 _NO_FILTERS = Filters()
+_DEFAULT_RANKING = RankingSettings()
 
 
 class Scored(msgspec.Struct, frozen=True):
@@ -75,7 +76,10 @@ def taste_profile(
     """Unit vector of the liked movies' centroid blended with the free-text query."""
     parts = []
     if len(liked_vectors):
-        parts.append((1.0 - w_query if query_vector is not None else 1.0) * _norm(np.mean(liked_vectors, axis=0)))
+        parts.append(
+            (1.0 - w_query if query_vector is not None else 1.0)
+            * _norm(np.mean(liked_vectors, axis=0))
+        )
     if query_vector is not None:
         parts.append((w_query if len(liked_vectors) else 1.0) * _norm(query_vector))
     if not parts:
@@ -104,7 +108,9 @@ def _nearest(bundle: Bundle, profile: np.ndarray, count: int) -> tuple[np.ndarra
         rows = np.argsort(-sims)[:count]
         return rows, sims[rows]
     matches = bundle.index.search(profile, count)
-    rows = np.fromiter((bundle.row_of[int(k)] for k in matches.keys), dtype=np.int64, count=len(matches.keys))
+    rows = np.fromiter(
+        (bundle.row_of[int(k)] for k in matches.keys), dtype=np.int64, count=len(matches.keys)
+    )
     # usearch reports cosine distance; similarities from the stored f32 vectors are exact.
     return rows, bundle.vectors[rows] @ profile
 
@@ -117,7 +123,7 @@ def rank(
     *,
     exclude: Iterable[int] = (),
     filters: Filters = _NO_FILTERS,
-    settings: RankingSettings = RankingSettings(),
+    settings: RankingSettings = _DEFAULT_RANKING,
 ) -> list[Scored]:
     """The k best candidates for a profile (or, without one, the best-rated that pass filters)."""
     excluded = set(exclude)
@@ -146,7 +152,13 @@ def rank(
             break
         count = min(n, count * 4)
     scored = [
-        (r, s, settings.w_similarity * s + settings.w_quality * float(priors.quality[r]) + settings.w_popularity * float(priors.popularity[r]))
+        (
+            r,
+            s,
+            settings.w_similarity * s
+            + settings.w_quality * float(priors.quality[r])
+            + settings.w_popularity * float(priors.popularity[r]),
+        )
         for r, s in keep
     ]
     scored.sort(key=lambda t: -t[2])
@@ -155,7 +167,9 @@ def rank(
     return [Scored(bundle.movies[r], s, sc) for r, s, sc in scored[:k]]
 
 
-def _mmr(bundle: Bundle, scored: list[tuple[int, float, float]], k: int, lam: float) -> list[tuple[int, float, float]]:
+def _mmr(
+    bundle: Bundle, scored: list[tuple[int, float, float]], k: int, lam: float
+) -> list[tuple[int, float, float]]:
     """Greedy maximal marginal relevance over the blended scores."""
     pool = scored[: max(k * 4, k)]
     chosen: list[tuple[int, float, float]] = []

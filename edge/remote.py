@@ -94,7 +94,9 @@ def read_latest(client, bucket: str, prefix: str) -> Latest | None:
     try:
         return msgspec.json.decode(body, type=Latest)
     except msgspec.DecodeError as exc:
-        raise BundleError(f"s3://{bucket}/{key(prefix, LATEST)} is not a valid pointer: {exc}") from exc
+        raise BundleError(
+            f"s3://{bucket}/{key(prefix, LATEST)} is not a valid pointer: {exc}"
+        ) from exc
 
 
 def download_bundle(client, bucket: str, prefix: str, latest: Latest, dest_root: Path) -> Path:
@@ -112,7 +114,9 @@ def download_bundle(client, bucket: str, prefix: str, latest: Latest, dest_root:
             raise BundleError(f"manifest of {latest.version} does not match latest.json's sha256")
         manifest: Manifest = decode_manifest(raw, f"s3://{bucket}/{prefix} {latest.version}")
         for name in manifest.files:
-            client.download_file(bucket, bundle_key(prefix, latest.version, name), str(stage / name))
+            client.download_file(
+                bucket, bundle_key(prefix, latest.version, name), str(stage / name)
+            )
         verify_files(stage, manifest)
         (stage / MANIFEST).write_bytes(raw)
         os.rename(stage, dest)

@@ -38,7 +38,9 @@ from edge.wire import (
 class ApiError(Exception):
     """An error with an HTTP status, a stable type and a message safe to show a client."""
 
-    def __init__(self, status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, type_: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.type = type_
@@ -74,11 +76,20 @@ def metadata_reason(m: Movie, liked: list[Movie], query: str, snapshot: Snapshot
     parts = []
     if liked:
         vec = snapshot.bundle.vector(m.id)
-        best = max(liked, key=lambda lm: float(snapshot.bundle.vector(lm.id) @ vec)) if vec is not None else liked[0]
+        best = (
+            max(liked, key=lambda lm: float(snapshot.bundle.vector(lm.id) @ vec))
+            if vec is not None
+            else liked[0]
+        )
         shared = [g for g in m.genres if g in best.genres]
-        parts.append(f"Close to {best.title}" + (f": also {', '.join(shared[:3]).lower()}" if shared else ""))
+        parts.append(
+            f"Close to {best.title}" + (f": also {', '.join(shared[:3]).lower()}" if shared else "")
+        )
     elif query:
-        parts.append(f"Matches \u201c{query[:60]}\u201d" + (f": {', '.join(m.genres[:3]).lower()}" if m.genres else ""))
+        parts.append(
+            f"Matches \u201c{query[:60]}\u201d"
+            + (f": {', '.join(m.genres[:3]).lower()}" if m.genres else "")
+        )
     if m.keywords:
         parts.append(", ".join(m.keywords[:3]))
     if m.vote_count:
@@ -89,7 +100,9 @@ def metadata_reason(m: Movie, liked: list[Movie], query: str, snapshot: Snapshot
 class Recommender:
     """The edge's request logic; `app.py` only maps HTTP onto it."""
 
-    def __init__(self, settings: EdgeSettings, upstream: UpstreamPool, metrics: EdgeMetrics) -> None:
+    def __init__(
+        self, settings: EdgeSettings, upstream: UpstreamPool, metrics: EdgeMetrics
+    ) -> None:
         self.settings = settings
         self.upstream = upstream
         self.metrics = metrics
@@ -117,7 +130,16 @@ class Recommender:
         t2 = time.perf_counter()
         self.metrics.embed.observe(t1 - t0)
         self.metrics.search.observe(t2 - t1)
-        out = [SearchHit(id=s.movie.id, title=s.movie.title, year=s.movie.year, genres=list(s.movie.genres), score=round(s.score, 4)) for s in hits]
+        out = [
+            SearchHit(
+                id=s.movie.id,
+                title=s.movie.title,
+                year=s.movie.year,
+                genres=list(s.movie.genres),
+                score=round(s.score, 4),
+            )
+            for s in hits
+        ]
         return out, Timings(embed=ms(t1 - t0), search=ms(t2 - t1), total=ms(t2 - t0))
 
     def prepare(self, snap: Snapshot, req: RecommendRequest) -> Prepared:
@@ -144,7 +166,9 @@ class Recommender:
                 m = snap.bundle.movie(r.id)
                 assert m is not None
                 liked.append(m)
-                resolved.append(ResolvedLiked(input=text, id=r.id, title=r.title, year=r.year, note=r.note))
+                resolved.append(
+                    ResolvedLiked(input=text, id=r.id, title=r.title, year=r.year, note=r.note)
+                )
         query = req.query.strip()
         if not liked and not query:
             if unresolved:
@@ -155,7 +179,11 @@ class Recommender:
                     + ", ".join(repr(u) for u in unresolved[:10])
                     + "; look titles up with GET /v1/movies?title=",
                 )
-            raise ApiError(422, "validation_error", "name at least one liked movie (liked or liked_ids) or a query")
+            raise ApiError(
+                422,
+                "validation_error",
+                "name at least one liked movie (liked or liked_ids) or a query",
+            )
         t0 = time.perf_counter()
         qvec = snap.embedder.embed_one(query) if query else None
         t1 = time.perf_counter()
@@ -163,7 +191,9 @@ class Recommender:
         rs: RankingSettings = self.settings.ranking
         profile = taste_profile(liked_vectors, qvec, rs.w_query)
         want = max(req.k, min(self.settings.candidates, req.k * 4)) if req.explain else req.k
-        ranked = rank(snap.bundle, snap.priors, profile, want, exclude=seen, filters=req.filters, settings=rs)
+        ranked = rank(
+            snap.bundle, snap.priors, profile, want, exclude=seen, filters=req.filters, settings=rs
+        )
         t2 = time.perf_counter()
         if query:
             self.metrics.embed.observe(t1 - t0)
@@ -171,12 +201,21 @@ class Recommender:
         if not ranked:
             raise ApiError(404, "no_candidates", "no movie in the catalog passes these filters")
         timings = Timings(embed=ms(t1 - t0) if query else 0.0, search=ms(t2 - t1))
-        return Prepared(snap, req, liked, resolved, unresolved, ranked, timings, started, liked_vectors)
+        return Prepared(
+            snap, req, liked, resolved, unresolved, ranked, timings, started, liked_vectors
+        )
 
     def _recommendation(self, p: Prepared, pick: Pick, scores: dict[int, float]) -> Recommendation:
         m = pick.movie
         reason = pick.reason or metadata_reason(m, p.liked, p.request.query.strip(), p.snapshot)
-        return Recommendation(id=m.id, title=m.title, year=m.year, genres=list(m.genres), score=round(scores.get(m.id, 0.0), 4), reason=reason)
+        return Recommendation(
+            id=m.id,
+            title=m.title,
+            year=m.year,
+            genres=list(m.genres),
+            score=round(scores.get(m.id, 0.0), 4),
+            reason=reason,
+        )
 
     def finish(
         self,
@@ -208,7 +247,9 @@ class Recommender:
             index_version=p.snapshot.version,
         )
 
-    async def ask_model(self, p: Prepared) -> AsyncIterator[StreamStarted | TokenDelta | StreamEnded]:
+    async def ask_model(
+        self, p: Prepared
+    ) -> AsyncIterator[StreamStarted | TokenDelta | StreamEnded]:
         """Stream the model's answer for a prepared request (raises Upstream* errors)."""
         counter = await self.token_counter()
         prompt = build_prompt(
@@ -220,7 +261,9 @@ class Recommender:
             self.settings.prompt_tokens,
         )
         max_tokens = min(self.settings.max_answer_tokens, 28 * p.request.k + 16)
-        async for event in self.upstream.stream_chat(prompt.messages, max_tokens=max_tokens, temperature=0.0, seed=1):
+        async for event in self.upstream.stream_chat(
+            prompt.messages, max_tokens=max_tokens, temperature=0.0, seed=1
+        ):
             yield event
 
     async def recommend(self, p: Prepared) -> RecommendResponse:
@@ -240,10 +283,19 @@ class Recommender:
                     parts.append(ev.text)
         except UpstreamBroken as exc:
             p.timings.llm_total = ms(time.perf_counter() - t0)
-            return self.finish(p, exc.partial_text, degraded_reason="upstream_broken: the model stopped mid-answer", model=model)
+            return self.finish(
+                p,
+                exc.partial_text,
+                degraded_reason="upstream_broken: the model stopped mid-answer",
+                model=model,
+            )
         except UpstreamTimeout:
-            return self.finish(p, None, degraded_reason="upstream_timeout: no model answered in time")
+            return self.finish(
+                p, None, degraded_reason="upstream_timeout: no model answered in time"
+            )
         except UpstreamUnavailable:
-            return self.finish(p, None, degraded_reason="upstream_unavailable: no model server could answer")
+            return self.finish(
+                p, None, degraded_reason="upstream_unavailable: no model server could answer"
+            )
         p.timings.llm_total = ms(time.perf_counter() - t0)
         return self.finish(p, "".join(parts), model=model)

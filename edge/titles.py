@@ -109,7 +109,9 @@ class TitleIndex:
         return Resolved(input=text, id=movie.id, title=movie.title, year=movie.year, note=note)
 
     def _popularity(self, key: str) -> int:
-        return max((self.by_id[i].vote_count for i in self.titles[key] if i in self.by_id), default=0)
+        return max(
+            (self.by_id[i].vote_count for i in self.titles[key] if i in self.by_id), default=0
+        )
 
     def _prefix_keys(self, key: str, limit: int) -> list[str]:
         """Keys that start with key (whole words first), most popular first."""
@@ -119,7 +121,9 @@ class TitleIndex:
             if not k.startswith(key):
                 break
             found.append(k)
-        found.sort(key=lambda k: (not k[len(key) : len(key) + 1] in ("", " "), -self._popularity(k)))
+        found.sort(
+            key=lambda k: (k[len(key) : len(key) + 1] not in ("", " "), -self._popularity(k))
+        )
         return found[:limit]
 
     def search(self, text: str, limit: int = 10) -> list[Movie]:

@@ -30,7 +30,7 @@ def _movies(args: argparse.Namespace, stats: SourceStats) -> list:
 
         settings = TmdbSettings.from_env()
         checkpoint = Path(args.checkpoint)
-        movies = list(iter_tmdb_api(settings, checkpoint, stats))
+        movies = list(iter_tmdb_api(settings, checkpoint, stats, fresh=args.tmdb_fresh))
     if args.limit:
         # Keep the most-voted movies, so a small test index still has the well-known titles.
         movies = sorted(movies, key=lambda m: (-m.vote_count, m.id))[: args.limit]
@@ -81,6 +81,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
     run_eval(Path(args.index), min_liked=args.min_liked, max_users=args.max_users, seed=args.seed)
 
 
+def _source_errors() -> type[Exception]:
+    """The TMDB client's error base, without importing httpx when it is not used."""
+    try:
+        from index_builder.sources.tmdb_api import TmdbError
+    except ImportError:  # the build extra is not installed
+        return BundleError
+    return TmdbError
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m index_builder", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -91,9 +100,14 @@ def main(argv: list[str] | None = None) -> None:
     m.set_defaults(func=cmd_models)
 
     b = sub.add_parser("build", help="build an index bundle from a catalog source")
-    b.add_argument("--source", choices=["movielens", "tmdb-export", "tmdb-api"], default="movielens")
+    b.add_argument(
+        "--source", choices=["movielens", "tmdb-export", "tmdb-api"], default="movielens"
+    )
     b.add_argument("--input", help="export file for --source tmdb-export")
     b.add_argument("--checkpoint", default="var/cache/tmdb_checkpoint.json")
+    b.add_argument(
+        "--tmdb-fresh", action="store_true", help="ignore a finished TMDB checkpoint and refetch"
+    )
     b.add_argument("--out", default=str(DEFAULT_INDEX))
     b.add_argument("--models", default=str(DEFAULT_MODELS / "minilm"))
     b.add_argument("--variant", choices=["fp32", "int8"], default="fp32")
@@ -119,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     try:
         args.func(args)
-    except (BundleError, ValueError) as exc:
+    except (BundleError, ValueError, OSError, _source_errors()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 

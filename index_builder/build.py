@@ -56,9 +56,13 @@ def build(
             todo.append(i)
         else:
             vectors[i] = vec
-    log(f"  {len(movies)} documents: {len(movies) - len(todo)} unchanged (vectors reused), {len(todo)} to embed")
+    log(
+        f"  {len(movies)} documents: {len(movies) - len(todo)} unchanged (vectors reused), {len(todo)} to embed"
+    )
     t_embed = time.perf_counter()
-    with tqdm(total=len(todo), unit="doc", desc="  embedding", file=sys.stderr, disable=not todo) as bar:
+    with tqdm(
+        total=len(todo), unit="doc", desc="  embedding", file=sys.stderr, disable=not todo
+    ) as bar:
         for start in range(0, len(todo), batch_size * 4):
             chunk = todo[start : start + batch_size * 4]
             vectors[chunk] = embedder.embed([texts[i] for i in chunk], batch_size=batch_size)

@@ -41,7 +41,9 @@ def _metrics(ranked: list[int], target: int) -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def run_eval(index_dir: Path, *, min_liked: int = 5, max_users: int = 0, seed: int = 7, log=print) -> dict[str, tuple[float, float]]:
+def run_eval(
+    index_dir: Path, *, min_liked: int = 5, max_users: int = 0, seed: int = 7, log=print
+) -> dict[str, tuple[float, float]]:
     """Evaluate every method on the same users; returns method -> (HR@10, NDCG@10)."""
     bundle = Bundle.load(index_dir)
     users = user_histories(min_liked)
@@ -70,7 +72,10 @@ def run_eval(index_dir: Path, *, min_liked: int = 5, max_users: int = 0, seed: i
         def method(hist: list[int], rated: set[int]) -> list[int]:
             vecs = [v for v in (bundle.vector(i) for i in hist[-recent:]) if v is not None]
             profile = taste_profile(vecs, None, settings.w_query)
-            return [s.movie.id for s in rank(bundle, priors, profile, K, exclude=rated, settings=settings)]
+            return [
+                s.movie.id
+                for s in rank(bundle, priors, profile, K, exclude=rated, settings=settings)
+            ]
 
         return method
 
@@ -82,7 +87,9 @@ def run_eval(index_dir: Path, *, min_liked: int = 5, max_users: int = 0, seed: i
         "blended, popularity 1.0": ranked_with(RankingSettings(w_popularity=1.0)),
     }
     results: dict[str, tuple[float, float]] = {}
-    log(f"users with >= {min_liked} liked movies (rating >= 4): {len(users)}; catalog {len(bundle)}")
+    log(
+        f"users with >= {min_liked} liked movies (rating >= 4): {len(users)}; catalog {len(bundle)}"
+    )
     for name, method in methods.items():
         t0 = time.perf_counter()
         hr, ndcg = [], []
@@ -91,5 +98,7 @@ def run_eval(index_dir: Path, *, min_liked: int = 5, max_users: int = 0, seed: i
             hr.append(h)
             ndcg.append(n)
         results[name] = (float(np.mean(hr)), float(np.mean(ndcg)))
-        log(f"  {name:<26} HR@10 {results[name][0]:.4f}  NDCG@10 {results[name][1]:.4f}  ({time.perf_counter() - t0:.1f}s)")
+        log(
+            f"  {name:<26} HR@10 {results[name][0]:.4f}  NDCG@10 {results[name][1]:.4f}  ({time.perf_counter() - t0:.1f}s)"
+        )
     return results

@@ -148,7 +148,11 @@ def quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
-        str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+        str(src),
+        str(dst),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
     )
 
 
@@ -162,7 +166,12 @@ def locate_smollm2(out: Path, log=print) -> GgufInfo:
         if old.path == str(path) and old.bytes == stat.st_size:
             log(f"SmolLM2: {path} (unchanged)")
             return old
-    info = GgufInfo(name="SmolLM2-135M-Instruct Q4_1", path=str(path), sha256=sha256_file(path), bytes=stat.st_size)
+    info = GgufInfo(
+        name="SmolLM2-135M-Instruct Q4_1",
+        path=str(path),
+        sha256=sha256_file(path),
+        bytes=stat.st_size,
+    )
     out.mkdir(parents=True, exist_ok=True)
     info_path.write_bytes(msgspec.json.format(msgspec.json.encode(info)))
     log(f"SmolLM2: {path} ({stat.st_size / 1e6:.0f} MB, sha256 {info.sha256[:12]}...)")

@@ -27,7 +27,11 @@ def models_dir() -> Path:
 def sample_index(models_dir: Path) -> Path:
     """The full bundled sample index in var/index (built by `make index` when missing)."""
     if not (SAMPLE_INDEX / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "index_builder", "build", "--out", str(SAMPLE_INDEX)], cwd=ROOT, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "index_builder", "build", "--out", str(SAMPLE_INDEX)],
+            cwd=ROOT,
+            check=True,
+        )
     return SAMPLE_INDEX
 
 

@@ -25,16 +25,23 @@ def free_port() -> int:
 class Server:
     """A subprocess serving HTTP on 127.0.0.1:port; stopped (and reaped) by stop()."""
 
-    def __init__(self, name: str, args: list[str], env: Mapping[str, str], port: int, log_dir: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: Mapping[str, str], port: int, log_dir: Path
+    ) -> None:
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}-{port}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 -- lives as long as the process
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def log(self) -> str:
@@ -71,7 +78,13 @@ class Server:
 
 def start_model_server(log_dir: Path, port: int | None = None, **env: str) -> Server:
     port = port or free_port()
-    s = Server("model_server", ["-m", "model_server"], {"MOVIEMIND_MODEL_PORT": str(port), "MOVIEMIND_MODEL_THREADS": "1", **env}, port, log_dir)
+    s = Server(
+        "model_server",
+        ["-m", "model_server"],
+        {"MOVIEMIND_MODEL_PORT": str(port), "MOVIEMIND_MODEL_THREADS": "1", **env},
+        port,
+        log_dir,
+    )
     try:
         s.wait_ready(timeout=180)
     except BaseException:
@@ -80,7 +93,14 @@ def start_model_server(log_dir: Path, port: int | None = None, **env: str) -> Se
     return s
 
 
-def start_edge(log_dir: Path, upstreams: list[str], index: str = "var/index", port: int | None = None, wait: bool = True, **env: str) -> Server:
+def start_edge(
+    log_dir: Path,
+    upstreams: list[str],
+    index: str = "var/index",
+    port: int | None = None,
+    wait: bool = True,
+    **env: str,
+) -> Server:
     port = port or free_port()
     base = {
         "MOVIEMIND_EDGE_PORT": str(port),
