@@ -1,0 +1,415 @@
+"""The cloud-init templates render with example values, parse as YAML and configure each tier
+with the same environment variable names as compose.yaml, which the settings modules accept.
+
+Templates use only plain ${name} interpolation (and $${ escapes), which `render` implements;
+when a terraform binary is present, the real templatefile() output must be identical.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.test_terraform import (
+    EXAMPLES,
+    TEST_SECRETS,
+    TF,
+    example_inputs,
+    expected_order,
+    harness_outputs,
+    hcl_value,
+    load_tf,
+    named,
+    validation_failures,
+)
+
+ROOT = TF.parent
+TEMPLATES = {
+    "edge": TF / "templates" / "edge.cloud-init.yaml.tftpl",
+    "model": TF / "templates" / "model.cloud-init.yaml.tftpl",
+}
+EDGE_ENV = {
+    "MOVIEMIND_EDGE_HOST",
+    "MOVIEMIND_EDGE_PORT",
+    "MOVIEMIND_EDGE_INDEX",
+    "MOVIEMIND_EDGE_MODEL_DIR",
+    "MOVIEMIND_EDGE_UPSTREAMS",
+    "MOVIEMIND_EDGE_UPSTREAM_TOKEN",
+    "MOVIEMIND_EDGE_API_KEY",
+    "MOVIEMIND_EDGE_CORS_ORIGINS",
+    "MOVIEMIND_EDGE_RELOAD_INTERVAL_S",
+    "MOVIEMIND_S3_ENDPOINT",
+    "MOVIEMIND_S3_REGION",
+    "MOVIEMIND_S3_ACCESS_KEY",
+    "MOVIEMIND_S3_SECRET_KEY",
+}
+MODEL_ENV = {
+    "MOVIEMIND_MODEL_HOST",
+    "MOVIEMIND_MODEL_PORT",
+    "MOVIEMIND_MODEL_URL",
+    "MOVIEMIND_MODEL_SHA256",
+    "MOVIEMIND_MODEL_ENGINE",
+    "MOVIEMIND_MODEL_THREADS",
+    "MOVIEMIND_MODEL_CONTEXT",
+    "MOVIEMIND_MODEL_SLOTS",
+    "MOVIEMIND_MODEL_QUEUE",
+    "MOVIEMIND_MODEL_TOKEN",
+    "MOVIEMIND_MODEL_CACHE_DIR",
+}
+SECRET_FILES = {
+    "/etc/moviemind/edge.env",
+    "/etc/moviemind/model.env",
+    "/etc/moviemind/tls/key.pem",
+    "/etc/moviemind/registry-password",
+}
+
+
+class TemplateError(Exception):
+    pass
+
+
+def render(template: str, values: dict[str, Any]) -> str:
+    """templatefile() for the subset the templates use: ${name}, $${ and %%{ escapes."""
+    if re.search(r"(?<!%)%\{", template):
+        raise TemplateError("template directives (%{ ... }) are outside the supported subset")
+    unused = set(values)
+
+    def sub(m: re.Match) -> str:
+        if m.group(0).startswith("$$"):
+            return "${"
+        name = m.group(1)
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise TemplateError(f"only plain ${{name}} interpolation is supported: ${{{name}}}")
+        if name not in values:
+            raise TemplateError(f"template uses ${{{name}}}, which is not passed in")
+        unused.discard(name)
+        v = values[name]
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    out = re.sub(r"\$\$\{|\$\{([^}]*)\}", sub, template).replace("%%{", "%{")
+    if unused:
+        raise TemplateError(f"passed but never used: {sorted(unused)}")
+    return out
+
+
+def templatefile_keys(tier: str) -> set[str]:
+    """The keys terraform passes to a template (from the templatefile() call in the .tf)."""
+    text = (TF / f"{tier}.tf").read_text()
+    call = text[text.index(f"templates/{tier}.cloud-init.yaml.tftpl") :]
+    body = call[call.index("{") + 1 : call.index("\n    })")]
+    return set(re.findall(r"^\s*([a-z_0-9]+)\s*=", body, re.M))
+
+
+# Stand-ins for what only exists after apply; the same values as the Terraform harness stubs.
+def stubs(values: dict[str, Any]) -> dict[str, Any]:
+    servers = sorted(f"{r}-{i + 1}" for r, n in values["model_regions"].items() for i in range(n))
+    balanced = sorted(r for r, n in values["model_regions"].items() if n > 1)
+    return {
+        "edge_ip": {e: f"203.0.113.{10 + i}" for i, e in enumerate(values["edge_regions"])},
+        "model_ip": {k: f"198.51.100.{10 + i}" for i, k in enumerate(servers)},
+        "nb_ip": {r: f"192.0.2.{10 + i}" for i, r in enumerate(balanced)},
+        "s3_host": f"{values['index_region']}-1.linodeobjects.com",
+        "access_key": "STUBACCESSKEY",
+        "secret_key": "stub-secret-key",
+        "ca_pem": "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+        "leaf_pem": {
+            r: f"-----BEGIN CERTIFICATE-----\n{r}\n-----END CERTIFICATE-----\n"
+            for r in values["model_regions"]
+        },
+        "leaf_key": {
+            r: f"-----BEGIN EC PRIVATE KEY-----\n{r}\n-----END EC PRIVATE KEY-----\n"
+            for r in values["model_regions"]
+        },
+    }
+
+
+def b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+def model_address(values: dict[str, Any], st: dict[str, Any], region: str) -> str:
+    return (
+        st["nb_ip"][region]
+        if values["model_regions"][region] > 1
+        else st["model_ip"][f"{region}-1"]
+    )
+
+
+def edge_inputs(values: dict[str, Any], region: str, regions: dict) -> dict[str, Any]:
+    st = stubs(values)
+    port = values["model_port"]
+    order = expected_order(regions, region, sorted(values["model_regions"]))
+    hosts = [
+        f"mm-{m}.moviemind.internal:{model_address(values, st, m)}"
+        for m in sorted(values["model_regions"])
+    ]
+    return {
+        "edge_image": f"{values['image_registry']}/edge:{values['edge_image_tag']}",
+        "caddy_image": values["caddy_image"],
+        "edge_site_address": values["edge_hostnames"].get(region, ":80"),
+        "edge_index": f"s3://{values['index_bucket']}/{values['index_prefix']}",
+        "edge_upstreams": ",".join(f"https://mm-{m}.moviemind.internal:{port}" for m in order),
+        "model_hosts_json": json.dumps(hosts, separators=(",", ":")),
+        "model_token": values["model_token"],
+        "edge_api_key": values["edge_api_key"],
+        "edge_cors_origins": ",".join(values["edge_cors_origins"]),
+        "edge_reload_interval_s": values["edge_reload_interval_s"],
+        "s3_endpoint": f"https://{st['s3_host']}",
+        "s3_region": st["s3_host"].split(".")[0],
+        "s3_access_key": st["access_key"],
+        "s3_secret_key": st["secret_key"],
+        "model_ca_cert_b64": b64(st["ca_pem"]),
+        "registry_host": values["image_registry"].split("/")[0],
+        "registry_username": values["registry_username"],
+        "registry_password_b64": b64(values["registry_password"]),
+    }
+
+
+def model_inputs(values: dict[str, Any], server: str) -> dict[str, Any]:
+    st = stubs(values)
+    region = server.rsplit("-", 1)[0]
+    return {
+        "model_image": f"{values['image_registry']}/model-server:{values['model_image_tag']}",
+        "caddy_image": values["caddy_image"],
+        "model_port": values["model_port"],
+        "model_url": values["model_gguf_url"],
+        "model_sha256": values["model_gguf_sha256"],
+        "model_engine": values["model_engine"],
+        "model_threads": values["model_threads"],
+        "model_context": values["model_context"],
+        "model_slots": values["model_slots"],
+        "model_queue": values["model_queue"],
+        "model_token": values["model_token"],
+        "tls_cert_b64": b64(st["leaf_pem"][region] + st["ca_pem"]),
+        "tls_key_b64": b64(st["leaf_key"][region]),
+        "registry_host": values["image_registry"].split("/")[0],
+        "registry_username": values["registry_username"],
+        "registry_password_b64": b64(values["registry_password"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def tf_parsed() -> dict[str, dict]:
+    return load_tf()
+
+
+@pytest.fixture(scope="module")
+def variables(tf_parsed) -> dict[str, dict]:
+    return dict(named(b) for doc in tf_parsed.values() for b in doc.get("variable", []))
+
+
+@pytest.fixture(scope="module")
+def regions(tf_parsed) -> dict[str, dict]:
+    for b in tf_parsed["locals.tf"]["locals"]:
+        if "regions" in b:
+            return hcl_value(b["regions"])
+    raise AssertionError("local.regions not found")
+
+
+def rendered_documents(variables, regions, example: Path) -> list[tuple[str, str, str]]:
+    """(tier, instance key, document) for every instance of an example."""
+    values = example_inputs(variables, example)
+    docs = [
+        ("edge", e, render(TEMPLATES["edge"].read_text(), edge_inputs(values, e, regions)))
+        for e in values["edge_regions"]
+    ]
+    servers = sorted(f"{r}-{i + 1}" for r, n in values["model_regions"].items() for i in range(n))
+    docs += [
+        ("model", k, render(TEMPLATES["model"].read_text(), model_inputs(values, k)))
+        for k in servers
+    ]
+    return docs
+
+
+def files_of(doc: dict) -> dict[str, str]:
+    """write_files as path -> decoded content."""
+    out = {}
+    for f in doc["write_files"]:
+        content = f.get("content", "")
+        if f.get("encoding") == "b64":
+            content = base64.b64decode(content).decode()
+        out[f["path"]] = content
+    return out
+
+
+def env_of(text: str) -> dict[str, str]:
+    pairs = [line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")]
+    return dict(pairs)
+
+
+def check_document(tier: str, key: str, text: str, values: dict[str, Any], regions: dict) -> dict:
+    """Every property a rendered cloud-init document must have; returns the parsed document."""
+    assert text.startswith("#cloud-config\n")
+    doc = yaml.safe_load(text)
+    assert doc["ssh_pwauth"] is False
+    assert {"docker.io", "docker-compose-v2"} <= set(doc["packages"])
+    assert doc["runcmd"][-1] == ["/usr/local/sbin/moviemind-up"]
+    for f in doc["write_files"]:
+        if f["path"] in SECRET_FILES:
+            assert f["permissions"] == "0600" and f.get("owner") == "root:root", f["path"]
+    files = files_of(doc)
+    compose = yaml.safe_load(files["/etc/moviemind/compose.yaml"])
+    services = compose["services"]
+    for name, svc in services.items():
+        assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in svc["security_opt"], name
+        assert svc["restart"] == "unless-stopped", name
+    assert services["caddy"]["image"] == values["caddy_image"]
+    port = values["model_port"]
+    if tier == "edge":
+        env = env_of(files["/etc/moviemind/edge.env"])
+        assert set(env) == EDGE_ENV
+        order = expected_order(regions, key, sorted(values["model_regions"]))
+        assert env["MOVIEMIND_EDGE_UPSTREAMS"].split(",") == [
+            f"https://mm-{m}.moviemind.internal:{port}" for m in order
+        ]
+        assert env["MOVIEMIND_EDGE_UPSTREAM_TOKEN"] == values["model_token"]
+        assert (
+            env["MOVIEMIND_EDGE_INDEX"] == f"s3://{values['index_bucket']}/{values['index_prefix']}"
+        )
+        assert set(services) == {"edge", "caddy"}
+        assert "ports" not in services["edge"], "the edge is reached through Caddy only"
+        assert services["caddy"]["ports"] == ["80:80", "443:443"]
+        hosts = dict(h.split(":", 1) for h in services["edge"]["extra_hosts"])
+        assert set(hosts) == {f"mm-{m}.moviemind.internal" for m in values["model_regions"]}
+        assert files["/etc/moviemind/model-ca.pem"].startswith("-----BEGIN CERTIFICATE-----")
+        assert "reverse_proxy edge:8000" in files["/etc/moviemind/Caddyfile"]
+    else:
+        env = env_of(files["/etc/moviemind/model.env"])
+        assert set(env) == MODEL_ENV
+        assert env["MOVIEMIND_MODEL_TOKEN"] == values["model_token"]
+        assert env["MOVIEMIND_MODEL_URL"] == values["model_gguf_url"]
+        assert env["MOVIEMIND_MODEL_SHA256"] == values["model_gguf_sha256"]
+        assert set(services) == {"model_server", "caddy"}
+        assert "ports" not in services["model_server"], "8001 is never published on the host"
+        assert services["caddy"]["ports"] == [f"{port}:{port}"]
+        assert files["/etc/moviemind/tls/key.pem"].startswith("-----BEGIN EC PRIVATE KEY-----")
+        caddyfile = files["/etc/moviemind/Caddyfile"]
+        assert f":{port} {{" in caddyfile and "reverse_proxy model_server:8001" in caddyfile
+    script = files["/usr/local/sbin/moviemind-up"]
+    syntax = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True, timeout=10)
+    assert syntax.returncode == 0, syntax.stderr
+    return doc
+
+
+def test_templates_use_exactly_what_terraform_passes() -> None:
+    for tier, path in TEMPLATES.items():
+        used = set(re.findall(r"(?<!\$)\$\{([a-z_0-9]+)\}", path.read_text()))
+        assert used == templatefile_keys(tier), tier
+
+
+def test_renderer_rejects_what_it_does_not_implement() -> None:
+    with pytest.raises(TemplateError):
+        render("%{ for x in xs }${x}%{ endfor }", {"xs": []})
+    with pytest.raises(TemplateError):
+        render("${upper(x)}", {"x": "a"})
+    with pytest.raises(TemplateError):
+        render("${missing}", {})
+    with pytest.raises(TemplateError):
+        render("${a}", {"a": 1, "unused": 2})
+    assert render("$${HOME} ${a} %%{x}", {"a": 5}) == "${HOME} 5 %{x}"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_every_instance_document_renders_and_parses(variables, regions, example) -> None:
+    values = example_inputs(variables, example)
+    docs = rendered_documents(variables, regions, example)
+    assert len(docs) == len(values["edge_regions"]) + sum(values["model_regions"].values())
+    for tier, key, text in docs:
+        check_document(tier, key, text, values, regions)
+
+
+def test_documents_survive_awkward_but_valid_values(variables, regions) -> None:
+    """Values the validations allow that would break naive YAML: they stay intact."""
+    base = example_inputs(variables, EXAMPLES[-1])
+    values = {
+        **base,
+        "model_token": "==//++~~--..__" + "z" * 30,
+        "edge_api_key": "-leading.dash=+/~" + "k" * 10,
+        "registry_username": "bot@example",
+        "registry_password": 'p@ss "word" #1: {x} \\ end',
+        "edge_cors_origins": ["https://a.example", "http://b.example:8080"],
+        "edge_hostnames": {base["edge_regions"][0]: "movies.example.com"},
+    }
+    assert validation_failures(variables, values) == []
+    edge = base["edge_regions"][0]
+    doc = check_document(
+        "edge",
+        edge,
+        render(TEMPLATES["edge"].read_text(), edge_inputs(values, edge, regions)),
+        values,
+        regions,
+    )
+    files = files_of(doc)
+    env = env_of(files["/etc/moviemind/edge.env"])
+    assert env["MOVIEMIND_EDGE_API_KEY"] == values["edge_api_key"]
+    assert env["MOVIEMIND_EDGE_CORS_ORIGINS"] == "https://a.example,http://b.example:8080"
+    assert files["/etc/moviemind/registry-password"] == values["registry_password"]
+    assert files["/etc/moviemind/Caddyfile"].count("movies.example.com {") == 1
+    server = f"{sorted(values['model_regions'])[0]}-1"
+    check_document(
+        "model",
+        server,
+        render(TEMPLATES["model"].read_text(), model_inputs(values, server)),
+        values,
+        regions,
+    )
+
+
+def test_environment_names_match_compose() -> None:
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    assert set(services["edge"]["environment"]) == EDGE_ENV
+    assert set(services["model_server"]["environment"]) == MODEL_ENV
+    edge_env = set(re.findall(r"^\s+(MOVIEMIND_[A-Z0-9_]+)=", TEMPLATES["edge"].read_text(), re.M))
+    model_env = set(
+        re.findall(r"^\s+(MOVIEMIND_[A-Z0-9_]+)=", TEMPLATES["model"].read_text(), re.M)
+    )
+    assert edge_env == EDGE_ENV and model_env == MODEL_ENV
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_settings_modules_accept_the_rendered_environment(variables, regions, example) -> None:
+    """The tiers' own settings parsers accept what cloud-init writes (no unknown or bad names)."""
+    edge_settings = pytest.importorskip("edge.settings")
+    model_settings = pytest.importorskip("model_server.settings")
+    for tier, _key, text in rendered_documents(variables, regions, example):
+        files = files_of(yaml.safe_load(text))
+        if tier == "edge":
+            s = edge_settings.load_settings(env_of(files["/etc/moviemind/edge.env"]))
+            assert s.port == 8000 and len(s.upstream.urls) == len(
+                example_inputs(variables, example)["model_regions"]
+            )
+        else:
+            s = model_settings.load_settings(env_of(files["/etc/moviemind/model.env"]))
+            assert s.port == 8001 and s.token == TEST_SECRETS["model_token"]
+
+
+def test_terraform_renders_the_same_documents(variables, regions, tmp_path) -> None:
+    """The real templatefile(), through the provider-free harness, gives identical text."""
+    from tests.test_terraform import build_harness, terraform
+
+    if subprocess.run(["sh", "-c", "command -v terraform"], capture_output=True).returncode != 0:
+        pytest.skip("no terraform binary")
+    harness = tmp_path / "harness"
+    harness.mkdir()
+    build_harness(harness)
+    terraform(["init", "-input=false", "-backend=false"], harness)
+    for example in EXAMPLES:
+        outputs = harness_outputs(harness, example, tmp_path)
+        ours = {
+            (tier, key): text for tier, key, text in rendered_documents(variables, regions, example)
+        }
+        theirs = {("edge", k): v for k, v in outputs["harness_edge_user_data"].items()}
+        theirs |= {("model", k): v for k, v in outputs["harness_model_user_data"].items()}
+        assert ours.keys() == theirs.keys()
+        for k in ours:
+            assert ours[k] == theirs[k], (
+                f"{example.name} {k}: Python and Terraform renderings differ"
+            )

@@ -1,0 +1,962 @@
+"""Static checks of terraform/: structure, security rules, example tfvars against the validations.
+
+Providers cannot be downloaded here, so `terraform validate/plan` cannot run. Instead:
+- every .tf file is parsed with python-hcl2;
+- variable validations, preconditions and checks are evaluated for each example by a small
+  evaluator of the HCL expression subset they use (below);
+- when a terraform binary is present, a provider-free copy of the configuration (variables,
+  locals, outputs; resources replaced by stub values) is applied for each example, so the real
+  Terraform evaluates validations, the region ordering, templates and the cost outputs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TF = ROOT / "terraform"
+EXAMPLES = sorted((TF / "examples").glob("*.tfvars"))
+SECRETS_EXAMPLE = TF / "examples" / "secrets.auto.tfvars.example"
+MAX_MINIMAL_HOURLY_USD = 0.22  # the original single-VM deployment
+# Test values for what secrets.auto.tfvars.example asks the user to fill in.
+TEST_SECRETS = {
+    "model_token": "t0k3n-" + "a" * 40,
+    "model_gguf_sha256": "0" * 64,
+    "edge_api_key": "",
+    "registry_username": "",
+    "registry_password": "",
+}
+
+
+# ------------------------------------------------------------------ HCL expression evaluator
+
+
+class HclError(Exception):
+    """An expression failed to evaluate (what Terraform reports as an error; can() catches it)."""
+
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
+  | (?P<str>"(?:[^"\\]|\\.)*")
+  | (?P<op>\.\.\.|&&|\|\||==|!=|<=|>=|=>|[-+*/%!<>?:.,()\[\]{}=])
+  | (?P<id>[A-Za-z_][A-Za-z0-9_-]*)
+    """,
+    re.VERBOSE,
+)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def _unescape(body: str) -> str:
+    if "${" in body.replace("$${", "") or "%{" in body.replace("%%{", ""):
+        raise HclError(f"string templates are outside the evaluated subset: {body!r}")
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            nxt = body[i + 1]
+            if nxt == "u":
+                out.append(chr(int(body[i + 2 : i + 6], 16)))
+                i += 6
+                continue
+            out.append(_ESCAPES[nxt])
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out).replace("$${", "${").replace("%%{", "%{")
+
+
+def tokenize(src: str) -> list[tuple[str, str]]:
+    pos, out = 0, []
+    while pos < len(src):
+        m = _TOKEN.match(src, pos)
+        if not m:
+            raise HclError(f"cannot tokenize {src[pos : pos + 20]!r}")
+        pos = m.end()
+        if m.lastgroup != "ws":
+            out.append((m.lastgroup, m.group()))
+    return out
+
+
+class Parser:
+    """Recursive-descent parser for HCL expressions; produces nested tuples."""
+
+    def __init__(self, src: str) -> None:
+        self.toks = tokenize(src)
+        self.i = 0
+
+    def peek(self, k: int = 0) -> tuple[str, str]:
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else ("eof", "")
+
+    def take(self, value: str | None = None) -> tuple[str, str]:
+        tok = self.peek()
+        if value is not None and tok[1] != value:
+            raise HclError(f"expected {value!r}, got {tok[1]!r}")
+        self.i += 1
+        return tok
+
+    def at(self, value: str) -> bool:
+        return self.peek()[1] == value and self.peek()[0] in ("op", "id")
+
+    def parse(self):
+        node = self.expr()
+        if self.peek()[0] != "eof":
+            raise HclError(f"trailing tokens from {self.peek()[1]!r}")
+        return node
+
+    def expr(self):
+        cond = self.binary(0)
+        if self.at("?"):
+            self.take("?")
+            yes = self.expr()
+            self.take(":")
+            no = self.expr()
+            return ("cond", cond, yes, no)
+        return cond
+
+    LEVELS = (("||",), ("&&",), ("==", "!="), ("<", ">", "<=", ">="), ("+", "-"), ("*", "/", "%"))
+
+    def binary(self, level: int):
+        if level == len(self.LEVELS):
+            return self.unary()
+        left = self.binary(level + 1)
+        while self.peek()[0] == "op" and self.peek()[1] in self.LEVELS[level]:
+            op = self.take()[1]
+            left = ("bin", op, left, self.binary(level + 1))
+        return left
+
+    def unary(self):
+        if self.at("!") or self.at("-"):
+            op = self.take()[1]
+            return ("un", op, self.unary())
+        return self.postfix(self.primary())
+
+    def postfix(self, node):
+        while True:
+            if self.at("."):
+                self.take(".")
+                kind, name = self.take()
+                node = ("index", node, ("lit", int(name) if kind == "num" else name))
+            elif self.at("["):
+                self.take("[")
+                key = self.expr()
+                self.take("]")
+                node = ("index", node, key)
+            else:
+                return node
+
+    def primary(self):
+        kind, val = self.take()
+        if kind == "num":
+            return ("lit", float(val) if any(c in val for c in ".eE") else int(val))
+        if kind == "str":
+            return ("lit", _unescape(val[1:-1]))
+        if kind == "id":
+            if val in ("true", "false"):
+                return ("lit", val == "true")
+            if val == "null":
+                return ("lit", None)
+            if self.at("("):
+                self.take("(")
+                args, expand = [], False
+                while not self.at(")"):
+                    args.append(self.expr())
+                    if self.at("..."):
+                        self.take("...")
+                        expand = True
+                    if self.at(","):
+                        self.take(",")
+                self.take(")")
+                return ("call", val, args, expand)
+            return ("name", val)
+        if val == "(":
+            node = self.expr()
+            self.take(")")
+            return node
+        if val == "[":
+            if self.at("for"):
+                return self.for_expr("]")
+            items = []
+            while not self.at("]"):
+                items.append(self.expr())
+                if self.at(","):
+                    self.take(",")
+            self.take("]")
+            return ("list", items)
+        if val == "{":
+            if self.at("for"):
+                return self.for_expr("}")
+            pairs = []
+            while not self.at("}"):
+                if self.peek()[0] == "id" and self.peek(1)[1] in ("=", ":"):
+                    key = ("lit", self.take()[1])
+                else:
+                    key = self.expr()
+                self.take()  # = or :
+                pairs.append((key, self.expr()))
+                if self.at(","):
+                    self.take(",")
+            self.take("}")
+            return ("object", pairs)
+        raise HclError(f"unexpected {val!r}")
+
+    def for_expr(self, close: str):
+        self.take("for")
+        names = [self.take()[1]]
+        if self.at(","):
+            self.take(",")
+            names.append(self.take()[1])
+        self.take("in")
+        coll = self.expr()
+        self.take(":")
+        key = self.expr()
+        value = None
+        if close == "}":
+            self.take("=>")
+            value = self.expr()
+        cond = None
+        if self.at("if"):
+            self.take("if")
+            cond = self.expr()
+        self.take(close)
+        return ("for", close, names, coll, key, value, cond)
+
+
+def _cidrhost(prefix: str, host: int) -> str:
+    if "/" not in prefix:
+        raise HclError(f"{prefix!r} is not in CIDR notation")
+    try:
+        net = ipaddress.ip_network(prefix, strict=False)
+    except ValueError as exc:
+        raise HclError(str(exc)) from None
+    return str(net[host])
+
+
+def _regex(pattern: str, s: str):
+    m = re.search(pattern, s)
+    if not m:
+        raise HclError(f"pattern {pattern!r} did not match {s!r}")
+    return m.group() if not m.groups() else list(m.groups())
+
+
+FUNCTIONS = {
+    "regex": _regex,
+    "length": len,
+    "contains": lambda coll, v: v in coll,
+    "alltrue": lambda xs: all(xs),
+    "anytrue": lambda xs: any(xs),
+    "distinct": lambda xs: list(dict.fromkeys(xs)),
+    "keys": lambda m: sorted(m),
+    "values": lambda m: [m[k] for k in sorted(m)],
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "lower": str.lower,
+    "upper": str.upper,
+    "startswith": str.startswith,
+    "endswith": str.endswith,
+    "strcontains": lambda s, sub: sub in s,
+    "cidrhost": _cidrhost,
+    "tostring": str,
+    "join": lambda sep, xs: sep.join(xs),
+    "split": lambda sep, s: s.split(sep),
+    "concat": lambda *xs: [x for x in xs for x in x],
+    "lookup": lambda m, k, default: m.get(k, default),
+}
+
+
+def evaluate(node, scope: dict[str, Any]):
+    """Evaluate a parsed expression; `scope` maps root names (var, loop variables) to values."""
+    kind = node[0]
+    if kind == "lit":
+        return node[1]
+    if kind == "name":
+        if node[1] not in scope:
+            raise HclError(f"unknown name {node[1]!r}")
+        return scope[node[1]]
+    if kind == "index":
+        coll, key = evaluate(node[1], scope), evaluate(node[2], scope)
+        try:
+            return coll[key]
+        except (KeyError, IndexError, TypeError):
+            raise HclError(f"no element {key!r}") from None
+    if kind == "list":
+        return [evaluate(n, scope) for n in node[1]]
+    if kind == "object":
+        return {evaluate(k, scope): evaluate(v, scope) for k, v in node[1]}
+    if kind == "cond":
+        return evaluate(node[2] if evaluate(node[1], scope) else node[3], scope)
+    if kind == "un":
+        v = evaluate(node[2], scope)
+        return (not v) if node[1] == "!" else -v
+    if kind == "bin":
+        op = node[1]
+        if op == "&&":
+            return bool(evaluate(node[2], scope)) and bool(evaluate(node[3], scope))
+        if op == "||":
+            return bool(evaluate(node[2], scope)) or bool(evaluate(node[3], scope))
+        a, b = evaluate(node[2], scope), evaluate(node[3], scope)
+        ops = {
+            "==": lambda: a == b,
+            "!=": lambda: a != b,
+            "<": lambda: a < b,
+            ">": lambda: a > b,
+            "<=": lambda: a <= b,
+            ">=": lambda: a >= b,
+            "+": lambda: a + b,
+            "-": lambda: a - b,
+            "*": lambda: a * b,
+            "/": lambda: a / b,
+            "%": lambda: a % b,
+        }
+        try:
+            return ops[op]()
+        except TypeError as exc:
+            raise HclError(str(exc)) from None
+    if kind == "call":
+        name, args, expand = node[1], node[2], node[3]
+        if name == "can":
+            try:
+                evaluate(args[0], scope)
+                return True
+            except HclError:
+                return False
+        if name == "try":
+            for arg in args:
+                try:
+                    return evaluate(arg, scope)
+                except HclError:
+                    continue
+            raise HclError("no try() argument succeeded")
+        if name not in FUNCTIONS:
+            raise HclError(f"function {name}() is outside the evaluated subset")
+        values = [evaluate(a, scope) for a in args]
+        if expand:
+            values = values[:-1] + list(values[-1])
+        try:
+            return FUNCTIONS[name](*values)
+        except (TypeError, ValueError) as exc:
+            raise HclError(f"{name}(): {exc}") from None
+    if kind == "for":
+        _, close, names, coll_node, key_node, value_node, cond_node = node
+        coll = evaluate(coll_node, scope)
+        items = sorted(coll.items()) if isinstance(coll, dict) else list(enumerate(coll))
+        out_list, out_map = [], {}
+        for k, v in items:
+            inner = dict(scope)
+            if len(names) == 2:
+                inner[names[0]], inner[names[1]] = k, v
+            else:
+                inner[names[0]] = v
+            if cond_node is not None and not evaluate(cond_node, inner):
+                continue
+            if close == "]":
+                out_list.append(evaluate(key_node, inner))
+            else:
+                out_map[evaluate(key_node, inner)] = evaluate(value_node, inner)
+        return out_list if close == "]" else out_map
+    raise HclError(f"unknown node {kind}")
+
+
+def expr_text(raw: str) -> str:
+    """python-hcl2 wraps expressions as "${...}"; return the bare expression."""
+    return raw[2:-1] if raw.startswith("${") and raw.endswith("}") else raw
+
+
+def eval_text(raw: str, scope: dict[str, Any]):
+    return evaluate(Parser(expr_text(raw)).parse(), scope)
+
+
+def hcl_value(v):
+    """Turn python-hcl2's representation of a literal (quoted strings kept) into plain Python."""
+    if isinstance(v, str):
+        if v.startswith('"') or v.startswith("${"):
+            return eval_text(v, {})
+        return v
+    if isinstance(v, list):
+        return [hcl_value(x) for x in v]
+    if isinstance(v, dict):
+        return {
+            hcl_value(k) if k.startswith('"') else k: hcl_value(x)
+            for k, x in v.items()
+            if not k.startswith("__")  # python-hcl2's __is_block__ / __comments__ markers
+        }
+    return v
+
+
+# ------------------------------------------------------------------------------ type check
+
+
+def type_errors(type_node, value, path: str = "value") -> list[str]:
+    """Terraform type constraints (string, number, bool, list/set/map(T), object({...}))."""
+    kind = type_node[0]
+    if kind == "name":
+        name = type_node[1]
+        ok = {
+            "string": isinstance(value, str),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "any": True,
+        }[name]
+        return [] if ok else [f"{path}: expected {name}, got {value!r}"]
+    if kind == "call":
+        name, args = type_node[1], type_node[2]
+        if name in ("list", "set"):
+            if not isinstance(value, list):
+                return [f"{path}: expected {name}, got {value!r}"]
+            return [e for i, x in enumerate(value) for e in type_errors(args[0], x, f"{path}[{i}]")]
+        if name == "map":
+            if not isinstance(value, dict):
+                return [f"{path}: expected map, got {value!r}"]
+            return [e for k, x in value.items() for e in type_errors(args[0], x, f"{path}.{k}")]
+        if name == "object":
+            if not isinstance(value, dict):
+                return [f"{path}: expected object, got {value!r}"]
+            attrs = {evaluate(k, {}): t for k, t in args[0][1]}
+            errors = [f"{path}: unexpected attribute {k}" for k in value if k not in attrs]
+            for k, t in attrs.items():
+                if k not in value:
+                    errors.append(f"{path}: missing attribute {k}")
+                else:
+                    errors += type_errors(t, value[k], f"{path}.{k}")
+            return errors
+    raise AssertionError(f"type {type_node} is outside the checked subset")
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def load_tf() -> dict[str, dict]:
+    return {p.name: hcl2.load(p.open()) for p in sorted(TF.glob("*.tf"))}
+
+
+@pytest.fixture(scope="module")
+def tf() -> dict[str, dict]:
+    return load_tf()
+
+
+def blocks(tf: dict[str, dict], kind: str) -> list[dict]:
+    return [b for doc in tf.values() for b in doc.get(kind, [])]
+
+
+def named(block: dict) -> tuple[str, dict]:
+    ((name, body),) = [(k, v) for k, v in block.items() if not k.startswith("__")]
+    return hcl_value(name), body
+
+
+@pytest.fixture(scope="module")
+def variables(tf) -> dict[str, dict]:
+    return dict(named(b) for b in blocks(tf, "variable"))
+
+
+@pytest.fixture(scope="module")
+def locals_(tf) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for b in blocks(tf, "locals"):
+        out.update({k: v for k, v in b.items() if not k.startswith("__")})
+    return out
+
+
+def resources(tf, rtype: str) -> dict[str, dict]:
+    out = {}
+    for b in blocks(tf, "resource"):
+        t, body = named(b)
+        if t == rtype:
+            name, rbody = named(body)
+            out[name] = rbody
+    return out
+
+
+def load_tfvars(path: Path) -> dict[str, Any]:
+    with path.open() as f:
+        return {k: hcl_value(v) for k, v in hcl2.load(f).items() if not k.startswith("__")}
+
+
+def defaults(variables) -> dict[str, Any]:
+    return {n: hcl_value(v["default"]) for n, v in variables.items() if "default" in v}
+
+
+def example_inputs(variables, path: Path) -> dict[str, Any]:
+    """What Terraform sees for an example: defaults < the example < the documented secrets."""
+    return {**defaults(variables), **TEST_SECRETS, **load_tfvars(path)}
+
+
+def validation_failures(variables, values: dict[str, Any]) -> list[str]:
+    failures = []
+    for name, spec in variables.items():
+        for v in spec.get("validation", []):
+            ok = eval_text(v["condition"], {"var": values})
+            if ok is not True:
+                failures.append(f"{name}: {hcl_value(v['error_message'])}")
+    return failures
+
+
+def only_var_refs(raw: str) -> bool:
+    refs = re.findall(r"\b(var|local|module|data|each|count|self|path)\.", raw)
+    return set(refs) <= {"var"}
+
+
+def conditions(tf) -> list[tuple[str, str, str]]:
+    """(where, condition, message) of every precondition and check assert over variables only."""
+    found = []
+    for b in blocks(tf, "resource"):
+        rtype, body = named(b)
+        rname, rbody = named(body)
+        for lc in rbody.get("lifecycle", []):
+            for pc in lc.get("precondition", []):
+                found.append((f"{rtype}.{rname}", pc["condition"], pc["error_message"]))
+    for b in blocks(tf, "check"):
+        cname, body = named(b)
+        for a in body.get("assert", []):
+            found.append((f"check.{cname}", a["condition"], a["error_message"]))
+    return [c for c in found if only_var_refs(c[1])]
+
+
+def expand_locals(text: str, locals_: dict[str, Any], seen: frozenset = frozenset()) -> str:
+    """The text of an expression with every local.X replaced, recursively, by its definition."""
+
+    def repl(m: re.Match) -> str:
+        name = m.group(1)
+        if name in seen or name not in locals_:
+            return m.group(0)
+        return "(" + expand_locals(json.dumps(locals_[name]), locals_, seen | {name}) + ")"
+
+    return re.sub(r"\blocal\.([A-Za-z_][A-Za-z0-9_]*)", repl, text)
+
+
+# ------------------------------------------------------------------------------- the tests
+
+
+def test_every_tf_file_parses_and_nothing_else_lives_in_terraform() -> None:
+    assert len(list(TF.glob("*.tf"))) >= 5
+    for path in TF.rglob("*"):
+        if path.is_file():
+            assert path.suffix in (".tf", ".tfvars", ".tftpl", ".example"), path
+    load_tf()  # raises on a syntax error
+
+
+def test_terraform_and_providers_are_pinned(tf) -> None:
+    (settings,) = blocks(tf, "terraform")
+    assert hcl_value(settings["required_version"]) == ">= 1.5.0"
+    (providers,) = settings["required_providers"]
+    providers = hcl_value(providers)
+    assert set(providers) == {"linode", "tls"}
+    assert providers["linode"]["source"] == "linode/linode"
+    for name, spec in providers.items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", spec["version"]), f"{name} is not pinned exactly"
+    for path in TF.glob("*.tf"):
+        assert "token" not in "".join(
+            line for line in path.read_text().splitlines() if line.strip().startswith("provider")
+        ), "the provider token must come from LINODE_TOKEN, not from a file"
+
+
+def test_every_variable_has_a_type_and_a_description(variables) -> None:
+    assert len(variables) >= 20
+    for name, spec in variables.items():
+        assert "type" in spec, f"variable {name} has no type"
+        assert len(hcl_value(spec.get("description", '""'))) >= 20, f"variable {name}: describe it"
+
+
+def test_secret_variables_are_sensitive(variables) -> None:
+    secret = re.compile(r"token|password|secret|api_key|private_key")
+    names = [n for n in variables if secret.search(n)]
+    assert set(names) >= {"model_token", "edge_api_key", "registry_password"}
+    for name in names:
+        assert variables[name].get("sensitive") is True, f"variable {name} must be sensitive"
+
+
+def test_outputs_never_expose_secrets(tf, variables, locals_) -> None:
+    sensitive_vars = [n for n, v in variables.items() if v.get("sensitive") is True]
+    forbidden = [rf"\bvar\.{n}\b" for n in sensitive_vars] + [
+        r"secret_key",
+        r"access_key",
+        r"private_key_pem",
+        r"user_data",
+        r"registry_password",
+    ]
+    outputs = dict(named(b) for b in blocks(tf, "output"))
+    assert {"edge_urls", "model_endpoints", "estimated_cost", "index"} <= set(outputs)
+    for name, body in outputs.items():
+        assert body.get("sensitive") is not True, f"output {name}: secrets have no output at all"
+        assert hcl_value(body.get("description", '""')), f"output {name} has no description"
+        text = expand_locals(json.dumps(body["value"]), locals_)
+        for pattern in forbidden:
+            assert not re.search(pattern, text), f"output {name} reaches {pattern}"
+
+
+def firewall_rules(tf) -> list[tuple[str, str, dict]]:
+    """(firewall, direction, rule) for static and dynamic rules of every linode_firewall."""
+    rules = []
+    for fw_name, fw in resources(tf, "linode_firewall").items():
+        for direction in ("inbound", "outbound"):
+            rules += [(fw_name, direction, r) for r in fw.get(direction, [])]
+        for dyn in fw.get("dynamic", []):
+            direction, body = named(dyn)
+            for content in body["content"]:
+                rules.append((fw_name, direction, content))
+    return rules
+
+
+def test_model_port_is_never_open_to_the_internet(tf, locals_) -> None:
+    open_world = re.compile(r"0\.0\.0\.0/0|::/0")
+    model_rules = 0
+    for fw, direction, rule in firewall_rules(tf):
+        if direction != "inbound":
+            continue
+        ports = expand_locals(str(rule.get("ports", "")), locals_)
+        sources = expand_locals(json.dumps([rule.get("ipv4"), rule.get("ipv6")]), locals_)
+        if re.search(r"model_port|8001|8443", ports):
+            model_rules += 1
+            assert not open_world.search(sources), f"{fw}: model port open to the internet"
+            assert re.search(r"linode_instance\.edge\[e\]|192\.168\.255\.0/24", sources), sources
+        if open_world.search(sources):
+            # Only the edges' web ports face the whole internet.
+            assert fw == "edge" and hcl_value(rule["ports"]) in ("80", "443"), (fw, rule)
+    assert model_rules >= 3  # servers from edges, servers from NodeBalancers, NodeBalancers
+
+
+def test_every_firewall_drops_by_default_and_ssh_is_admin_only(tf) -> None:
+    firewalls = resources(tf, "linode_firewall")
+    assert set(firewalls) == {"edge", "model", "model_nodebalancer"}
+    for name, fw in firewalls.items():
+        assert hcl_value(fw["inbound_policy"]) == "DROP", name
+    for fw, _direction, rule in firewall_rules(tf):
+        if str(rule.get("ports")) == '"22"':
+            assert "admin_ipv" in json.dumps(rule), f"{fw}: SSH must come from admin_cidrs only"
+    text = (TF / "model.tf").read_text()
+    assert "8001" not in re.sub(r"#.*", "", text), "the server's own port is never exposed"
+
+
+def test_validation_region_lists_match_the_coordinates_table(variables, locals_) -> None:
+    regions = hcl_value(locals_["regions"])
+    for name in ("edge_regions", "model_regions", "index_region"):
+        listed = set()
+        for v in variables[name].get("validation", []):
+            for lst in re.findall(r"contains\(\[(.*?)\]", v["condition"]):
+                listed |= {hcl_value(s.strip()) for s in lst.split(",")}
+        assert listed == set(regions), f"{name}'s validation list differs from local.regions"
+
+
+def test_region_unit_vectors_match_their_coordinates(locals_) -> None:
+    for rid, r in hcl_value(locals_["regions"]).items():
+        lat, lon = math.radians(r["lat"]), math.radians(r["lon"])
+        expected = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
+        assert all(
+            abs(a - b) < 1e-4 for a, b in zip(expected, (r["x"], r["y"], r["z"]), strict=True)
+        ), rid
+
+
+def haversine_km(a: dict, b: dict) -> float:
+    la1, lo1, la2, lo2 = map(math.radians, (a["lat"], a["lon"], b["lat"], b["lon"]))
+    h = (
+        math.sin((la2 - la1) / 2) ** 2
+        + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    )
+    return 2 * 6371 * math.asin(math.sqrt(h))
+
+
+def expected_order(regions: dict, edge: str, model_regions: list[str]) -> list[str]:
+    """Nearest first by great-circle distance; the same city twice falls back to the id."""
+    return sorted(model_regions, key=lambda m: (haversine_km(regions[edge], regions[m]), m))
+
+
+def test_chord_ordering_equals_great_circle_ordering(locals_) -> None:
+    """The sort key in locals.tf (chord on the unit sphere) orders like real distances."""
+    regions = hcl_value(locals_["regions"])
+    ids = sorted(regions)
+    for e in ids:
+        chord = sorted(
+            ids,
+            key=lambda m: (
+                10000000
+                + math.floor(
+                    1000000
+                    * math.dist([regions[e][c] for c in "xyz"], [regions[m][c] for c in "xyz"])
+                ),
+                m,
+            ),
+        )
+        assert chord == expected_order(regions, e, ids), e
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_sets_only_declared_variables_of_the_right_type(variables, example) -> None:
+    values = load_tfvars(example)
+    undeclared = set(values) - set(variables)
+    assert not undeclared, f"{example.name} sets undeclared variables {undeclared}"
+    for name, value in values.items():
+        errors = type_errors(Parser(expr_text(variables[name]["type"])).parse(), value, name)
+        assert not errors, errors
+    secrets = set(load_tfvars(SECRETS_EXAMPLE))
+    assert secrets <= set(variables)
+    assert not secrets & set(values), "secrets belong in secrets.auto.tfvars, not the example"
+    required = {n for n, v in variables.items() if "default" not in v}
+    missing = required - set(values) - secrets
+    assert not missing, f"{example.name} leaves required variables unset: {missing}"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_passes_every_validation_and_precondition(tf, variables, example) -> None:
+    values = example_inputs(variables, example)
+    assert validation_failures(variables, values) == []
+    checked = conditions(tf)
+    assert len(checked) >= 4
+    for where, cond, message in checked:
+        assert eval_text(cond, {"var": values}) is True, f"{where}: {hcl_value(message)}"
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("edge_regions", ["mars-north"]),
+        ("edge_regions", ["us-ord", "us-ord"]),
+        ("edge_regions", []),
+        ("model_regions", {"us-ord": 0}),
+        ("model_regions", {"us-ord": 1.5}),
+        ("model_regions", {"atlantis": 1}),
+        ("admin_cidrs", ["0.0.0.0/0"]),
+        ("admin_cidrs", ["10.0.0.300/32"]),
+        ("admin_cidrs", ["10.0.0.1"]),
+        ("model_token", "short"),
+        ("model_token", "x" * 40 + " with spaces"),
+        ("edge_api_key", "tooshort"),
+        ("model_gguf_sha256", "abc"),
+        ("model_gguf_url", "http://insecure.example/model.gguf"),
+        ("model_engine", "vllm"),
+        ("model_port", 8001),
+        ("model_port", 80),
+        ("edge_image_tag", "latest"),
+        ("image_registry", "ghcr.io/Org/Upper"),
+        ("index_bucket", "Bad_Bucket"),
+        ("edge_hostnames", {"us-ord": "not a host"}),
+        ("ssh_authorized_keys", ["not-a-key"]),
+        ("os_image", "linode/arch"),
+        ("registry_password", "two\nlines"),
+        ("project", "x"),
+    ],
+)
+def test_validations_reject_bad_values(variables, name, bad) -> None:
+    values = {**example_inputs(variables, EXAMPLES[0]), name: bad}
+    failures = validation_failures(variables, values)
+    assert failures and all(f.startswith(f"{name}:") for f in failures), failures
+
+
+def test_preconditions_reject_inconsistent_inputs(tf, variables) -> None:
+    base = example_inputs(variables, EXAMPLES[0])
+    cases = [
+        {"model_gguf_sha256": ""},  # a URL without its checksum
+        {"model_gguf_url": ""},  # a checksum without a URL
+        {"admin_cidrs": ["203.0.113.7/32"], "ssh_authorized_keys": []},
+        {"edge_hostnames": {"eu-central": "eu.example.com"}},  # not an edge region here
+        {"model_instance_type": "g6-standard-32"},  # not in the price table
+    ]
+    for change in cases:
+        values = {**base, **change}
+        assert validation_failures(variables, values) == [], change
+        results = [eval_text(c, {"var": values}) for _, c, _ in conditions(tf)]
+        assert False in results, f"no precondition or check caught {change}"
+
+
+def cost(values: dict[str, Any]) -> tuple[float, float]:
+    """Hourly and monthly cost of a configuration, computed independently of locals.tf."""
+    prices = values["price_table"]
+    servers = sum(values["model_regions"].values())
+    balancers = sum(1 for n in values["model_regions"].values() if n > 1)
+    edge = prices["instance"][values["edge_instance_type"]]
+    model = prices["instance"][values["model_instance_type"]]
+    parts = [
+        (len(values["edge_regions"]), edge),
+        (servers, model),
+        (balancers, prices["nodebalancer"]),
+        (1, prices["object_storage"]),
+    ]
+    return (
+        round(sum(n * p["hourly"] for n, p in parts), 6),
+        round(sum(n * p["monthly"] for n, p in parts), 6),
+    )
+
+
+def test_minimal_example_fits_the_budget_and_runs_the_reference_model(variables) -> None:
+    values = example_inputs(variables, TF / "examples" / "minimal.tfvars")
+    hourly, _ = cost(values)
+    assert hourly <= MAX_MINIMAL_HOURLY_USD
+    assert len(values["edge_regions"]) == 1 and len(values["model_regions"]) == 1
+    # Mistral-7B Q4_K_M needs ~6 GB: the model plan must be an 8 GB one (standard-4/dedicated-4).
+    assert re.fullmatch(r"g6-(standard|dedicated)-4", values["model_instance_type"])
+    assert "mistral-7b-openorca.Q4_K_M.gguf" in values["model_gguf_url"]
+
+
+def test_multi_region_example_shape(variables) -> None:
+    values = example_inputs(variables, TF / "examples" / "multi-region.tfvars")
+    assert len(values["edge_regions"]) == 3 and len(values["model_regions"]) == 2
+    assert any(n > 1 for n in values["model_regions"].values()), "exercises the NodeBalancer"
+
+
+def test_deployment_guide_states_each_examples_cost(variables) -> None:
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    for example in EXAMPLES:
+        hourly, monthly = cost(example_inputs(variables, example))
+        row = next((line for line in guide.splitlines() if f"`{example.name}`" in line), "")
+        assert f"${hourly:.3f}" in row and f"${monthly:.0f}" in row, (example.name, row)
+        assert f"${hourly:.3f}/hour" in example.read_text(), f"{example.name} header comment"
+
+
+# ------------------------------------------- the real Terraform, without providers (if present)
+
+STUBS = {
+    "linode_instance.edge": "local.stub_linode_instance_edge",
+    "linode_instance.model": "local.stub_linode_instance_model",
+    "linode_nodebalancer.model": "local.stub_linode_nodebalancer_model",
+    "linode_object_storage_bucket.index": "local.stub_bucket",
+    "linode_object_storage_key.edge": "local.stub_key",
+    "tls_self_signed_cert.model_ca": "local.stub_ca",
+    "tls_locally_signed_cert.model": "local.stub_leaf",
+    "tls_private_key.model": "local.stub_leaf_key",
+}
+STUB_LOCALS = r"""
+locals {
+  stub_linode_instance_edge      = { for i, e in var.edge_regions : e => { id = 100 + i, ip_address = "203.0.113.${10 + i}", ipv6 = "2001:db8::${10 + i}/128" } }
+  stub_linode_instance_model     = { for i, k in keys(local.model_servers) : k => { id = 200 + i, ip_address = "198.51.100.${10 + i}", private_ip_address = "192.168.130.${10 + i}" } }
+  stub_linode_nodebalancer_model = { for i, r in tolist(local.nodebalancer_regions) : r => { id = 300 + i, ipv4 = "192.0.2.${10 + i}" } }
+  stub_bucket                    = { label = var.index_bucket, s3_endpoint = "${var.index_region}-1.linodeobjects.com" }
+  stub_key                       = { access_key = "STUBACCESSKEY", secret_key = "stub-secret-key" }
+  stub_ca                        = { cert_pem = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n" }
+  stub_leaf                      = { for r, n in var.model_regions : r => { cert_pem = "-----BEGIN CERTIFICATE-----\n${r}\n-----END CERTIFICATE-----\n" } }
+  stub_leaf_key                  = { for r, n in var.model_regions : r => { private_key_pem = "-----BEGIN EC PRIVATE KEY-----\n${r}\n-----END EC PRIVATE KEY-----\n" } }
+}
+output "harness_edge_user_data" {
+  value     = local.edge_user_data
+  sensitive = true
+}
+output "harness_model_user_data" {
+  value     = local.model_user_data
+  sensitive = true
+}
+"""
+
+
+def top_level_blocks(text: str, kind: str) -> list[str]:
+    """Top-level blocks of one kind, by terraform fmt's layout (closing brace in column 0)."""
+    lines, out, i = text.splitlines(keepends=True), [], 0
+    while i < len(lines):
+        if re.match(rf"^{kind}\b.*{{\s*$", lines[i]):
+            j = i
+            while not lines[j].startswith("}"):
+                j += 1
+            out.append("".join(lines[i : j + 1]))
+            i = j + 1
+        else:
+            i += 1
+    return out
+
+
+def build_harness(dest: Path) -> None:
+    """variables + locals + outputs + checks of terraform/, with resources replaced by stubs."""
+    shutil.copytree(TF / "templates", dest / "templates")
+    parts = [(TF / "variables.tf").read_text()]
+    for path in sorted(TF.glob("*.tf")):
+        for kind in ("locals", "output", "check"):
+            for block in top_level_blocks(path.read_text(), kind):
+                for ref, stub in STUBS.items():
+                    block = re.sub(re.escape(ref) + r"\b", stub, block)
+                assert not re.search(r"\b(linode|tls)_[a-z_]+\.", block), block
+                parts.append(block)
+    parts.append(STUB_LOCALS)
+    (dest / "main.tf").write_text("\n".join(parts))
+
+
+def terraform(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "TF_CLI_CONFIG_FILE": "/dev/null",
+        "CHECKPOINT_DISABLE": "1",
+        "TF_IN_AUTOMATION": "1",
+    }
+    proc = subprocess.run(
+        ["terraform", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"terraform {args[0]} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def secret_args() -> list[str]:
+    return [f"-var={k}={v}" for k, v in TEST_SECRETS.items()]
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory) -> Path:
+    if shutil.which("terraform") is None:
+        pytest.skip("no terraform binary")
+    dest = tmp_path_factory.mktemp("tf-harness")
+    build_harness(dest)
+    terraform(["init", "-input=false", "-backend=false"], dest)
+    return dest
+
+
+def harness_outputs(harness: Path, example: Path, tmp_path: Path) -> dict[str, Any]:
+    state = tmp_path / "terraform.tfstate"
+    terraform(
+        ["apply", "-auto-approve", "-input=false", f"-state={state}", f"-var-file={example}"]
+        + secret_args(),
+        harness,
+    )
+    out = terraform(["output", "-json", f"-state={state}"], harness).stdout
+    return {k: v["value"] for k, v in json.loads(out).items()}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_real_terraform_evaluates_each_example(harness, variables, locals_, example, tmp_path):
+    outputs = harness_outputs(harness, example, tmp_path)
+    values = example_inputs(variables, example)
+    regions = hcl_value(locals_["regions"])
+    models = sorted(values["model_regions"])
+    assert outputs["edge_upstream_order"] == {
+        e: expected_order(regions, e, models) for e in values["edge_regions"]
+    }
+    hourly, monthly = cost(values)
+    assert outputs["estimated_cost"]["hourly_usd"] == pytest.approx(hourly)
+    assert outputs["estimated_cost"]["monthly_usd"] == pytest.approx(monthly)
+    assert outputs["estimated_cost"]["price_table_as_of"] == values["price_table"]["as_of"]
+    for r, n in values["model_regions"].items():
+        endpoint = outputs["model_endpoints"][r]
+        assert endpoint["load_balanced"] == (n > 1) and len(endpoint["servers"]) == n
+        assert endpoint["url"] == f"https://mm-{r}.moviemind.internal:{values['model_port']}"
+    assert set(outputs["harness_edge_user_data"]) == set(values["edge_regions"])
+    assert len(outputs["harness_model_user_data"]) == sum(values["model_regions"].values())
+    shown = json.dumps({k: v for k, v in outputs.items() if not k.startswith("harness_")})
+    for secret in (TEST_SECRETS["model_token"], "stub-secret-key", "PRIVATE KEY"):
+        assert secret not in shown
+
+
+def test_real_terraform_rejects_a_bad_region(harness, tmp_path) -> None:
+    proc = terraform(
+        [
+            "plan",
+            "-input=false",
+            f"-state={tmp_path / 's'}",
+            f"-var-file={EXAMPLES[0]}",
+            '-var=edge_regions=["mars-north"]',
+        ]
+        + secret_args(),
+        harness,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "Every edge region must be a Linode core region id" in proc.stderr
