@@ -33,8 +33,9 @@ class Filters(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
     year_min: int | None = None
     year_max: int | None = None
-    genres_any: list[str] = []
-    genres_none: list[str] = []
+    # default_factory: Litestar's OpenAPI generator cannot hash a literal [] default.
+    genres_any: list[str] = msgspec.field(default_factory=list)
+    genres_none: list[str] = msgspec.field(default_factory=list)
     min_rating: float | None = None
 
     def is_empty(self) -> bool:

@@ -12,11 +12,13 @@ Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class RecommendRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    liked: Annotated[list[Title], msgspec.Meta(max_length=50)] = []
-    liked_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=0)]], msgspec.Meta(max_length=50)] = []
+    liked: Annotated[list[Title], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
+    liked_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=0)]], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
     query: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     k: Annotated[int, msgspec.Meta(ge=1, le=50)] = 5
-    filters: Filters = Filters()
+    # Factories, not literal defaults: Litestar's OpenAPI generator hashes defaults, and a
+    # list (or a struct holding lists) is unhashable, which made /schema/openapi.json a 500.
+    filters: Filters = msgspec.field(default_factory=Filters)
     explain: bool = True
     stream: bool = False
 
@@ -71,7 +73,7 @@ class RecommendResponse(msgspec.Struct, kw_only=True):
     model: str | None
     timings_ms: Timings
     degraded_reason: str | None = None
-    dropped_titles: list[str] = []
+    dropped_titles: list[str] = msgspec.field(default_factory=list)
     index_version: str | None = None
 
 
