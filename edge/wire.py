@@ -13,7 +13,9 @@ Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 class RecommendRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     liked: Annotated[list[Title], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
-    liked_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=0)]], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
+    liked_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=0)]], msgspec.Meta(max_length=50)] = (
+        msgspec.field(default_factory=list)
+    )
     query: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     k: Annotated[int, msgspec.Meta(ge=1, le=50)] = 5
     # Factories, not literal defaults: Litestar's OpenAPI generator hashes defaults, and a
