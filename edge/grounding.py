@@ -10,12 +10,19 @@ import msgspec
 
 from edge.catalog import Movie, lookup_key
 
-_LINE = re.compile(
-    r"""^\s*(?:[-*•]\s*)?(?:\d{1,2}[.)]\s*)?(?:\[(?P<num>\d{1,3})\]\s*)?(?:\*\*)?
-        (?P<title>[^\n]*?)(?:\*\*)?\s*(?:\((?P<year>\d{4})\))?\s*(?:\*\*)?
-        (?:\s[-–—:]\s*|:\s*)(?P<reason>.*)$""",
-    re.X,
+_START = r"^\s*(?:[-*•]\s*)?(?:\d{1,2}[.)]\s*)?(?:\[(?P<num>\d{1,3})\]\s*)?(?:\*\*)?"
+# A "(Year)" is the surest end of a title: titles themselves hold colons and dashes
+# ("Mission: Impossible", "X-Men: First Class"), and small models often echo the candidate
+# line's " | " separators, so whatever follows the year is the reason.
+_WITH_YEAR = re.compile(
+    _START
+    + r"(?P<title>.*?)(?:\*\*)?\s*\((?P<year>\d{4})\)\s*(?:\*\*)?\s*(?:[-–—:|,.]\s*)?(?P<reason>.*)$"
 )
+# Without a year: a dash or bar separates title and reason; a colon only when there is neither.
+_NO_YEAR = [
+    re.compile(_START + r"(?P<title>[^\n]*?)(?:\*\*)?\s*(?:\s[-–—]\s*|\s*\|\s*)(?P<reason>.*)$"),
+    re.compile(_START + r"(?P<title>[^\n]*?)(?:\*\*)?\s*:\s*(?P<reason>.*)$"),
+]
 
 
 class Pick(msgspec.Struct, frozen=True):
@@ -49,17 +56,21 @@ def _match(
 
 def parse_line(line: str) -> tuple[int | None, str, int | None, str] | None:
     """(candidate number, title, year, reason) from one answer line, or None."""
-    m = _LINE.match(line)
+    m = _WITH_YEAR.match(line)
+    for pattern in _NO_YEAR:
+        if m:
+            break
+        m = pattern.match(line)
     if not m:
-        # A bare "[3] Title (Year)" line with no reason.
-        bare = re.match(
-            r"^\s*(?:\d{1,2}[.)]\s*)?\[(\d{1,3})\]\s*(.+?)\s*(?:\((\d{4})\))?\s*$", line
-        )
+        # A bare "[3] Title" line with no reason.
+        bare = re.match(r"^\s*(?:\d{1,2}[.)]\s*)?\[(\d{1,3})\]\s*(.+?)\s*$", line)
         if not bare:
             return None
-        return int(bare.group(1)), bare.group(2), int(bare.group(3)) if bare.group(3) else None, ""
+        return int(bare.group(1)), bare.group(2), None, ""
     num = int(m.group("num")) if m.group("num") else None
-    year = int(m.group("year")) if m.group("year") else None
+    year = int(m.group("year")) if "year" in m.groupdict() and m.group("year") else None
+    if num is None and year is None and not m.group("reason").strip():
+        return None  # prose such as "Here are my picks:", not a pick
     return num, m.group("title").strip(" *\"'"), year, m.group("reason").strip()
 
 
