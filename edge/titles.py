@@ -85,10 +85,14 @@ class TitleIndex:
             return None
         title, year = split_title_year(raw)
         key = lookup_key(title)
+        if not key:
+            return None  # only punctuation or a year: every key would "match" as a prefix
         note = None
         ids = self.titles.get(key) or self.titles.get("the " + key)
-        if ids is None:
-            prefixed = self._prefix_keys(key, 1)
+        if ids is None and len(_bare(key)) >= 3 and key not in ("the", "a", "an"):
+            # Completing "x" or "the" to the most popular title would be a guess, not a match.
+            # "shawshank" -> "the shawshank redemption": the article is usually left out.
+            prefixed = self._prefix_keys(key, 1) or self._prefix_keys("the " + key, 1)
             if prefixed:
                 ids = self.titles[prefixed[0]]
                 note = "completed a partial title"
