@@ -119,7 +119,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
             ranking=RankingSettings(**rank),  # type: ignore[arg-type]
             s3=S3Settings.from_env(dict(env)),
         )
-    except (TypeError, msgspec.ValidationError) as exc:
+    except (TypeError, ValueError, msgspec.ValidationError) as exc:
+        # UpstreamSettings checks its values in __post_init__ and raises a plain ValueError.
         raise SettingsError(str(exc)) from None
     _validate(settings)
     return settings
