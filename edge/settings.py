@@ -89,6 +89,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
         for u in urls:
             if not u.startswith(("http://", "https://")):
                 raise SettingsError(f"{PREFIX}UPSTREAMS: {u!r} is not an http(s) URL")
+        if not urls:
+            raise SettingsError(f"{PREFIX}UPSTREAMS needs at least one http(s) URL")
         up["urls"] = tuple(u.rstrip("/") for u in urls)
     up_fields = {
         "UPSTREAM_TOKEN": ("token", str),
@@ -120,8 +122,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
             s3=S3Settings.from_env(dict(env)),
         )
     except (TypeError, ValueError, msgspec.ValidationError) as exc:
-        # UpstreamSettings checks its values in __post_init__ and raises a plain ValueError.
-        raise SettingsError(str(exc)) from None
+        # UpstreamSettings checks its values in __post_init__ and raises a plain ValueError
+        # naming its field ("upstream connect_timeout_s ..."): name the variable instead.
+        message = str(exc)
+        for suffix, (field, _) in up_fields.items():
+            message = message.replace(f"upstream {field}", PREFIX + suffix)
+        raise SettingsError(message) from None
     _validate(settings)
     return settings
 
