@@ -79,7 +79,10 @@ resource "linode_firewall" "edge" {
 resource "linode_instance" "edge" {
   for_each = toset(var.edge_regions)
 
-  label  = "${var.project}-edge-${each.key}"
+  # Any change to the cloud-init document re-creates the instance (the provider cannot update
+  # user data in place). The suffix, a digest of that document, keeps labels unique so the
+  # replacement can boot before the old edge goes (create_before_destroy below).
+  label  = "${var.project}-edge-${each.key}-${nonsensitive(substr(sha256(local.edge_user_data[each.key]), 0, 6))}"
   region = each.key
   type   = var.edge_instance_type
   image  = var.os_image
@@ -94,6 +97,8 @@ resource "linode_instance" "edge" {
   }
 
   lifecycle {
+    create_before_destroy = true
+
     precondition {
       condition     = length(var.admin_cidrs) == 0 || length(var.ssh_authorized_keys) > 0
       error_message = "admin_cidrs opens SSH, so ssh_authorized_keys needs at least one key (password login is disabled)."

@@ -51,12 +51,12 @@ locals {
       for i in range(n) : "${r}-${i + 1}" => { region = r, ordinal = i + 1 }
     }
   ]...)
-  nodebalancer_regions = toset([for r, n in var.model_regions : r if n > 1])
+  nodebalancer_regions = toset([for r, n in var.model_regions : r if n > 1 || var.model_nodebalancer_always])
 
   # What an edge connects to for each model region: the NodeBalancer when there is one,
   # otherwise the single server.
   model_address = {
-    for r, n in var.model_regions : r => (n > 1 ? linode_nodebalancer.model[r].ipv4 : linode_instance.model["${r}-1"].ip_address)
+    for r, n in var.model_regions : r => (contains(local.nodebalancer_regions, r) ? linode_nodebalancer.model[r].ipv4 : linode_instance.model["${r}-1"].ip_address)
   }
 
   # For every edge, the model regions nearest first. The sort key is the chord distance in

@@ -1,11 +1,14 @@
 # Model servers: in each model region, N instances running Caddy (TLS on model_port) in front
 # of the model server container (8001, never published on the host). A region with more than
-# one server gets a NodeBalancer that passes TLS through to them.
+# one server (or every region, with model_nodebalancer_always) gets a NodeBalancer that passes
+# TLS through to them.
 
 resource "linode_instance" "model" {
   for_each = local.model_servers
 
-  label  = "${var.project}-model-${each.key}"
+  # As for edges: a digest of the cloud-init document keeps labels unique across a replacement,
+  # so new servers boot (and join their NodeBalancer) before the old ones go.
+  label  = "${var.project}-model-${each.key}-${nonsensitive(substr(sha256(local.model_user_data[each.key]), 0, 6))}"
   region = each.value.region
   type   = var.model_instance_type
   image  = var.os_image
@@ -21,6 +24,8 @@ resource "linode_instance" "model" {
   }
 
   lifecycle {
+    create_before_destroy = true
+
     precondition {
       condition     = length(var.admin_cidrs) == 0 || length(var.ssh_authorized_keys) > 0
       error_message = "admin_cidrs opens SSH, so ssh_authorized_keys needs at least one key (password login is disabled)."

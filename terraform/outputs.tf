@@ -22,7 +22,7 @@ output "model_endpoints" {
     for r, n in var.model_regions : r => {
       url           = local.model_url[r]
       address       = local.model_address[r]
-      load_balanced = n > 1
+      load_balanced = contains(local.nodebalancer_regions, r)
       servers       = { for k, s in local.model_servers : k => linode_instance.model[k].ip_address if s.region == r }
     }
   }

@@ -50,6 +50,12 @@ variable "model_regions" {
   }
 }
 
+variable "model_nodebalancer_always" {
+  type        = bool
+  description = "Put a NodeBalancer in front of every model region, even one with a single server. Its address never changes, so re-creating a model server (new model, new image) does not re-create the edges that name it. +$0.015/hour per region."
+  default     = false
+}
+
 variable "edge_instance_type" {
   type        = string
   description = "Linode plan for the edges. g6-nanode-1 (1 GB) holds MiniLM, the index and Caddy for catalogs up to ~100k movies."

@@ -110,7 +110,11 @@ def templatefile_keys(tier: str) -> set[str]:
 # Stand-ins for what only exists after apply; the same values as the Terraform harness stubs.
 def stubs(values: dict[str, Any]) -> dict[str, Any]:
     servers = sorted(f"{r}-{i + 1}" for r, n in values["model_regions"].items() for i in range(n))
-    balanced = sorted(r for r, n in values["model_regions"].items() if n > 1)
+    balanced = sorted(
+        r
+        for r, n in values["model_regions"].items()
+        if n > 1 or values["model_nodebalancer_always"]
+    )
     return {
         "edge_ip": {e: f"203.0.113.{10 + i}" for i, e in enumerate(values["edge_regions"])},
         "model_ip": {k: f"198.51.100.{10 + i}" for i, k in enumerate(servers)},
@@ -135,11 +139,7 @@ def b64(s: str) -> str:
 
 
 def model_address(values: dict[str, Any], st: dict[str, Any], region: str) -> str:
-    return (
-        st["nb_ip"][region]
-        if values["model_regions"][region] > 1
-        else st["model_ip"][f"{region}-1"]
-    )
+    return st["nb_ip"].get(region) or st["model_ip"][f"{region}-1"]
 
 
 def edge_inputs(values: dict[str, Any], region: str, regions: dict) -> dict[str, Any]:

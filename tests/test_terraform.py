@@ -773,11 +773,16 @@ def test_preconditions_reject_inconsistent_inputs(tf, variables) -> None:
         assert False in results, f"no precondition or check caught {change}"
 
 
+def balanced(values: dict[str, Any], servers: int) -> bool:
+    """Whether a model region with this many servers sits behind a NodeBalancer."""
+    return servers > 1 or values["model_nodebalancer_always"]
+
+
 def cost(values: dict[str, Any]) -> tuple[float, float]:
     """Hourly and monthly cost of a configuration, computed independently of locals.tf."""
     prices = values["price_table"]
     servers = sum(values["model_regions"].values())
-    balancers = sum(1 for n in values["model_regions"].values() if n > 1)
+    balancers = sum(1 for n in values["model_regions"].values() if balanced(values, n))
     edge = prices["instance"][values["edge_instance_type"]]
     model = prices["instance"][values["model_instance_type"]]
     parts = [
@@ -936,7 +941,7 @@ def test_real_terraform_evaluates_each_example(harness, variables, locals_, exam
     assert outputs["estimated_cost"]["price_table_as_of"] == values["price_table"]["as_of"]
     for r, n in values["model_regions"].items():
         endpoint = outputs["model_endpoints"][r]
-        assert endpoint["load_balanced"] == (n > 1) and len(endpoint["servers"]) == n
+        assert endpoint["load_balanced"] == balanced(values, n) and len(endpoint["servers"]) == n
         assert endpoint["url"] == f"https://mm-{r}.moviemind.internal:{values['model_port']}"
     assert set(outputs["harness_edge_user_data"]) == set(values["edge_regions"])
     assert len(outputs["harness_model_user_data"]) == sum(values["model_regions"].values())
