@@ -1,4 +1,10 @@
-"""Tie every title in the model's answer to a candidate; drop what is not one; fill up to k."""
+"""Tie every title in the model's answer to a candidate; drop what is not one; fill up to k.
+
+Small models do not follow formats faithfully: they echo candidate lines ("[3] Heat (1995) |
+Action, Crime"), drop the number, bold the title or invent a movie. So each line is matched by
+content: the candidate number when the line also names that candidate, else the longest candidate
+title contained in the line, else a close fuzzy match of the title-looking part.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +16,10 @@ import msgspec
 
 from edge.catalog import Movie, lookup_key
 
-_START = r"^\s*(?:[-*•]\s*)?(?:\d{1,2}[.)]\s*)?(?:\[(?P<num>\d{1,3})\]\s*)?(?:\*\*)?"
-# A "(Year)" is the surest end of a title: titles themselves hold colons and dashes
-# ("Mission: Impossible", "X-Men: First Class"), and small models often echo the candidate
-# line's " | " separators, so whatever follows the year is the reason.
-_WITH_YEAR = re.compile(
-    _START
-    + r"(?P<title>.*?)(?:\*\*)?\s*\((?P<year>\d{4})\)\s*(?:\*\*)?\s*(?:[-–—:|,.]\s*)?(?P<reason>.*)$"
-)
-# Without a year: a dash or bar separates title and reason; a colon only when there is neither.
-_NO_YEAR = [
-    re.compile(_START + r"(?P<title>[^\n]*?)(?:\*\*)?\s*(?:\s[-–—]\s*|\s*\|\s*)(?P<reason>.*)$"),
-    re.compile(_START + r"(?P<title>[^\n]*?)(?:\*\*)?\s*:\s*(?P<reason>.*)$"),
-]
+_NUM = re.compile(r"^\s*(?:[-*•]\s*)?(?:\d{1,2}[.)]\s*)?\[(\d{1,3})\]")
+_LEAD = re.compile(r"^\s*(?:[-*•]\s*)?(?:\d{1,2}[.)]\s*)?(?:\[\d{1,3}\]\s*)?")
+_TITLE_PART = re.compile(r"^(?P<title>.+?)\s*(?:\((?P<year>\d{4})\)|\s[-–—|]\s|:\s|$)")
+_SEPARATORS = re.compile(r"^\s*(?:\(\d{4}\))?\s*(?:[-–—|:]\s*)?")
 
 
 class Pick(msgspec.Struct, frozen=True):
@@ -36,42 +33,43 @@ class Grounded(msgspec.Struct):
     dropped: list[str]
 
 
-def _match(
-    title: str, year: int | None, candidates: Sequence[Movie], keys: list[str]
-) -> int | None:
+def _reason(line: str, title: str) -> str:
+    """What follows the title on the line, without separators and echoed metadata."""
+    idx = line.lower().find(title.lower())
+    rest = line[idx + len(title) :] if idx >= 0 else _LEAD.sub("", line)
+    rest = _SEPARATORS.sub("", rest.replace("**", "")).strip()
+    # An echoed candidate line ("Action, Crime | dir. X | ...") is metadata, not a reason.
+    if "|" in rest:
+        rest = rest.split("|")[-1].strip() if " - " not in rest else rest.split(" - ", 1)[1]
+    return rest.strip(" -–—:*\"'")[:300]
+
+
+def match_line(
+    line: str, candidates: Sequence[Movie], keys: Sequence[str]
+) -> tuple[int | None, str]:
+    """(candidate index or None, the title-looking text) for one answer line."""
+    text = lookup_key(line.replace("**", ""))
+    padded = f" {text} "
+    num = _NUM.match(line)
+    if num:
+        i = int(num.group(1)) - 1
+        if 0 <= i < len(candidates) and keys[i] and f" {keys[i]} " in padded:
+            return i, candidates[i].title
+    contained = [(len(k), i) for i, k in enumerate(keys) if len(k) >= 3 and f" {k} " in padded]
+    if contained:
+        i = max(contained)[1]
+        return i, candidates[i].title
+    m = _TITLE_PART.match(_LEAD.sub("", line).replace("**", "").strip())
+    title = m.group("title").strip(" \"'") if m else ""
     key = lookup_key(title)
-    if not key:
-        return None
-    exact = [i for i, k in enumerate(keys) if k == key]
-    if exact:
-        with_year = [i for i in exact if candidates[i].year == year]
-        return (with_year or exact)[0]
+    if len(key) < 3:
+        return None, title
     best, best_ratio = None, 0.0
     for i, k in enumerate(keys):
         ratio = SequenceMatcher(None, key, k).ratio()
         if ratio > best_ratio:
             best, best_ratio = i, ratio
-    return best if best_ratio >= 0.85 else None
-
-
-def parse_line(line: str) -> tuple[int | None, str, int | None, str] | None:
-    """(candidate number, title, year, reason) from one answer line, or None."""
-    m = _WITH_YEAR.match(line)
-    for pattern in _NO_YEAR:
-        if m:
-            break
-        m = pattern.match(line)
-    if not m:
-        # A bare "[3] Title" line with no reason.
-        bare = re.match(r"^\s*(?:\d{1,2}[.)]\s*)?\[(\d{1,3})\]\s*(.+?)\s*$", line)
-        if not bare:
-            return None
-        return int(bare.group(1)), bare.group(2), None, ""
-    num = int(m.group("num")) if m.group("num") else None
-    year = int(m.group("year")) if "year" in m.groupdict() and m.group("year") else None
-    if num is None and year is None and not m.group("reason").strip():
-        return None  # prose such as "Here are my picks:", not a pick
-    return num, m.group("title").strip(" *\"'"), year, m.group("reason").strip()
+    return (best if best_ratio >= 0.85 else None), title
 
 
 def ground(
@@ -83,26 +81,19 @@ def ground(
     used: set[int] = set(exclude)
     dropped: list[str] = []
     for line in text.splitlines():
-        if not line.strip():
+        if not line.strip() or len(picks) >= k:
             continue
-        parsed = parse_line(line)
-        if parsed is None:
-            continue
-        num, title, year, reason = parsed
-        idx = _match(title, year, candidates, keys)
-        if idx is None and num is not None and 1 <= num <= len(candidates) and not title:
-            idx = num - 1
+        idx, title = match_line(line, candidates, keys)
         if idx is None:
-            if title:
+            # Only lines that look like a pick count as dropped titles, not chatter.
+            if title and (_NUM.match(line) or re.search(r"\(\d{4}\)", line)):
                 dropped.append(title)
             continue
         movie = candidates[idx]
         if movie.id in used:
             continue
         used.add(movie.id)
-        picks.append(Pick(movie, reason[:300] or None, True))
-        if len(picks) == k:
-            break
+        picks.append(Pick(movie, _reason(line, title) or None, True))
     for movie in candidates:
         if len(picks) >= k:
             break
