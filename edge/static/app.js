@@ -27,6 +27,7 @@
   const streamText = $("stream-text");
   const streamHeading = $("stream-heading");
   const degraded = $("degraded-notice");
+  const degradedTitle = $("degraded-title");
   const degradedReason = $("degraded-reason");
   const cardsHeading = $("cards-heading");
   const cards = $("cards");
@@ -357,13 +358,19 @@
       renderUnderstood(d.resolved_liked, d.unresolved_liked);
       renderCards(d.recommendations || []);
       if (d.degraded) {
-        degraded.hidden = false;
+        // A model that stopped mid-answer did contribute: say so rather than "unavailable".
+        const broken = (d.degraded_reason || "").startsWith("upstream_broken");
+        degradedTitle.textContent = broken
+          ? "The language model stopped mid-answer; the remaining picks come from the catalog alone."
+          : "The language model is unavailable; these picks come from the catalog alone.";
         degradedReason.textContent = d.degraded_reason ? `(${d.degraded_reason})` : "";
+        degraded.hidden = false;
       }
-      const n = (d.dropped_titles || []).length;
+      const droppedTitles = [...new Set(d.dropped_titles || [])];
+      const n = droppedTitles.length;
       if (n) {
         // The model's text can be long or garbled: show a short, bounded excerpt of each.
-        const shown = d.dropped_titles.slice(0, 5).map((t) => (t.length > 60 ? `${t.slice(0, 57)}…` : t));
+        const shown = droppedTitles.slice(0, 5).map((t) => (t.length > 60 ? `${t.slice(0, 57)}…` : t));
         dropped.textContent = `Left out ${n} title${n === 1 ? "" : "s"} the model named that ${n === 1 ? "is" : "are"} not in the catalog: ${shown.join("; ")}${n > 5 ? "; …" : ""}.`;
         dropped.hidden = false;
       }
