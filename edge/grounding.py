@@ -57,7 +57,10 @@ def match_line(
             return i, candidates[i].title
     contained = [(len(k), i) for i, k in enumerate(keys) if len(k) >= 3 and f" {k} " in padded]
     if contained:
-        i = max(contained)[1]
+        # Same-titled candidates ("Heat" 1995 and 1986): the year on the line decides, then
+        # retrieval order (the better-ranked one), never just the later index.
+        years = {int(y) for y in re.findall(r"\b(?:18|19|20)\d\d\b", line)}
+        i = max(contained, key=lambda t: (t[0], candidates[t[1]].year in years, -t[1]))[1]
         return i, candidates[i].title
     m = _TITLE_PART.match(_LEAD.sub("", line).replace("**", "").strip())
     title = m.group("title").strip(" \"'") if m else ""
