@@ -87,7 +87,7 @@ resource "linode_instance" "edge" {
   type   = var.edge_instance_type
   image  = var.os_image
   # checkov:skip=CKV_LIN_2: keys are optional by design: SSH is closed at the firewall unless admin_cidrs is set, a precondition then requires a key, and cloud-init turns password SSH off.
-  authorized_keys = var.ssh_authorized_keys
+  authorized_keys = length(var.ssh_authorized_keys) > 0 ? var.ssh_authorized_keys : null
   firewall_id     = linode_firewall.edge.id
   booted          = true
   tags            = concat(local.common_tags, ["edge"])

@@ -10,8 +10,8 @@ variable "project" {
   default     = "moviemind"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,14}[a-z0-9]$", var.project))
-    error_message = "project must be 3-16 characters of lowercase letters, digits and dashes, starting with a letter and ending with a letter or digit."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,14}[a-z0-9]$", var.project)) && !strcontains(var.project, "--")
+    error_message = "project must be 3-16 characters of lowercase letters, digits and single dashes, starting with a letter and ending with a letter or digit (Linode labels allow no \"--\")."
   }
 }
 

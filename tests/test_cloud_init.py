@@ -363,6 +363,15 @@ def test_documents_survive_awkward_but_valid_values(variables, regions) -> None:
     )
 
 
+def test_ca_bundle_mount_matches_the_edge_image_layout() -> None:
+    """The edge's HTTP client reads certifi's file: the mount must hit the image's real path."""
+    dockerfile = (ROOT / "edge" / "Dockerfile").read_text()
+    (minor,) = set(re.findall(r"^FROM python:(3\.\d+)\.", dockerfile, re.M))
+    assert "COPY --from=deps /opt/venv /opt/venv" in dockerfile
+    mount = f"/opt/venv/lib/python{minor}/site-packages/certifi/cacert.pem:ro"
+    assert f"/etc/moviemind/ca-bundle.pem:{mount}" in TEMPLATES["edge"].read_text()
+
+
 def test_environment_names_match_compose() -> None:
     services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
     assert set(services["edge"]["environment"]) == EDGE_ENV

@@ -749,6 +749,7 @@ def test_example_passes_every_validation_and_precondition(tf, variables, example
         ("os_image", "linode/arch"),
         ("registry_password", "two\nlines"),
         ("project", "x"),
+        ("project", "my--app"),
     ],
 )
 def test_validations_reject_bad_values(variables, name, bad) -> None:
