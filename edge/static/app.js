@@ -43,8 +43,8 @@
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(props)) {
       if (k === "dataset") Object.assign(node.dataset, v);
-      else if (k in node && !k.includes("-")) node[k] = v;
-      else node.setAttribute(k, v);
+      else if (k === "textContent" || k === "className" || k.startsWith("on")) node[k] = v;
+      else node.setAttribute(k, v); // attributes, so ARIA works without property reflection
     }
     for (const c of children) if (c != null) node.append(c);
     return node;
