@@ -78,7 +78,13 @@ def cmd_publish(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from index_builder.evaluate import run_eval
 
-    run_eval(Path(args.index), min_liked=args.min_liked, max_users=args.max_users, seed=args.seed)
+    report = run_eval(
+        Path(args.index), min_liked=args.min_liked, max_users=args.max_users, seed=args.seed
+    )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("# Offline evaluation\n\n" + report.markdown())
+        print(f"wrote {args.out}")
 
 
 def _source_errors() -> type[Exception]:
@@ -128,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--min-liked", type=int, default=5)
     e.add_argument("--max-users", type=int, default=0)
     e.add_argument("--seed", type=int, default=7)
+    e.add_argument("--out", help="also write the table as Markdown to this file")
     e.set_defaults(func=cmd_eval)
 
     args = p.parse_args(argv)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from edge.bundle import Bundle
@@ -41,10 +42,32 @@ def _metrics(ranked: list[int], target: int) -> tuple[float, float]:
     return 0.0, 0.0
 
 
+class EvalReport(msgspec.Struct):
+    users: int
+    catalog: int
+    results: dict[str, tuple[float, float]]  # method -> (HR@10, NDCG@10)
+
+    def markdown(self) -> str:
+        """The results as a Markdown table, for docs/benchmarks/eval.md."""
+        rows = [f"| {name} | {hr:.4f} | {ndcg:.4f} |" for name, (hr, ndcg) in self.results.items()]
+        return "\n".join(
+            [
+                f"Leave-last-liked-out on MovieLens (dslabs/movielens): {self.users} users with >= 5 "
+                f"liked movies (rating >= 4), catalog of {self.catalog} movies, top 10, the user's "
+                "other rated movies excluded.",
+                "",
+                "| method | HR@10 | NDCG@10 |",
+                "| --- | --- | --- |",
+                *rows,
+                "",
+            ]
+        )
+
+
 def run_eval(
     index_dir: Path, *, min_liked: int = 5, max_users: int = 0, seed: int = 7, log=print
-) -> dict[str, tuple[float, float]]:
-    """Evaluate every method on the same users; returns method -> (HR@10, NDCG@10)."""
+) -> EvalReport:
+    """Evaluate every method on the same users."""
     bundle = Bundle.load(index_dir)
     users = user_histories(min_liked)
     rng = random.Random(seed)
@@ -101,4 +124,4 @@ def run_eval(
         log(
             f"  {name:<26} HR@10 {results[name][0]:.4f}  NDCG@10 {results[name][1]:.4f}  ({time.perf_counter() - t0:.1f}s)"
         )
-    return results
+    return EvalReport(users=len(users), catalog=len(bundle), results=results)

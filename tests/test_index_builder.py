@@ -128,7 +128,10 @@ def test_offline_eval_beats_random(sample_index: Path) -> None:
     from index_builder.evaluate import run_eval
 
     lines: list[str] = []
-    results = run_eval(sample_index, max_users=150, seed=3, log=lines.append)
+    report = run_eval(sample_index, max_users=150, seed=3, log=lines.append)
+    results = report.results
+    assert report.users == 150 and report.catalog > 9000
+    assert "| blended (edge default) |" in report.markdown()
     assert set(results) >= {"random", "most popular", "similarity only", "blended (edge default)"}
     assert any("HR@10" in line for line in lines)
     assert results["blended (edge default)"][0] > results["random"][0]
