@@ -84,9 +84,16 @@ def _on_http_error(_: Request, exc: HTTPException) -> Response:
             for e in extra[:5]:
                 if isinstance(e, dict):
                     where = e.get("key") or e.get("source") or ""
+                    if where == "data" and e.get("message") == "'data'":
+                        # Litestar's KeyError text when there is no body at all.
+                        return error_response(400, "missing_body", "the request needs a JSON body")
+                    if where == "data":
+                        where = "body"  # the whole body, not a field called "data"
                     parts.append(f"{where}: {e.get('message', '')}".strip(": "))
         message = "; ".join(p for p in parts if p) or detail or "invalid request"
         return error_response(422 if status == 400 else status, "validation_error", message)
+    if status == 400 and "malformed" in str(exc.detail).lower():
+        return error_response(400, "malformed_json", str(exc.detail))
     if status >= 500:
         log.error("HTTP %s: %s", status, exc.detail)
         return error_response(status, "internal_error", "internal error")
