@@ -352,6 +352,17 @@ def create_app(
     return app
 
 
+async def _send_error(
+    send: Send, status: int, type_: str, message: str, headers: dict[str, str] | None = None
+) -> None:
+    """An error answered from raw ASGI middleware, where a Litestar Response is not callable."""
+    body = msgspec.json.encode(ErrorResponse(ErrorBody(type_, message)))
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 def protect(app: ASGIApp, state: EdgeState) -> ASGIApp:
     """API key, rate limit and per-route metrics, before any handler runs."""
     guard = ApiKeyGuard(state.settings.api_key)
@@ -378,22 +389,24 @@ def protect(app: ASGIApp, state: EdgeState) -> ASGIApp:
             if path not in open_paths and not path.startswith(("/static/", "/schema")):
                 headers = dict(scope.get("headers") or [])
                 if not guard.allows(headers):
-                    await error_response(
+                    await _send_error(
+                        send_wrapper,
                         401,
                         "unauthorized",
                         "missing or wrong API key (X-API-Key or Authorization: Bearer)",
-                    )(scope, receive, send_wrapper)
+                    )
                     return
                 client = (scope.get("client") or ("?", 0))[0]
                 retry = limiter.check(client)
                 if retry is not None:
                     state.metrics.rate_limited.inc()
-                    await error_response(
+                    await _send_error(
+                        send_wrapper,
                         429,
                         "rate_limited",
                         "too many requests from this client",
                         {"Retry-After": str(retry)},
-                    )(scope, receive, send_wrapper)
+                    )
                     return
             await app(scope, receive, send_wrapper)
         finally:
