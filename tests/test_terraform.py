@@ -543,11 +543,17 @@ def expand_locals(text: str, locals_: dict[str, Any], seen: frozenset = frozense
 # ------------------------------------------------------------------------------- the tests
 
 
-def test_every_tf_file_parses_and_nothing_else_lives_in_terraform() -> None:
-    assert len(list(TF.glob("*.tf"))) >= 5
-    for path in TF.rglob("*"):
-        if path.is_file():
-            assert path.suffix in (".tf", ".tfvars", ".tftpl", ".example"), path
+def test_every_tf_file_parses() -> None:
+    assert {p.name for p in TF.glob("*.tf")} >= {
+        "versions.tf",
+        "variables.tf",
+        "locals.tf",
+        "edge.tf",
+        "model.tf",
+        "storage.tf",
+        "tls.tf",
+        "outputs.tf",
+    }
     load_tf()  # raises on a syntax error
 
 
