@@ -86,7 +86,8 @@ class CatalogFile(msgspec.Struct, kw_only=True):
 
 def new_version() -> str:
     """A sortable, unique build id: UTC time plus a random suffix."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
+    # Microseconds, so builds within the same second still sort in build order (pruning relies on it).
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + os.urandom(3).hex()
 
 
 def title_keys(title: str) -> set[str]:
