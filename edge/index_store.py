@@ -89,6 +89,9 @@ class IndexStore:
             try:
                 found = self._locate()
                 if found is None or (self.current is not None and found[0] == self.current.version):
+                    # The source offers what is already served (e.g. latest rolled back after a bad
+                    # publish): an earlier failure no longer describes it, so /readyz stops reporting it.
+                    self.last_error = None
                     return False
                 version, path = found
                 snapshot = self._load(path)
