@@ -12,10 +12,26 @@ from edge.bundle import MANIFEST, Bundle
 from edge.remote import LATEST, Latest, S3Settings, bundle_key, key, parse_s3_url, read_latest
 
 
+class PublishError(ValueError):
+    """The object store refused or could not be reached (a ValueError so the CLI prints one line)."""
+
+
 def publish(bundle_dir: Path, url: str, s3: S3Settings, *, keep: int = 3, log=print) -> Latest:
     """Verify the bundle, upload its files (manifest last), then point latest.json at it."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
     bucket, prefix = parse_s3_url(url)
     bundle = Bundle.load(bundle_dir)  # refuses a corrupt or partial bundle before any upload
+    try:
+        return _upload(bundle, bundle_dir, bucket, prefix, s3, keep=keep, log=log)
+    except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+        raise PublishError(f"publishing to s3://{bucket}/{prefix} failed: {exc}") from exc
+
+
+def _upload(
+    bundle: Bundle, bundle_dir: Path, bucket: str, prefix: str, s3: S3Settings, *, keep: int, log
+) -> Latest:
     version = bundle.version
     client = s3.client()
     raw_manifest = (bundle_dir / MANIFEST).read_bytes()
