@@ -1,0 +1,565 @@
+"""The edge's HTTP API against real servers on loopback: the sample index (9,061 movies) and the
+real SmolLM2 model server.
+
+- `edge` (session fixture): default settings; everything that needs no model answer.
+- `model_edge`: a second edge on the same model server, patient with it (this 2-core machine is
+  shared and a 135M model's prefill can take seconds under load) and protected by an API key and
+  a CORS origin, so the protection tests need no third edge.
+- `limited_edge`: rate limit 30/minute, its upstream a closed port.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.servers import Server, free_port, start_edge
+
+pytestmark = pytest.mark.slow
+
+KEY = "test-key-3f9a"
+ORIGIN = "http://moviemind.test"
+PATIENT = {
+    "MOVIEMIND_EDGE_FIRST_TOKEN_TIMEOUT_S": "120",
+    "MOVIEMIND_EDGE_TOTAL_TIMEOUT_S": "240",
+    # A small prompt keeps the model's prefill short on a busy machine; k is small here too.
+    "MOVIEMIND_EDGE_PROMPT_TOKENS": "192",
+}
+
+
+# ---------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def api(edge: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=edge.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def model_edge(logs: Path, sample_index: Path, model_server: Server) -> Iterator[Server]:
+    s = start_edge(
+        logs,
+        [model_server.url],
+        index=str(sample_index),
+        MOVIEMIND_EDGE_API_KEY=KEY,
+        MOVIEMIND_EDGE_CORS_ORIGINS=f"{ORIGIN},http://other.test",
+        **PATIENT,
+    )
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def keyed(model_edge: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=model_edge.url, timeout=300, headers={"X-API-Key": KEY}) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def limited_edge(logs: Path, sample_index: Path) -> Iterator[Server]:
+    s = start_edge(
+        logs,
+        [f"http://127.0.0.1:{free_port()}"],
+        index=str(sample_index),
+        MOVIEMIND_EDGE_RATE_LIMIT_PER_MINUTE="30",
+    )
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def assert_error(
+    r: httpx.Response, status: int | tuple[int, ...], type_: str | None = None
+) -> dict:
+    """The error contract: the status, {"error": {"type", "message"}}, and no internals."""
+    statuses = (status,) if isinstance(status, int) else status
+    assert r.status_code in statuses, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"type", "message"}, body
+    assert isinstance(body["error"]["type"], str) and body["error"]["type"]
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    for leak in ("Traceback", "/work/", "site-packages", '.py"', 'File "'):
+        assert leak not in r.text, r.text
+    if type_ is not None:
+        assert body["error"]["type"] == type_, body
+    return body["error"]
+
+
+def metrics(client: httpx.Client) -> dict[str, list]:
+    """Prometheus families by name -> samples."""
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    return {f.name: f.samples for f in text_string_to_metric_families(r.text)}
+
+
+def sample_value(families: dict[str, list], sample: str, **labels: str) -> float:
+    for family in families.values():
+        for s in family:
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return 0.0
+
+
+def read_sse(r: httpx.Response) -> list[tuple[str, dict]]:
+    """(event, data) pairs of a text/event-stream response, in order."""
+    events: list[tuple[str, dict]] = []
+    event, data = "message", []
+    for line in r.iter_lines():
+        if line == "":
+            if data:
+                events.append((event, json.loads("\n".join(data))))
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+    if data:
+        events.append((event, json.loads("\n".join(data))))
+    return events
+
+
+def in_catalog(client: httpx.Client, ids: list[int]) -> None:
+    for movie_id in ids:
+        r = client.get(f"/v1/movies/{movie_id}")
+        assert r.status_code == 200, (movie_id, r.text)
+        assert r.json()["id"] == movie_id
+
+
+def recommend(client: httpx.Client, **body) -> httpx.Response:
+    return client.post("/v1/recommend", json=body)
+
+
+# ------------------------------------------------------------------------- search and lookup
+
+
+def test_search_shape_and_timings(api: httpx.Client) -> None:
+    r = api.get("/v1/search", params={"q": "space adventure with robots", "k": 7})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"results", "timings_ms"}
+    results = body["results"]
+    assert len(results) == 7
+    for hit in results:
+        assert set(hit) == {"id", "title", "year", "genres", "score"}
+        assert isinstance(hit["id"], int) and hit["title"] and isinstance(hit["genres"], list)
+    scores = [h["score"] for h in results]
+    assert scores == sorted(scores, reverse=True)
+    assert len({h["id"] for h in results}) == 7
+    assert any("Sci-Fi" in h["genres"] for h in results)
+    t = body["timings_ms"]
+    assert t["embed"] > 0 and t["search"] > 0
+    assert t["total"] >= max(t["embed"], t["search"])
+    assert t["llm_first_token"] is None and t["llm_total"] is None
+    in_catalog(api, [results[0]["id"]])
+    assert len(api.get("/v1/search", params={"q": "heist"}).json()["results"]) == 10  # default k
+
+
+def test_autocomplete_finds_the_matrix_first(api: httpx.Client) -> None:
+    r = api.get("/v1/movies", params={"title": "matri", "limit": 3})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert 1 <= len(results) <= 3
+    assert (results[0]["title"], results[0]["year"]) == ("The Matrix", 1999)
+    assert set(results[0]) == {"id", "title", "year", "genres"}
+    assert all("Matrix" in m["title"] for m in results)
+    assert api.get("/v1/movies", params={"title": "qqzzxxvv"}).json()["results"] == []
+
+
+def test_movie_detail_and_unknown_id(api: httpx.Client) -> None:
+    matrix = api.get("/v1/movies", params={"title": "Matrix, The"}).json()["results"][0]
+    r = api.get(f"/v1/movies/{matrix['id']}")
+    assert r.status_code == 200
+    m = r.json()
+    assert (m["id"], m["title"], m["year"]) == (matrix["id"], "The Matrix", 1999)
+    assert "Sci-Fi" in m["genres"]
+    assert {"overview", "keywords", "director", "cast", "rating", "votes"} <= set(m)
+    assert 0 < m["rating"] <= 10 and m["votes"] > 0
+    err = assert_error(api.get("/v1/movies/999999999"), 404, "not_found")
+    assert "999999999" in err["message"]
+    assert_error(api.get("/v1/movies/not-a-number"), 404)
+
+
+# ---------------------------------------------------------------------- recommend (no model)
+
+
+def test_recommend_resolves_liked_titles(api: httpx.Client) -> None:
+    r = recommend(
+        api, liked=["Troy", "Matrix, The", "godfahter", "Qqzzxv Unknown Film"], k=6, explain=False
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    resolved = {x["input"]: x for x in body["resolved_liked"]}
+    assert (resolved["Troy"]["title"], resolved["Troy"]["year"]) == ("Troy", 2004)
+    assert (resolved["Matrix, The"]["title"], resolved["Matrix, The"]["year"]) == (
+        "The Matrix",
+        1999,
+    )
+    assert resolved["godfahter"]["title"] == "The Godfather"
+    assert resolved["godfahter"]["note"]  # says it was a close match, not an exact one
+    assert body["unresolved_liked"] == ["Qqzzxv Unknown Film"]
+    recs = body["recommendations"]
+    assert len(recs) == 6
+    liked_ids = {x["id"] for x in body["resolved_liked"]}
+    assert not liked_ids & {x["id"] for x in recs}
+    for x in recs:
+        assert {"id", "title", "year", "genres", "score", "reason"} <= set(x)
+        assert x["reason"]
+    in_catalog(api, [x["id"] for x in recs])
+
+    lower = recommend(api, liked=["troy (2004)"], k=1, explain=False).json()
+    assert lower["resolved_liked"][0]["id"] == resolved["Troy"]["id"]
+    assert lower["unresolved_liked"] == []
+
+
+def test_recommend_without_explain_never_calls_the_model(api: httpx.Client) -> None:
+    before = metrics(api)
+    r = recommend(api, liked=["Heat"], query="a tense heist", k=4, explain=False)
+    after = metrics(api)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] is None
+    assert body["explanation"] is None
+    assert body["degraded"] is False
+    assert body["timings_ms"]["llm_first_token"] is None and body["timings_ms"]["llm_total"] is None
+    assert body["timings_ms"]["embed"] > 0  # the query was embedded
+    assert len(body["recommendations"]) == 4
+    # Had the model been asked, it either answered (a first-token observation) or not (degraded).
+    name = "moviemind_edge_llm_first_token_seconds_count"
+    assert sample_value(after, name) == sample_value(before, name)
+
+
+@pytest.mark.parametrize("k", [1, 5, 50])
+def test_recommend_honours_k(api: httpx.Client, k: int) -> None:
+    body = recommend(api, liked=["Toy Story"], k=k, explain=False).json()
+    assert len(body["recommendations"]) == k
+    assert len({x["id"] for x in body["recommendations"]}) == k
+
+
+def test_recommend_filters(api: httpx.Client) -> None:
+    body = recommend(
+        api,
+        liked=["Heat", "The Godfather"],
+        k=8,
+        explain=False,
+        filters={"year_min": 1990, "year_max": 1999, "genres_none": ["Drama"], "min_rating": 7.0},
+    ).json()
+    recs = body["recommendations"]
+    assert len(recs) == 8
+    for x in recs:
+        assert 1990 <= x["year"] <= 1999
+        assert "Drama" not in x["genres"]
+        detail = api.get(f"/v1/movies/{x['id']}").json()
+        assert detail["rating"] >= 7.0
+    animated = recommend(
+        api, query="a heartwarming story", k=5, explain=False, filters={"genres_any": ["animation"]}
+    )
+    assert animated.status_code == 200
+    assert all("Animation" in x["genres"] for x in animated.json()["recommendations"])
+
+
+def test_recommend_from_ids_and_from_a_query_alone(api: httpx.Client) -> None:
+    matrix = api.get("/v1/movies", params={"title": "The Matrix"}).json()["results"][0]["id"]
+    body = recommend(api, liked_ids=[matrix], k=3, explain=False).json()
+    assert body["resolved_liked"][0]["id"] == matrix
+    assert matrix not in {x["id"] for x in body["recommendations"]}
+    body = recommend(api, query="funny animated movie about toys", k=3, explain=False).json()
+    assert body["resolved_liked"] == [] and len(body["recommendations"]) == 3
+    assert any("Animation" in x["genres"] for x in body["recommendations"])
+
+
+def test_stream_without_explain(api: httpx.Client) -> None:
+    with api.stream(
+        "POST", "/v1/recommend", json={"liked": ["Heat"], "k": 3, "explain": False, "stream": True}
+    ) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = read_sse(r)
+    assert [e for e, _ in events] == ["candidates", "recommendations", "done"]
+    assert len(events[1][1]["recommendations"]) == 3
+    assert events[2][1]["degraded"] is False
+
+
+# ----------------------------------------------------------------- recommend with the model
+
+
+def test_recommend_with_the_model(keyed: httpx.Client) -> None:
+    r = recommend(keyed, liked=["Matrix, The", "Heat"], k=3)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["degraded"] is False, body.get("degraded_reason")
+    assert body["model"] and "SmolLM2" in body["model"]
+    assert body["explanation"]
+    t = body["timings_ms"]
+    assert 0 < t["llm_first_token"] <= t["llm_total"] <= t["total"]
+    recs = body["recommendations"]
+    assert len(recs) == 3
+    liked = {x["id"] for x in body["resolved_liked"]}
+    assert len(liked) == 2 and not liked & {x["id"] for x in recs}
+    assert all(x["reason"] for x in recs)
+    in_catalog(keyed, [x["id"] for x in recs])
+
+
+def test_stream_events_in_order_and_grounded(keyed: httpx.Client) -> None:
+    body = {"liked": ["Toy Story"], "query": "something funny", "k": 3, "stream": True}
+    with keyed.stream("POST", "/v1/recommend", json=body) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = read_sse(r)
+    names = [e for e, _ in events]
+    assert names[0] == "candidates"
+    assert names[-2:] == ["recommendations", "done"]
+    tokens = names[1:-2]
+    assert tokens and set(tokens) == {"token"}, names
+    candidates = {m["id"] for m in events[0][1]["candidates"]}
+    assert events[0][1]["resolved_liked"][0]["title"] == "Toy Story"
+    final = events[-2][1]
+    assert final["degraded"] is False and final["model"]
+    recs = [x["id"] for x in final["recommendations"]]
+    assert len(recs) == 3 and set(recs) <= candidates
+    assert final["explanation"] == "".join(d["text"] for e, d in events if e == "token").strip()
+    assert events[-1][1]["degraded"] is False
+    in_catalog(keyed, recs)
+
+
+# -------------------------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"liked": ["Troy"], "bogus": 1}, "bogus"),
+        ({"liked": ["Troy"], "k": 0}, "k"),
+        ({"liked": ["Troy"], "k": 51}, "k"),
+        ({"liked": ["Troy"], "k": "five"}, "k"),
+        ({"liked": ["Troy"], "k": 2.5}, "k"),
+        ({"liked": "Troy"}, "liked"),
+        ({"liked": [1, 2]}, "liked"),
+        ({"liked": [""]}, "liked"),
+        ({"liked": ["Troy"] * 51}, "liked"),
+        ({"liked_ids": [-1]}, "liked_ids"),
+        ({"liked": ["Troy"], "explain": "yes"}, "explain"),
+        ({"liked": ["Troy"], "query": "x" * 1001}, "query"),
+        ({"liked": ["Troy"], "filters": {"year_min": "nineties"}}, "year_min"),
+        ({"liked": ["Troy"], "filters": {"genres_none": "Drama"}}, "genres_none"),
+        ({"liked": ["Troy"], "filters": {"nope": 1}}, "nope"),
+        ({"liked": ["Troy"], "filters": []}, "filters"),
+    ],
+)
+def test_invalid_recommend_bodies_are_422_naming_the_field(
+    api: httpx.Client, body: dict, field: str
+) -> None:
+    err = assert_error(recommend(api, **body), 422, "validation_error")
+    assert field in err["message"], err
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"liked": [', b"{bad json}", b"\xff\xfe", b"[]", b"null", b"42", b""]
+)
+def test_bodies_that_are_not_a_json_object(api: httpx.Client, raw: bytes) -> None:
+    r = api.post("/v1/recommend", content=raw, headers={"content-type": "application/json"})
+    assert_error(r, (400, 422))
+
+
+def test_malformed_json_is_400(api: httpx.Client) -> None:
+    r = api.post(
+        "/v1/recommend", content=b'{"liked": ["Troy"', headers={"content-type": "application/json"}
+    )
+    assert_error(r, 400)
+
+
+def test_nothing_to_go_on_is_422(api: httpx.Client) -> None:
+    assert_error(recommend(api), 422, "validation_error")
+    assert_error(recommend(api, query="   "), 422, "validation_error")
+
+
+def test_only_unknown_titles_is_422_unresolved_titles(api: httpx.Client) -> None:
+    err = assert_error(
+        recommend(api, liked=["Qqzzxv Unknown", "Zzyzx Nothing"]), 422, "unresolved_titles"
+    )
+    assert "Qqzzxv Unknown" in err["message"]
+    assert_error(recommend(api, liked_ids=[999999999]), 422, "unresolved_titles")
+
+
+def test_body_over_the_limit_is_413(api: httpx.Client) -> None:
+    big = json.dumps({"liked": ["Troy"], "query": "x" * (70 * 1024)}).encode()
+    r = api.post("/v1/recommend", content=big, headers={"content-type": "application/json"})
+    assert_error(r, 413)
+
+
+def test_filters_nothing_passes(api: httpx.Client) -> None:
+    r = recommend(api, liked=["Troy"], explain=False, filters={"year_min": 2100})
+    assert_error(r, (404, 422))
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/v1/search", {}, 422),
+        ("/v1/search", {"q": ""}, 422),
+        ("/v1/search", {"q": "x", "k": "0"}, 422),
+        ("/v1/search", {"q": "x", "k": "101"}, 422),
+        ("/v1/search", {"q": "x", "k": "ten"}, 422),
+        ("/v1/search", {"q": "x" * 501}, 422),
+        ("/v1/movies", {}, 422),
+        ("/v1/movies", {"title": "heat", "limit": "0"}, 422),
+        ("/no/such/route", {}, 404),
+    ],
+)
+def test_bad_queries(api: httpx.Client, path: str, params: dict, status: int) -> None:
+    err = assert_error(api.get(path, params=params), status)
+    if "k" in params:
+        assert "k" in err["message"]
+    if path == "/v1/search" and not params:
+        assert "q" in err["message"]
+
+
+def test_wrong_method_is_405(api: httpx.Client) -> None:
+    assert_error(api.delete("/v1/search", params={"q": "x"}), 405)
+    assert_error(api.get("/v1/recommend"), 405)
+
+
+# ------------------------------------------------------------------------------- operations
+
+
+def test_readyz_and_healthz(api: httpx.Client) -> None:
+    r = api.get("/readyz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ready"] is True
+    assert isinstance(body["index_version"], str) and body["index_version"]
+    assert body["movies"] == 9061
+    assert body["upstreams"] and body["upstreams"][0]["state"] == "closed"
+    assert api.get("/healthz").json() == {"status": "ok"}
+
+
+def test_openapi_lists_the_routes(api: httpx.Client) -> None:
+    r = api.get("/schema/openapi.json")
+    assert r.status_code == 200, r.text
+    spec = r.json()
+    assert spec["openapi"].startswith("3.")
+    paths = spec["paths"]
+    assert {"/v1/recommend", "/v1/search", "/v1/movies", "/v1/movies/{movie_id}"} <= set(paths)
+    assert "post" in paths["/v1/recommend"] and "get" in paths["/v1/search"]
+    props = spec["components"]["schemas"]["RecommendRequest"]["properties"]
+    assert {"liked", "liked_ids", "query", "k", "filters", "explain", "stream"} <= set(props)
+
+
+def test_metrics_has_latency_embed_and_search_histograms(api: httpx.Client) -> None:
+    api.get("/v1/search", params={"q": "romantic comedy in paris"})
+    recommend(api, liked=["Amelie"], query="whimsical", k=2, explain=False)
+    fams = metrics(api)
+    assert sample_value(fams, "moviemind_edge_request_seconds_count", route="/v1/search") >= 1
+    assert sample_value(fams, "moviemind_edge_request_seconds_count", route="/v1/recommend") >= 1
+    assert sample_value(fams, "moviemind_edge_embed_seconds_count") >= 2
+    assert sample_value(fams, "moviemind_edge_search_seconds_count") >= 2
+    assert (
+        sample_value(fams, "moviemind_edge_requests_total", route="/v1/search", status="200") >= 1
+    )
+    # Families that count trouble exist from the start, so dashboards and alerts can rely on them.
+    for family in (
+        "moviemind_edge_failovers",
+        "moviemind_edge_upstream_failures",
+        "moviemind_edge_degraded",
+        "moviemind_edge_dropped_titles",
+        "moviemind_edge_rate_limited",
+    ):
+        assert family in fams, family
+
+
+# ------------------------------------------------------------------------------- protection
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("GET", "/v1/search", {"params": {"q": "heist"}}),
+        ("GET", "/v1/movies", {"params": {"title": "heat"}}),
+        ("GET", "/v1/movies/1", {}),
+        ("POST", "/v1/recommend", {"json": {"liked": ["Heat"], "explain": False}}),
+    ],
+)
+def test_api_key_required(model_edge: Server, method: str, path: str, kwargs: dict) -> None:
+    with httpx.Client(base_url=model_edge.url, timeout=60) as c:
+        assert_error(c.request(method, path, **kwargs), 401, "unauthorized")
+        assert_error(c.request(method, path, headers={"X-API-Key": "wrong"}, **kwargs), 401)
+        assert_error(
+            c.request(method, path, headers={"Authorization": f"Bearer {KEY}x"}, **kwargs), 401
+        )
+        assert c.request(method, path, headers={"X-API-Key": KEY}, **kwargs).status_code == 200
+        assert (
+            c.request(
+                method, path, headers={"Authorization": f"Bearer {KEY}"}, **kwargs
+            ).status_code
+            == 200
+        )
+
+
+def test_probes_and_schema_need_no_key(model_edge: Server) -> None:
+    with httpx.Client(base_url=model_edge.url, timeout=60) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 200
+        assert c.get("/metrics").status_code == 200
+        assert c.get("/schema/openapi.json").status_code == 200
+
+
+def test_cors_allows_the_configured_origins_only(model_edge: Server) -> None:
+    with httpx.Client(base_url=model_edge.url, timeout=60, headers={"X-API-Key": KEY}) as c:
+        r = c.get("/v1/search", params={"q": "heist"}, headers={"Origin": ORIGIN})
+        assert r.status_code == 200
+        assert r.headers.get("access-control-allow-origin") == ORIGIN
+        r = c.get("/v1/search", params={"q": "heist"}, headers={"Origin": "http://evil.test"})
+        assert "access-control-allow-origin" not in r.headers
+        # A browser's preflight carries no API key; it must still be answered.
+        pre = httpx.options(
+            model_edge.url + "/v1/recommend",
+            headers={
+                "Origin": ORIGIN,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type, x-api-key",
+            },
+        )
+        assert pre.status_code in (200, 204)
+        assert pre.headers.get("access-control-allow-origin") == ORIGIN
+        assert "x-api-key" in pre.headers.get("access-control-allow-headers", "").lower()
+    # The 401 a browser gets without a key is readable by the page (it carries the CORS header).
+    r = httpx.get(model_edge.url + "/v1/search", params={"q": "x"}, headers={"Origin": ORIGIN})
+    assert r.status_code == 401 and r.headers.get("access-control-allow-origin") == ORIGIN
+
+
+def test_rate_limit_answers_429_with_retry_after(limited_edge: Server) -> None:
+    with httpx.Client(base_url=limited_edge.url, timeout=60) as c:
+        statuses = []
+        limited = None
+        for _ in range(15):
+            r = c.get("/v1/movies", params={"title": "heat"})
+            statuses.append(r.status_code)
+            if r.status_code == 429:
+                limited = r
+                break
+        assert statuses[0] == 200
+        assert limited is not None, statuses
+        assert_error(limited, 429, "rate_limited")
+        assert int(limited.headers["retry-after"]) >= 1
+        # Probes are never limited: an orchestrator must always see the edge.
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 200
+        fams = metrics(c)
+        assert sample_value(fams, "moviemind_edge_rate_limited_total") >= 1
+        assert (
+            sample_value(fams, "moviemind_edge_requests_total", route="/v1/movies", status="429")
+            >= 1
+        )
