@@ -95,6 +95,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
     up_fields = {
         "UPSTREAM_TOKEN": ("token", str),
         "UPSTREAM_MODEL": ("model", str),
+        "UPSTREAM_CA_FILE": ("ca_file", str),
         "CONNECT_TIMEOUT_S": ("connect_timeout_s", float),
         "FIRST_TOKEN_TIMEOUT_S": ("first_token_timeout_s", float),
         "TOTAL_TIMEOUT_S": ("total_timeout_s", float),
@@ -147,6 +148,8 @@ def _validate(s: EdgeSettings) -> None:
         (0.0 <= s.ranking.w_query <= 1.0, "RANK_W_QUERY must be 0..1"),
         (s.ranking.oversample >= 1, "RANK_OVERSAMPLE must be >= 1"),
     ]
+    if s.upstream.ca_file and not os.path.isfile(s.upstream.ca_file):
+        checks.append((False, f"UPSTREAM_CA_FILE {s.upstream.ca_file!r} does not exist"))
     for ok, msg in checks:
         if not ok:
             raise SettingsError(PREFIX + msg)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -61,6 +62,8 @@ class UpstreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     total_timeout_s: _Positive = 60.0
     breaker_failures: Annotated[int, msgspec.Meta(ge=1)] = 3
     breaker_cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 15.0
+    # Extra CA bundle (PEM) trusted for https:// upstreams, e.g. a deployment's private CA.
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         """Raise ValueError with one clear line if a value is unusable.
@@ -82,6 +85,15 @@ class UpstreamSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(
                 f"upstream breaker_cooldown_s must be >= 0, got {self.breaker_cooldown_s}"
             )
+
+
+def _tls_context(ca_file: str | None) -> ssl.SSLContext | bool:
+    """The system trust store, plus ca_file when one is configured."""
+    if not ca_file:
+        return True
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cafile=ca_file)
+    return ctx
 
 
 # ---- events the caller receives -------------------------------------------------------------
@@ -414,6 +426,7 @@ class UpstreamPool:
             http2=False,
             trust_env=False,
             follow_redirects=False,
+            verify=_tls_context(settings.ca_file),
         )
         self._headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
         if settings.token:
