@@ -1,0 +1,1 @@
+"""Load tests: Locust scenarios, a runner that starts a local stack, objectives, reports."""
