@@ -27,7 +27,7 @@ class S3Server:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"moto-{self.port}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (open for the server's lifetime; closed in stop())
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",

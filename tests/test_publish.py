@@ -17,8 +17,8 @@ import httpx
 import msgspec
 import pytest
 
-from edge.bundle import DATA_FILES, MANIFEST, VECTORS, Bundle, BundleError, Manifest
-from edge.remote import LATEST, Latest, bundle_key, download_bundle, key, read_latest
+from edge.bundle import DATA_FILES, MANIFEST, TITLES, VECTORS, Bundle, BundleError, Manifest
+from edge.remote import LATEST, Latest, bundle_key, download_bundle, key, parse_s3_url, read_latest
 from index_builder.publish import PublishError, list_versions, prune, publish
 from tests.s3_server import S3Server, start_s3_server
 from tests.servers import ROOT, Server, start_edge
@@ -173,6 +173,37 @@ def test_download_refuses_a_manifest_that_does_not_match_latest(
     assert not (tmp_path / "cache" / latest.version).exists()
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("s3://b/p", ("b", "p")),
+        ("s3://b/a/b/", ("b", "a/b")),
+        ("s3://b", ("b", "")),
+        ("s3://b/", ("b", "")),
+    ],
+)
+def test_parse_s3_url(url: str, expected: tuple[str, str]) -> None:
+    assert parse_s3_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["http://b/p", "s3://", "b/p", "", "s3:/b/p"])
+def test_parse_s3_url_rejects(url: str) -> None:
+    with pytest.raises(ValueError, match="not an s3:// URL"):
+        parse_s3_url(url)
+
+
+def test_download_refuses_a_damaged_object(
+    s3: S3Server, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    bucket = s3.create_bucket()
+    manifest = upload_tampered(s3, bucket, "p", bundles["a"], TITLES)
+    latest = read_latest(s3.client(), bucket, "p")
+    assert latest is not None and latest.version == manifest.version
+    with pytest.raises(BundleError, match=f"{TITLES} does not match its sha256"):
+        download_bundle(s3.client(), bucket, "p", latest, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []  # the staging directory is removed
+
+
 # ---------------------------------------------------------------- CLI
 
 
@@ -195,11 +226,10 @@ def test_cli_publish(s3: S3Server, bundles: dict[str, Path]) -> None:
     assert f"published {version} to s3://{bucket}/cli" in ok.stdout
     assert read_latest(s3.client(), bucket, "cli").version == version
 
-    for url in ("http://not-s3/x", "s3://", "bucket/prefix"):
-        bad = _cli("publish", "--bundle", str(bundles["a"]), "--url", url, env=s3.env)
-        assert bad.returncode == 2, (url, bad.stderr)
-        lines = bad.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: not an s3:// URL"), bad.stderr
+    bad = _cli("publish", "--bundle", str(bundles["a"]), "--url", "http://not-s3/x", env=s3.env)
+    assert bad.returncode == 2, bad.stderr
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: not an s3:// URL"), bad.stderr
 
     missing = _cli(
         "publish", "--bundle", str(bundles["a"]), "--url", "s3://no-such-bucket-here/p", env=s3.env
