@@ -54,7 +54,13 @@ from model_server.tokenizer import IncrementalDecoder, ServerTokenizer
 log = logging.getLogger("model_server.app")
 
 _json = msgspec.json.Encoder()
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Content-Type is set here because Litestar lets a handler's default media type override the
+# one given to Stream().
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
 
 
 class ServerState:
