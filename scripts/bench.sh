@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make bench`: run every benchmark in turn; each writes its report into docs/benchmarks/.
+# Stops at the first benchmark that fails (its exit status is this script's).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PY="${PY:-.venv/bin/python}"
+BENCHMARKS=(benchmarks.index_bench benchmarks.model_server_bench benchmarks.edge_bench)
+
+mkdir -p docs/benchmarks
+# Reports newer than this marker are the ones this run wrote.
+marker="$(mktemp)"
+trap 'rm -f "$marker"' EXIT
+
+for module in "${BENCHMARKS[@]}"; do
+  echo
+  echo "==================== ${module} ===================="
+  start=$SECONDS
+  if ! "$PY" -m "$module"; then
+    echo "bench: ${module} failed" >&2
+    exit 1
+  fi
+  echo "(${module}: $((SECONDS - start)) s)"
+done
+
+echo
+echo "Reports written to docs/benchmarks/:"
+written=0
+for f in docs/benchmarks/*.md; do
+  if [[ -f "$f" && "$f" -nt "$marker" ]]; then
+    echo "  $f"
+    written=$((written + 1))
+  fi
+done
+if [[ $written -eq 0 ]]; then
+  echo "  (none)"
+fi
