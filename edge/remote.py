@@ -102,8 +102,16 @@ def read_latest(client, bucket: str, prefix: str) -> Latest | None:
 def download_bundle(client, bucket: str, prefix: str, latest: Latest, dest_root: Path) -> Path:
     """Download and verify one published version into dest_root/<version>; returns that directory."""
     dest = dest_root / latest.version
-    if dest.is_dir() and (dest / MANIFEST).is_file():
-        return dest
+    if dest.is_dir():
+        # A cached copy is reused only while it still verifies; a damaged one is fetched again.
+        try:
+            cached = (dest / MANIFEST).read_bytes()
+            if hashlib.sha256(cached).hexdigest() == latest.manifest_sha256:
+                verify_files(dest, decode_manifest(cached, str(dest)))
+                return dest
+        except (OSError, BundleError):
+            pass
+        shutil.rmtree(dest, ignore_errors=True)
     dest_root.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{latest.version}-", dir=dest_root))
     try:

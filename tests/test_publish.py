@@ -204,6 +204,21 @@ def test_download_refuses_a_damaged_object(
     assert list((tmp_path / "cache").iterdir()) == []  # the staging directory is removed
 
 
+def test_a_damaged_cached_download_is_fetched_again(
+    s3: S3Server, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    bucket = s3.create_bucket()
+    latest = publish(bundles["a"], f"s3://{bucket}/p", s3.settings, log=quiet)
+    cache = tmp_path / "cache"
+    got = download_bundle(s3.client(), bucket, "p", latest, cache)
+    flip_byte(got / VECTORS)
+    with pytest.raises(BundleError):
+        Bundle.load(got)
+    again = download_bundle(s3.client(), bucket, "p", latest, cache)
+    assert again == got
+    assert Bundle.load(again).version == latest.version
+
+
 # ---------------------------------------------------------------- CLI
 
 
