@@ -77,7 +77,8 @@ def build_prompt(
     counter: TokenCounter,
     budget: int,
 ) -> BuiltPrompt:
-    """Fit the request into `budget` tokens: fewer details first, then fewer candidates (never < k)."""
+    """Fit the request into `budget` tokens: as many fully described candidates as fit (never
+    fewer than k); only when k of them do not fit, shorter candidate lines."""
     liked_txt = "; ".join(f"{m.title}" + (f" ({m.year})" if m.year else "") for m in liked[:8])
     head = []
     if liked_txt:

@@ -161,7 +161,18 @@ class Recommender:
             r = snap.titles.resolve(text)
             if r is None:
                 unresolved.append(text)
-            elif r.id not in seen:
+            elif r.id in seen:
+                # Still accounted for, so every input appears in resolved or unresolved.
+                resolved.append(
+                    ResolvedLiked(
+                        input=text,
+                        id=r.id,
+                        title=r.title,
+                        year=r.year,
+                        note="same movie as an earlier entry",
+                    )
+                )
+            else:
                 seen.add(r.id)
                 m = snap.bundle.movie(r.id)
                 assert m is not None

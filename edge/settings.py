@@ -34,6 +34,9 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_answer_tokens: int = 256
     candidates: int = 20
     log_level: str = "info"
+    # Proxies (load balancer, TLS terminator) whose X-Forwarded-For is believed, so the rate
+    # limit sees real client addresses; comma-separated addresses or "*".
+    trusted_proxies: str = "127.0.0.1"
     upstream: UpstreamSettings = UpstreamSettings()
     ranking: RankingSettings = RankingSettings()
     s3: S3Settings = S3Settings()
@@ -75,6 +78,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
         "MAX_ANSWER_TOKENS": ("max_answer_tokens", int),
         "CANDIDATES": ("candidates", int),
         "LOG_LEVEL": ("log_level", str),
+        "TRUSTED_PROXIES": ("trusted_proxies", str),
     }
     for suffix, (field, kind) in simple.items():
         raw = env.get(PREFIX + suffix)

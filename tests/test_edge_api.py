@@ -563,3 +563,13 @@ def test_rate_limit_answers_429_with_retry_after(limited_edge: Server) -> None:
             sample_value(fams, "moviemind_edge_requests_total", route="/v1/movies", status="429")
             >= 1
         )
+
+
+def test_the_same_movie_named_twice_is_accounted_for(api: httpx.Client) -> None:
+    r = recommend(api, liked=["Troy", "troy (2004)"], explain=False)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["input"] for x in body["resolved_liked"]] == ["Troy", "troy (2004)"]
+    assert body["resolved_liked"][1]["note"] == "same movie as an earlier entry"
+    assert body["unresolved_liked"] == []
+    assert all(rec["id"] != body["resolved_liked"][0]["id"] for rec in body["recommendations"])
