@@ -295,7 +295,7 @@ def create_app(
         path = (STATIC / name).resolve()
         if path.parent != STATIC.resolve() or not path.is_file():
             raise ApiError(404, "not_found", "no such file")
-        return File(path, content_disposition_type="inline")
+        return File(path, filename=path.name, content_disposition_type="inline")
 
     async def refresh_now() -> None:
         await asyncio.to_thread(state.store.refresh)

@@ -27,6 +27,8 @@ import msgspec
 import numpy as np
 
 from edge.catalog import Movie, display_title, lookup_key
+
+# Must come before any usearch import: onnxruntime segfaults when imported after usearch.
 from edge.embedder import sha256_file
 
 FORMAT = "moviemind-bundle"

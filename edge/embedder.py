@@ -13,8 +13,8 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-# Imported here, not lazily: onnxruntime's first import segfaults when it happens in a worker
-# thread (the edge loads indexes in one), so it must happen in the importing thread.
+# Imported here, not lazily: onnxruntime segfaults when it is first imported after usearch
+# (edge.bundle imports this module first for that reason).
 import onnxruntime as ort
 from tokenizers import Tokenizer
 

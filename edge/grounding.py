@@ -89,7 +89,11 @@ def ground(
         idx, title = match_line(line, candidates, keys)
         if idx is None:
             # Only lines that look like a pick count as dropped titles, not chatter.
-            if title and (_NUM.match(line) or re.search(r"\(\d{4}\)", line)):
+            if (
+                title
+                and title not in dropped
+                and (_NUM.match(line) or re.search(r"\(\d{4}\)", line))
+            ):
                 dropped.append(title)
             continue
         movie = candidates[idx]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.catalog import Movie
+from edge.catalog import Movie, lookup_key
 from edge.grounding import Pick, ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
@@ -93,8 +93,24 @@ def metadata_reason(m: Movie, liked: list[Movie], query: str, snapshot: Snapshot
     if m.keywords:
         parts.append(", ".join(m.keywords[:3]))
     if m.vote_count:
-        parts.append(f"rated {m.vote_average:.1f}/10 by {m.vote_count} viewers")
+        parts.append(
+            f"rated {m.vote_average:.1f}/10 by {m.vote_count} viewer"
+            + ("s" if m.vote_count != 1 else "")
+        )
     return "; ".join(parts) + "."
+
+
+def usable_reason(reason: str | None, p: Prepared) -> bool:
+    """False for what small models put where a reason belongs: a bare title or a genre list."""
+    if not reason or len(reason.split()) < 3:
+        return False
+    key = lookup_key(reason)
+    titles = {lookup_key(m.title) for m in p.liked} | {lookup_key(s.movie.title) for s in p.ranked}
+    if key in titles:
+        return False
+    genres = {g.lower() for s in p.ranked for g in s.movie.genres}
+    words = [w.strip().lower() for w in reason.replace("|", ",").split(",")]
+    return not all(w in genres for w in words if w)
 
 
 class Recommender:
@@ -218,7 +234,8 @@ class Recommender:
 
     def _recommendation(self, p: Prepared, pick: Pick, scores: dict[int, float]) -> Recommendation:
         m = pick.movie
-        reason = pick.reason or metadata_reason(m, p.liked, p.request.query.strip(), p.snapshot)
+        reason = pick.reason if usable_reason(pick.reason, p) else None
+        reason = reason or metadata_reason(m, p.liked, p.request.query.strip(), p.snapshot)
         return Recommendation(
             id=m.id,
             title=m.title,
