@@ -11,11 +11,11 @@ from edge.catalog import Movie
 
 # Identical on every request, and first, so the model server's prefix cache always hits.
 SYSTEM_PROMPT = (
-    "You are moviemind, a movie recommender. You are given movies the user enjoyed, "
-    "maybe a mood, and a numbered list of candidate movies from the catalog. Choose only from "
-    "the candidates. Answer with one line per pick, best first, in exactly this form:\n"
-    "[number] Title (Year) - one short sentence on why it fits\n"
-    "Write nothing else."
+    "You are moviemind, a movie recommender. Choose only from the numbered candidate movies the "
+    "user gives you. For each pick write one line: the number in brackets, the title and year, a "
+    "dash, then in your own words why this user will like it. Example:\n"
+    "[4] Alien (1979) - a tense, slow-building horror story set on a spaceship.\n"
+    "Best pick first. Write nothing else."
 )
 
 
@@ -57,16 +57,20 @@ class BuiltPrompt(msgspec.Struct):
 
 
 def candidate_line(n: int, m: Movie, detail: int) -> str:
-    """'[3] Heat (1995) | Action, Crime | dir. Michael Mann | a thief and a detective...'"""
-    parts = [f"[{n}] {m.title}" + (f" ({m.year})" if m.year else "")]
+    """'[3] Heat (1995): action, crime; dir. Michael Mann; heist, rivalry'.
+
+    Deliberately unlike the answer format (no dash, no sentence), so that a small model that
+    copies its input produces lines the grounding can still tie to a candidate.
+    """
+    head = f"[{n}] {m.title}" + (f" ({m.year})" if m.year else "")
+    parts = []
     if detail >= 1 and m.genres:
-        parts.append(", ".join(m.genres[:3]))
+        parts.append(", ".join(m.genres[:3]).lower())
     if detail >= 2 and m.director:
         parts.append(f"dir. {m.director}")
     if detail >= 2 and (m.keywords or m.overview):
-        about = ", ".join(m.keywords[:4]) if m.keywords else m.overview
-        parts.append(about[:90])
-    return " | ".join(parts)
+        parts.append(", ".join(m.keywords[:4]) if m.keywords else m.overview[:90])
+    return head + (": " + "; ".join(parts) if parts else "")
 
 
 def build_prompt(

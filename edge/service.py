@@ -12,7 +12,7 @@ from edge.catalog import Movie, lookup_key
 from edge.grounding import Pick, ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
-from edge.prompt import ApproxCounter, HFCounter, TokenCounter, build_prompt
+from edge.prompt import ApproxCounter, HFCounter, TokenCounter, build_prompt, candidate_line
 from edge.ranking import RankingSettings, Scored, rank, taste_profile
 from edge.settings import EdgeSettings
 from edge.upstream import (
@@ -100,13 +100,16 @@ def metadata_reason(m: Movie, liked: list[Movie], query: str, snapshot: Snapshot
     return "; ".join(parts) + "."
 
 
-def usable_reason(reason: str | None, p: Prepared) -> bool:
-    """False for what small models put where a reason belongs: a bare title or a genre list."""
+def usable_reason(reason: str | None, p: Prepared, movie: Movie | None = None) -> bool:
+    """False for what small models put where a reason belongs: a bare title, a genre list, or
+    the candidate's own prompt line echoed back."""
     if not reason or len(reason.split()) < 3:
         return False
     key = lookup_key(reason)
     titles = {lookup_key(m.title) for m in p.liked} | {lookup_key(s.movie.title) for s in p.ranked}
     if key in titles:
+        return False
+    if movie is not None and key in lookup_key(candidate_line(0, movie, 2)):
         return False
     genres = {g.lower() for s in p.ranked for g in s.movie.genres}
     words = [w.strip().lower() for w in reason.replace("|", ",").split(",")]
@@ -234,7 +237,7 @@ class Recommender:
 
     def _recommendation(self, p: Prepared, pick: Pick, scores: dict[int, float]) -> Recommendation:
         m = pick.movie
-        reason = pick.reason if usable_reason(pick.reason, p) else None
+        reason = pick.reason if usable_reason(pick.reason, p, m) else None
         reason = reason or metadata_reason(m, p.liked, p.request.query.strip(), p.snapshot)
         return Recommendation(
             id=m.id,

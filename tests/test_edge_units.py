@@ -632,3 +632,12 @@ def test_reasons_that_are_only_a_title_or_genres_are_not_used() -> None:
     assert not usable_reason("Drama, Sci-Fi, Thriller", p)
     assert not usable_reason("great", p)
     assert usable_reason("a quiet, cerebral dystopia about identity", p)
+    echoed = Movie(
+        id=3,
+        title="Heat",
+        year=1995,
+        genres=("Crime",),
+        keywords=("heist", "rivalry", "los angeles"),
+    )
+    assert not usable_reason("heist, rivalry, los angeles", p, echoed)
+    assert usable_reason("a heist epic with two great leads", p, echoed)
