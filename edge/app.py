@@ -26,12 +26,7 @@ from edge.protection import ApiKeyGuard, RateLimiter
 from edge.service import ApiError, Recommender, movie_out
 from edge.settings import EdgeSettings
 from edge.upstream import (
-    StreamStarted,
-    TokenDelta,
-    UpstreamBroken,
     UpstreamPool,
-    UpstreamTimeout,
-    UpstreamUnavailable,
 )
 from edge.wire import (
     ErrorBody,
@@ -180,46 +175,14 @@ def create_app(
                 "timings_ms": p.timings,
             },
         )
-        if not p.request.explain:
-            result = rec.finish(p, None)
-        else:
-            t0 = time.perf_counter()
-            parts: list[str] = []
-            model = None
-            try:
-                async for ev in rec.ask_model(p):
-                    if isinstance(ev, StreamStarted):
-                        model = ev.model
-                        p.timings.llm_first_token = round((time.perf_counter() - t0) * 1000, 3)
-                        state.metrics.first_token.observe(time.perf_counter() - t0)
-                    elif isinstance(ev, TokenDelta):
-                        parts.append(ev.text)
-                        yield sse("token", {"text": ev.text})
-                p.timings.llm_total = round((time.perf_counter() - t0) * 1000, 3)
-                result = rec.finish(p, "".join(parts), model=model)
-            except UpstreamBroken as exc:
-                p.timings.llm_total = round((time.perf_counter() - t0) * 1000, 3)
-                yield sse(
-                    "error",
-                    {
-                        "type": "upstream_broken",
-                        "message": "the model server stopped mid-answer; completing from the catalog",
-                    },
-                )
-                result = rec.finish(
-                    p,
-                    exc.partial_text or "".join(parts),
-                    degraded_reason="upstream_broken: the model stopped mid-answer",
-                    model=model,
-                )
-            except UpstreamTimeout:
-                result = rec.finish(
-                    p, None, degraded_reason="upstream_timeout: no model answered in time"
-                )
-            except UpstreamUnavailable:
-                result = rec.finish(
-                    p, None, degraded_reason="upstream_unavailable: no model server could answer"
-                )
+        result = None
+        async for kind, data in rec.answer(p):
+            if kind == "token":
+                yield sse("token", {"text": data})
+            elif kind == "error":
+                yield sse("error", data)
+            else:
+                result = data
         yield sse("recommendations", result)
         yield sse("done", {"timings_ms": result.timings_ms, "degraded": result.degraded})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -297,10 +298,15 @@ class Recommender:
         ):
             yield event
 
-    async def recommend(self, p: Prepared) -> RecommendResponse:
-        """Non-streaming recommend: the model's grounded picks, or a degraded retrieval answer."""
+    async def answer(self, p: Prepared) -> AsyncIterator[tuple[str, Any]]:
+        """The answer as events: ("token", text)*, maybe ("error", body), then ("result", response).
+
+        Whatever happens upstream, the last event is a grounded result: the model's picks, or
+        degraded retrieval when no model answered or one broke mid-answer.
+        """
         if not p.request.explain:
-            return self.finish(p, None)
+            yield "result", self.finish(p, None)
+            return
         t0 = time.perf_counter()
         parts: list[str] = []
         model = None
@@ -312,21 +318,36 @@ class Recommender:
                     self.metrics.first_token.observe(time.perf_counter() - t0)
                 elif isinstance(ev, TokenDelta):
                     parts.append(ev.text)
+                    yield "token", ev.text
         except UpstreamBroken as exc:
             p.timings.llm_total = ms(time.perf_counter() - t0)
-            return self.finish(
-                p,
-                exc.partial_text,
-                degraded_reason="upstream_broken: the model stopped mid-answer",
-                model=model,
+            yield (
+                "error",
+                {
+                    "type": "upstream_broken",
+                    "message": "the model server stopped mid-answer; completing from the catalog",
+                },
             )
+            broken = "upstream_broken: the model stopped mid-answer"
+            text = exc.partial_text or "".join(parts)
+            yield "result", self.finish(p, text, degraded_reason=broken, model=model)
+            return
         except UpstreamTimeout:
-            return self.finish(
-                p, None, degraded_reason="upstream_timeout: no model answered in time"
+            yield (
+                "result",
+                self.finish(p, None, degraded_reason="upstream_timeout: no model answered in time"),
             )
+            return
         except UpstreamUnavailable:
-            return self.finish(
-                p, None, degraded_reason="upstream_unavailable: no model server could answer"
-            )
+            down = "upstream_unavailable: no model server could answer"
+            yield "result", self.finish(p, None, degraded_reason=down)
+            return
         p.timings.llm_total = ms(time.perf_counter() - t0)
-        return self.finish(p, "".join(parts), model=model)
+        yield "result", self.finish(p, "".join(parts), model=model)
+
+    async def recommend(self, p: Prepared) -> RecommendResponse:
+        """Non-streaming recommend: the model's grounded picks, or a degraded retrieval answer."""
+        async for kind, data in self.answer(p):
+            if kind == "result":
+                return data
+        raise AssertionError("answer() always ends with a result")
