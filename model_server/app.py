@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -223,14 +225,56 @@ def _budget(state: ServerState, n_prompt: int, requested: int | None) -> int:
     return room if requested is None else min(requested, room)
 
 
+class ClientGone(Exception):
+    """The client hung up before its reply was ready."""
+
+
+@contextlib.asynccontextmanager
+async def _cancel_on_disconnect(request: Request) -> AsyncIterator[None]:
+    """Cancel the handler's wait or generation when the client hangs up.
+
+    Litestar notices a disconnect only while it streams a response; a request waiting in the
+    queue, or a non-streamed generation, would otherwise keep its place or its slot until done.
+    Called after the body is read, so the next ASGI message can only be the disconnect."""
+    task = asyncio.current_task()
+    assert task is not None
+    hung_up = False
+
+    async def watch() -> None:
+        nonlocal hung_up
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        hung_up = True
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not hung_up:
+            raise
+        task.uncancel()
+        raise ClientGone() from None
+    finally:
+        watcher.cancel()
+
+
 async def _start(
-    state: ServerState, prompt_ids: Sequence[int], opts: SamplingOptions, started: float
+    request: Request,
+    state: ServerState,
+    prompt_ids: Sequence[int],
+    opts: SamplingOptions,
+    started: float,
 ) -> Any:
     scheduler = _ready_scheduler(state)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + state.settings.deadline_s - (time.perf_counter() - started)
     try:
-        return await scheduler.start(prompt_ids, opts, deadline)
+        async with _cancel_on_disconnect(request):
+            return await scheduler.start(prompt_ids, opts, deadline)
+    except ClientGone:
+        state.metrics.cancelled.labels(reason="disconnect").inc()
+        raise ApiError(400, "client_disconnected", "the client hung up while queued") from None
     except QueueFull as exc:
         raise ApiError(
             429,
@@ -250,11 +294,16 @@ def _observe_ttft(state: ServerState, gen: Any, started: float, loop_started: fl
         state.metrics.ttft.observe(max(0.0, gen.first_token_at - loop_started))
 
 
-async def _collect(state: ServerState, run: TextRun, gen: Any, started: float, t0: float) -> str:
+async def _collect(
+    request: Request, state: ServerState, run: TextRun, gen: Any, started: float, t0: float
+) -> str:
     parts: list[str] = []
     try:
-        async for piece in run.pieces(gen):
-            parts.append(piece)
+        async with _cancel_on_disconnect(request):
+            async for piece in run.pieces(gen):
+                parts.append(piece)
+    except ClientGone:
+        raise ApiError(400, "client_disconnected", "the client hung up") from None
     except DeadlineExceeded:
         raise ApiError(
             504,
@@ -323,6 +372,13 @@ def _usage(n_prompt: int, run: TextRun) -> Usage:
     )
 
 
+def _sse_response(events: AsyncIterator[bytes], gen: Any) -> Stream:
+    # If the client hangs up before the stream's first iteration, the generator's `finally`
+    # never runs; aborting when it is collected still frees the slot (no-op once finished).
+    weakref.finalize(events, gen.abort, "disconnect")
+    return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
 # ---- handlers -----------------------------------------------------------------------------------
 
 
@@ -346,7 +402,7 @@ async def chat_completions(request: Request) -> Any:
     max_tokens = _budget(state, len(prompt_ids), requested)
     opts = _sampling(state, req, max_tokens)
     t0 = asyncio.get_running_loop().time()
-    gen = await _start(state, prompt_ids, opts, started)
+    gen = await _start(request, state, prompt_ids, opts, started)
     run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -354,7 +410,7 @@ async def chat_completions(request: Request) -> Any:
     state.metrics.requests.labels(endpoint="chat", outcome="started").inc()
 
     if not req.stream:
-        text = await _collect(state, run, gen, started, t0)
+        text = await _collect(request, state, run, gen, started, t0)
         return ChatCompletion(
             id=cid,
             object="chat.completion",
@@ -404,7 +460,7 @@ async def chat_completions(request: Request) -> Any:
         piece_doc=lambda text: chunk(Delta(content=text)),
         final_docs=final,
     )
-    return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    return _sse_response(events, gen)
 
 
 @post("/v1/completions", guards=[auth_guard], status_code=200)
@@ -434,7 +490,7 @@ async def completions(request: Request) -> Any:
     max_tokens = _budget(state, len(prompt_ids), req.max_tokens or 16)
     opts = _sampling(state, req, max_tokens)
     t0 = asyncio.get_running_loop().time()
-    gen = await _start(state, prompt_ids, opts, started)
+    gen = await _start(request, state, prompt_ids, opts, started)
     run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens)
     cid = f"cmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -453,7 +509,7 @@ async def completions(request: Request) -> Any:
         )
 
     if not req.stream:
-        text = await _collect(state, run, gen, started, t0)
+        text = await _collect(request, state, run, gen, started, t0)
         return doc(echo + text, run.finish_reason, _usage(len(prompt_ids), run))
 
     def final() -> list[Any]:
@@ -481,7 +537,7 @@ async def completions(request: Request) -> Any:
         piece_doc=lambda text: doc(text),
         final_docs=final,
     )
-    return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    return _sse_response(events, gen)
 
 
 @post("/tokenize", guards=[auth_guard], status_code=200)

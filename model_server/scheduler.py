@@ -103,6 +103,7 @@ class Scheduler:
         self._metrics = metrics
         self._pool = ThreadPoolExecutor(max_workers=len(engines), thread_name_prefix="slot")
         self._avg_job_s = 5.0
+        self._active: set[Generation] = set()
         metrics.slots_total.set(len(engines))
         self._update_gauges()
 
@@ -132,8 +133,14 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         engine = await self._acquire(prompt_ids, deadline)
         gen = Generation(loop, deadline)
+        self._active.add(gen)
         fut = loop.run_in_executor(self._pool, self._run, engine, list(prompt_ids), opts, gen)
-        fut.add_done_callback(lambda _f: self._release(engine))
+
+        def finished(_: object) -> None:
+            self._active.discard(gen)
+            self._release(engine)
+
+        fut.add_done_callback(finished)
         return gen
 
     async def _acquire(self, prompt_ids: Sequence[int], deadline: float) -> Engine:
@@ -209,5 +216,7 @@ class Scheduler:
             self._avg_job_s = 0.8 * self._avg_job_s + 0.2 * elapsed
 
     def close(self) -> None:
-        """Stop accepting work; running generations are cancelled by their requests."""
+        """Cancel running generations (they stop within a token) and stop the worker threads."""
+        for gen in list(self._active):
+            gen.abort("shutdown")
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -83,7 +83,7 @@ def test_compat_copy_loads_and_generates_under_ctransformers(
     tok = ServerTokenizer(read_info(compat_copy[0], cache))
     prompt = tok.encode("<|im_start|>user\nName a famous movie.<|im_end|>\n<|im_start|>assistant\n")
     engine = CTransformersEngine(
-        EngineConfig(model_path=str(compat_copy[0]), context=256, threads=2)
+        EngineConfig(model_path=str(compat_copy[0]), context=256, threads=1)
     )
     engine.load()
     opts = SamplingOptions(max_tokens=8, temperature=0.0, end_ids=tok.end_ids)
@@ -94,7 +94,7 @@ def test_compat_copy_loads_and_generates_under_ctransformers(
         from model_server.engines.llama_cpp_engine import LlamaCppEngine
 
         ref = LlamaCppEngine(
-            EngineConfig(model_path=str(embedded_model_path()), context=256, threads=2)
+            EngineConfig(model_path=str(embedded_model_path()), context=256, threads=1)
         )
         ref.load()
         assert list(ref.generate(prompt, opts)) == ours

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -340,3 +341,38 @@ def test_metrics_exposition(server: RunningServer) -> None:
 
 def test_server_log_has_no_tracebacks(server: RunningServer) -> None:
     assert "Traceback" not in server.log()
+
+
+def _hang_up_after(server: RunningServer, seconds: float, body: dict) -> None:
+    """A non-streamed request whose client gives up after `seconds`."""
+    with contextlib.suppress(httpx.TimeoutException):
+        httpx.post(
+            server.base + "/v1/completions", headers=server.headers, json=body, timeout=seconds
+        )
+
+
+def test_client_hanging_up_while_queued_or_waiting_frees_queue_and_slot(
+    server: RunningServer,
+) -> None:
+    assert server.wait_metric("moviemind_model_slots_busy", 0) == 0
+    gone = server.metric("moviemind_model_cancelled_total", 'reason="disconnect"')
+    long_plain = {**LONG, "stream": False}
+    holder, release, out = threading.Event(), threading.Event(), {}
+    t = threading.Thread(target=_start_stream, args=(server, holder, release, out))
+    t.start()
+    try:
+        assert holder.wait(120) and out.get("status") == 200, out
+        _hang_up_after(server, 1.0, long_plain)  # waits in the queue, then hangs up
+        assert server.wait_metric("moviemind_model_queue_depth", 0) == 0
+        assert (
+            server.wait_metric("moviemind_model_cancelled_total", gone + 1, 'reason="disconnect"')
+            == gone + 1
+        )
+    finally:
+        release.set()
+        t.join(60)
+    assert server.wait_metric("moviemind_model_slots_busy", 0) == 0
+    tokens_before = server.metric("moviemind_model_completion_tokens_total")
+    _hang_up_after(server, 2.0, long_plain)  # generating, not streamed, then hangs up
+    assert server.wait_metric("moviemind_model_slots_busy", 0) == 0
+    assert server.metric("moviemind_model_completion_tokens_total") - tokens_before < 1500
