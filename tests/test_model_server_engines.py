@@ -239,3 +239,40 @@ def test_deadline_gives_504_or_a_stream_error_event(tok: ServerTokenizer) -> Non
                 break
             time.sleep(0.05)
         assert state.scheduler is not None and state.scheduler.busy == 0  # slot given back
+
+
+def test_scheduler_slots_queue_and_prefix_routing(tok: ServerTokenizer) -> None:
+    import asyncio
+
+    from model_server.metrics import Metrics
+    from model_server.scheduler import QueueFull, Scheduler
+
+    loaded = threading.Event()
+    loaded.set()
+    a, b = (ScriptedEngine([5], 0.01, loaded, 64) for _ in range(2))
+    a._cached[:] = [1, 2, 3]
+    b._cached[:] = [7, 8]
+    metrics = Metrics()
+    opts = SamplingOptions(max_tokens=3, temperature=0.0)
+
+    async def scenario() -> None:
+        sched = Scheduler([a, b], queue_limit=0, metrics=metrics)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        g1 = await sched.start([7, 8, 9], opts, deadline)  # b holds its prefix
+        assert sched.busy == 1 and a in sched._free
+        g2 = await sched.start([1, 2, 4], opts, deadline)
+        assert sched.busy == 2
+        with pytest.raises(QueueFull):
+            await sched.start([1], opts, deadline)
+        assert [t async for t in g1.tokens()] == [5, 5, 5]
+        assert [t async for t in g2.tokens()] == [5, 5, 5]
+        for _ in range(100):
+            if sched.busy == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert sched.busy == 0
+        assert g1.stats.cached_tokens == 2 and g2.stats.cached_tokens == 2
+        sched.close()
+
+    asyncio.run(scenario())
