@@ -16,7 +16,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import File, Stream
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -152,7 +152,7 @@ def create_app(
     tasks: list[asyncio.Task] = []
 
     @post("/v1/recommend", summary="Recommend movies from liked movies and a mood", status_code=200)
-    async def recommend(data: RecommendRequest) -> Response:
+    async def recommend(data: JSONBody[RecommendRequest]) -> Response:
         snap = state.snapshot()
         prepared = state.recommender.prepare(snap, data)
         if not data.stream:
@@ -196,7 +196,7 @@ def create_app(
         return SearchResponse(results=results, timings_ms=timings)
 
     @get("/v1/movies/{movie_id:int}", summary="One catalog movie")
-    async def movie(movie_id: int) -> MovieDetail:
+    async def movie(movie_id: FromPath[int]) -> MovieDetail:
         snap = state.snapshot()
         m = snap.bundle.movie(movie_id)
         if m is None:
@@ -254,7 +254,7 @@ def create_app(
         )
 
     @get("/static/{name:str}", include_in_schema=False)
-    async def static(name: str) -> File:
+    async def static(name: FromPath[str]) -> File:
         path = (STATIC / name).resolve()
         if path.parent != STATIC.resolve() or not path.is_file():
             raise ApiError(404, "not_found", "no such file")
