@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from loadtests.objectives import DEFAULT_PATH, ObjectivesError, load_objectives
-from loadtests.runner import Options, Runner
+from loadtests.runner import DEFAULT_PHASES, Options, Runner
 from loadtests.stack import ROOT
 
 
@@ -64,6 +64,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="objectives file (default loadtests/objectives.toml)",
     )
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--phases",
+        default=",".join(DEFAULT_PHASES),
+        help=f"default mode: which phases to run, comma-separated (default {','.join(DEFAULT_PHASES)})",
+    )
+    ap.add_argument(
+        "--prompt-tokens",
+        type=int,
+        metavar="N",
+        help="local stack: the edge's MOVIEMIND_EDGE_PROMPT_TOKENS (default: the edge's own default)",
+    )
     args = ap.parse_args(argv)
     if args.users is not None and not 1 <= args.users <= 500:
         ap.error("--users must be 1..500")
@@ -71,6 +82,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ap.error("--duration must be 1..1800 seconds")
     if args.host and not args.host.startswith(("http://", "https://")):
         ap.error("--host must be an http(s) URL")
+    args.phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    unknown = set(args.phases) - set(DEFAULT_PHASES)
+    if unknown or not args.phases:
+        ap.error(f"--phases: choose from {', '.join(DEFAULT_PHASES)}")
     return args
 
 
@@ -113,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=args.duration,
         seed=args.seed,
         step_s=args.step_s,
+        phases=args.phases,
+        edge_env={"MOVIEMIND_EDGE_PROMPT_TOKENS": str(args.prompt_tokens)}
+        if args.prompt_tokens
+        else {},
     )
 
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the stack is always torn down.

@@ -32,7 +32,8 @@ class ProxyEvent:
     """Something that happened at wall-clock time `t`: a request line, a connection, a refusal."""
 
     t: float
-    kind: str  # "request", "connect", "connect_failed"
+    # "request" (forwarded), "request_refused" (the target was down), "connect", "connect_failed"
+    kind: str
     detail: str = ""
 
 
@@ -156,7 +157,9 @@ class DelayProxy:
         # round trip before any of them can be delivered, which the queue below accounts for.
         up_queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        reader_task = asyncio.create_task(self._read_into(client_r, up_queue, count_requests=True))
+        # Request lines seen before the far side answered the handshake wait here for its verdict.
+        state: dict = {"connected": None, "pending": []}
+        reader_task = asyncio.create_task(self._read_into(client_r, up_queue, requests=state))
         server_w: asyncio.StreamWriter | None = None
         try:
             await asyncio.sleep(2 * self.delay_s)
@@ -164,9 +167,15 @@ class DelayProxy:
                 server_r, server_w = await asyncio.open_connection(*self.target)
             except OSError as exc:
                 self._events.append(ProxyEvent(time.time(), "connect_failed", str(exc)[:200]))
+                state["connected"] = False
+                self._events.extend(
+                    ProxyEvent(e.t, "request_refused", e.detail) for e in state["pending"]
+                )
                 return
             self._conns.add(server_w)
             self._events.append(ProxyEvent(time.time(), "connect"))
+            state["connected"] = True
+            self._events.extend(state["pending"])
             down_queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
             # Bytes the client sent during the handshake start their one-way trip only now.
             tasks = [
@@ -176,7 +185,7 @@ class DelayProxy:
                         up_queue, server_w, loop, not_before=loop.time() + self.delay_s
                     )
                 ),
-                asyncio.create_task(self._read_into(server_r, down_queue, count_requests=False)),
+                asyncio.create_task(self._read_into(server_r, down_queue)),
                 asyncio.create_task(self._write_from(down_queue, client_w, loop)),
             ]
             # Either side closing (or failing) ends the connection, as a router would see it.
@@ -191,8 +200,9 @@ class DelayProxy:
                     self._conns.discard(w)
 
     async def _read_into(
-        self, reader: asyncio.StreamReader, queue: asyncio.Queue, *, count_requests: bool
+        self, reader: asyncio.StreamReader, queue: asyncio.Queue, *, requests: dict | None = None
     ) -> None:
+        """Queue what `reader` sends, due `delay_s` from now; note request lines if `requests`."""
         loop = asyncio.get_running_loop()
         tail = b""
         try:
@@ -201,18 +211,17 @@ class DelayProxy:
                 queue.put_nowait((loop.time() + self.delay_s, data))
                 if not data:
                     return
-                if count_requests:
+                if requests is not None:
                     buf = tail + data
                     last_end = 0
                     for m in _REQUEST_LINE.finditer(buf):
                         if m.end() > len(tail):  # not already counted in the previous chunk
-                            self._events.append(
-                                ProxyEvent(
-                                    time.time(),
-                                    "request",
-                                    f"{m.group(1).decode()} {m.group(2).decode(errors='replace')}",
-                                )
-                            )
+                            line = f"{m.group(1).decode()} {m.group(2).decode(errors='replace')}"
+                            event = ProxyEvent(time.time(), "request", line)
+                            if requests["connected"] is None:
+                                requests["pending"].append(event)
+                            elif requests["connected"]:
+                                self._events.append(event)
                         last_end = m.end()
                     tail = buf[max(last_end, len(buf) - _CARRY) :]
         except (ConnectionError, OSError):

@@ -263,26 +263,36 @@ def chart(
         fails[i] += 0 if s.ok else 1
     ax2.plot(centers, counts / bin_s, "-", color="black", label="HTTP requests/s")
     ax2.plot(centers, fails / bin_s, "-", color="red", label="failed/s")
-    for j, (label, times) in enumerate((series or {}).items()):
-        c = np.zeros(n_bins)
-        for t in times:
-            i = int((t - t0) / bin_s)
-            if 0 <= i < n_bins:
-                c[i] += 1
-        ax2.plot(centers, c / bin_s, "-", color=colors[(j + 3) % len(colors)], label=label)
-    ax2.set_ylabel("per second")
+    ax2.set_ylabel("HTTP requests per second")
     ax2.set_xlabel(f"seconds since start ({bin_s:g} s bins)")
     ax2.grid(True, alpha=0.3)
-    ax2.legend(fontsize=7, loc="upper left")
+    handles, labels = ax2.get_legend_handles_labels()
+    if series:
+        # Rare events (a model request every few seconds) read best as running totals on their
+        # own axis: the slope is the rate, a flat stretch is a region getting nothing.
+        ax3 = ax2.twinx()
+        colors3 = ("tab:purple", "tab:olive", "tab:cyan")
+        for color, (label, times) in zip(colors3, series.items(), strict=False):
+            ts = sorted(t - t0 for t in times if 0 <= t - t0 < n_bins * bin_s)
+            xs = [0.0, *ts, n_bins * bin_s]
+            ys = [0, *range(1, len(ts) + 1), len(ts)]
+            ax3.step(
+                xs, ys, where="post", color=color, linewidth=1.5, label=f"{label} (running total)"
+            )
+        ax3.set_ylabel("running total")
+        ax3.set_ylim(bottom=0)
+        h3, l3 = ax3.get_legend_handles_labels()
+        handles, labels = handles + h3, labels + l3
+    ax2.legend(handles, labels, fontsize=7, loc="upper left")
     for t, label in markers:
         for ax in (ax1, ax2):
             ax.axvline(t - t0, color="gray", linestyle="-.", linewidth=1)
         ax1.annotate(
             label,
-            (t - t0, 1),
+            (t - t0, 0.02),
             xycoords=("data", "axes fraction"),
             rotation=90,
-            va="top",
+            va="bottom",
             ha="right",
             fontsize=7,
         )

@@ -41,16 +41,20 @@ from loadtests.report import (
     text_table,
     window,
 )
-from loadtests.stack import ROOT, LocalStack, cpu_seconds
+from loadtests.stack import ROOT, LocalStack, cpu_seconds, rss_mb, schedstat
 from loadtests.workload import build_workload, save_workload
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 NEAR_DELAY_S = 0.005
 FAR_DELAY_S = 0.060
 BREAKER_COOLDOWN_S = 2.0
-MODEL_QUEUE = 2
+# No waiting room on the model servers: a busy one answers 429 at once and the edge fails over or
+# degrades. A queued request would wait a whole answer (several seconds here) plus its own prompt,
+# past the edge's 10 s first-token timeout: queue x answer time + prefill must stay below it.
+MODEL_QUEUE = 0
 CAPACITY_STEPS = (5, 10, 20, 30, 40, 60, 80, 100, 130, 160, 200)
 CAPACITY_SETTLE_S = 3.0
+DEFAULT_PHASES = ("steady", "failover", "index_swap", "overload")
 
 
 @dataclass
@@ -66,6 +70,8 @@ class Options:
     duration_s: int | None = None
     seed: int = 7
     step_s: float = 15.0
+    phases: tuple[str, ...] = DEFAULT_PHASES
+    edge_env: dict[str, str] = field(default_factory=dict)
 
 
 def log(msg: str = "") -> None:
@@ -131,6 +137,63 @@ class LocustResult:
     ended: float
     exit_code: int
     files: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CpuPoint:
+    """The edge process at one moment: CPU time, main-thread schedstat, its /metrics."""
+
+    t: float
+    cpu_s: float
+    run_s: float
+    wait_s: float
+    metrics: dict[str, float]
+
+
+def capacity_row(users: int, part: list[Sample], a: CpuPoint, b: CpuPoint, seconds: float) -> dict:
+    """One capacity step: latency from the samples, CPU per request split by the edge's metrics."""
+
+    def d(key: str) -> float:
+        return b.metrics.get(key, 0.0) - a.metrics.get(key, 0.0)
+
+    n = max(1.0, d("moviemind_edge_requests_total:all"))
+    n_search = max(1.0, d("moviemind_edge_search_seconds_count"))
+    # The edge times embedding and search by the wall clock; on a shared machine part of that
+    # is waiting for a CPU. Scale by the share of runnable time its loop thread was on a CPU.
+    on_cpu = (b.run_s - a.run_s) / max(1e-9, (b.run_s - a.run_s) + (b.wait_s - a.wait_s))
+    embed = on_cpu * d("moviemind_edge_embed_seconds_sum") / n_search
+    search = on_cpu * d("moviemind_edge_search_seconds_sum") / n_search
+    cpu = (b.cpu_s - a.cpu_s) / n
+    ms = [s.ms for s in part]
+    return {
+        "users": users,
+        "rps": len(part) / seconds,
+        "p50": percentile(ms, 50),
+        "p95": percentile(ms, 95),
+        "p99": percentile(ms, 99),
+        "edge_cpu_pct": 100 * (b.cpu_s - a.cpu_s) / max(1e-9, b.t - a.t),
+        "cpu_ms_per_req": 1000 * cpu,
+        "embed_ms": 1000 * embed,
+        "search_ms": 1000 * search,
+        "http_ms": 1000 * max(0.0, cpu - embed - search),
+        "rps_per_core": (1 / cpu) if cpu > 0 else 0.0,
+        "on_cpu_share": on_cpu,
+        "failed": sum(1 for s in part if not s.ok),
+    }
+
+
+def _short(path: Path) -> str:
+    """A path relative to the repository when it is inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _cell(v: object) -> str:
+    if not isinstance(v, float):
+        return str(v)
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
 class Runner:
@@ -243,7 +306,9 @@ class Runner:
                         http = [s for s in seen if s.is_http]
                         log(
                             f"    {now - first:5.0f} s  {len(http):6d} requests  {sum(1 for s in seen if not s.ok):3d} failed  "
-                            f"{sum(1 for s in recent if s.is_http) / 5:6.1f} req/s  {progress_entry} p95 {p95 or 0:6.1f} ms (last 5 s)"
+                            f"{sum(1 for s in recent if s.is_http) / 5:6.1f} req/s  {progress_entry} p95 "
+                            + (f"{p95:6.1f} ms" if p95 is not None else "     - ms")
+                            + " (last 5 s)"
                         )
                     if now > hard_deadline:
                         log(
@@ -270,6 +335,18 @@ class Runner:
         return LocustResult(
             name, samples, markers, min(s.t for s in samples), ended, proc.returncode, files
         )
+
+    def _counters(self, before: dict, after: dict, names: tuple[str, ...]) -> dict[str, float]:
+        """Changes of the edge's counters, upstream URLs replaced by region names."""
+        out: dict[str, float] = {}
+        urls = self.stack.upstream_urls if self.stack else {}
+        for name in names:
+            for key, value in metric_delta(before, after, f"moviemind_edge_{name}").items():
+                key = key.replace("moviemind_edge_", "").replace("_total", "")
+                for region, url in urls.items():
+                    key = key.replace(url, region)
+                out[key] = value
+        return out
 
     def _table(self, title: str, rows: list[Row]) -> None:
         log(f"\n{title}\n{text_table(rows)}\n")
@@ -309,12 +386,81 @@ class Runner:
     # ---- phases ----------------------------------------------------------------------------
 
     def phase_steady(self, users: int, duration_s: float) -> None:
+        before = self._resources()
         r = self.locust("steady", mix_for(users), duration_s)
+        after = self._resources()
         rows = summarize(r.samples, r.ended - r.started)
         self.phases["steady"] = PhaseResult("steady", r.samples)
         self._table(f"steady: {users} users, {duration_s:.0f} s", rows)
         self._recommend_breakdown(r.samples, "steady")
+        self._resource_report(before, after, r)
         self._chart(r, f"steady load, {users} users")
+
+    def _resources(self) -> dict[str, dict[str, float]]:
+        """CPU seconds and RSS of every local process, plus each model server's own counters."""
+        out: dict[str, dict[str, float]] = {}
+        if self.stack is None:
+            return out
+        procs = {"edge": self.stack.edge, **{f"model {k}": v for k, v in self.stack.models.items()}}
+        for name, proc in procs.items():
+            if proc is None or not proc.running:
+                continue
+            entry = {"cpu_s": cpu_seconds(proc.pid), "rss_mb": rss_mb(proc.pid)}
+            if name.startswith("model"):
+                with contextlib.suppress(httpx.HTTPError):
+                    text = httpx.get(proc.url + "/metrics", timeout=5, trust_env=False).text
+                    entry.update(
+                        {
+                            k: v
+                            for k, v in parse_metrics(text).items()
+                            if k.startswith("moviemind_model_")
+                        }
+                    )
+            out[name] = entry
+        return out
+
+    def _resource_report(self, before: dict, after: dict, r: LocustResult) -> None:
+        if not after:
+            return
+        seconds = r.ended - r.started
+        http = sum(1 for s in r.samples if s.is_http)
+        head = ("process", "CPU s", "CPU % of a core", "RSS MB", "notes")
+        body = []
+        for name, a in after.items():
+            b = before.get(name, {})
+            cpu = a["cpu_s"] - b.get("cpu_s", 0.0)
+            note = ""
+            if name == "edge" and http:
+                note = f"{1000 * cpu / http:.2f} ms CPU per request of this mix"
+            elif name.startswith("model"):
+
+                def d(key: str, a: dict = a, b: dict = b) -> float:
+                    return a.get(key, 0.0) - b.get(key, 0.0)
+
+                n_tps = d("moviemind_model_decode_tokens_per_second_count")
+                n_ttft = d("moviemind_model_time_to_first_token_seconds_count")
+                parts = [f"{d('moviemind_model_requests_total:all'):.0f} generations"]
+                if n_tps:
+                    parts.append(
+                        f"decode {d('moviemind_model_decode_tokens_per_second_sum') / n_tps:.0f} tokens/s"
+                    )
+                if n_ttft:
+                    parts.append(
+                        f"first token {d('moviemind_model_time_to_first_token_seconds_sum') / n_ttft:.1f} s avg"
+                    )
+                parts.append(
+                    f"{d('moviemind_model_prompt_tokens_total'):.0f} prompt tokens ({d('moviemind_model_prompt_tokens_cached_total'):.0f} cached), "
+                    f"{d('moviemind_model_completion_tokens_total'):.0f} generated"
+                )
+                note = ", ".join(parts)
+            body.append(
+                (name, f"{cpu:.1f}", f"{100 * cpu / seconds:.0f}", f"{a['rss_mb']:.0f}", note)
+            )
+        log(plain_table(head, body))
+        self.sections.append("Processes during the phase:\n\n" + markdown_table(head, body) + "\n")
+        self.facts["steady_processes"] = {
+            row[0]: dict(zip(head[1:], row[1:], strict=True)) for row in body
+        }
 
     def _recommend_breakdown(self, samples: list[Sample], phase: str) -> None:
         streams = [s for s in samples if s.name == "recommend total"]
@@ -379,7 +525,12 @@ class Runner:
         back = [t for t in near_reqs if t_ready is not None and t >= t_ready]
         t_back = back[0] if back else None
         near_state = status[0]["state"] if status else "?"
-        returned = bool(back) and near_state == "closed"
+        # The restarted process has fresh counters: any token it generated went to the edge.
+        near_tokens = 0.0
+        with contextlib.suppress(httpx.HTTPError):
+            text = httpx.get(stack.models["near"].url + "/metrics", timeout=5, trust_env=False).text
+            near_tokens = parse_metrics(text).get("moviemind_model_completion_tokens_total", 0.0)
+        returned = bool(back) and near_tokens > 0
 
         def stats(t0: float, t1: float) -> dict[str, object]:
             part = window(r.samples, t0, t1)
@@ -453,15 +604,17 @@ class Runner:
         ):
             added_total = outage_w["recommend total"]["p50"] - before_w["recommend total"]["p50"]
         recovery = None if (t_back is None or t_ready is None) else t_back - t_ready
-        deltas = {**metric_delta(before, after, "moviemind_edge_failovers"), **metric_delta(before, after, "moviemind_edge_breaker_opens"),
-                  **metric_delta(before, after, "moviemind_edge_upstream_failures"), **metric_delta(before, after, "moviemind_edge_degraded")}  # fmt: skip
+        deltas = self._counters(
+            before, after, ("failovers", "breaker_opens", "upstream_failures", "degraded")
+        )
         ready_text = f"{t_ready - marks['restart']:.1f} s after the restart" if t_ready else "never"
         back_text = f"{recovery:.1f} s after that" if recovery is not None else "never"
         lines = [
             "recommend latency added during failover (median, outage minus before): "
             f"time to first token {ms(added_ttft)} ms, total {ms(added_total)} ms",
             f"near model server ready again {ready_text}; first model request through near {back_text} "
-            f"(breaker cooldown {BREAKER_COOLDOWN_S:g} s); near breaker at the end: {near_state}",
+            f"(breaker cooldown {BREAKER_COOLDOWN_S:g} s); the restarted near model server generated {near_tokens:.0f} tokens; "
+            f"near breaker at the end: {near_state}",
             "edge counters during the phase: "
             + (", ".join(f"{k} +{v:g}" for k, v in deltas.items()) or "none"),
         ]
@@ -481,6 +634,7 @@ class Runner:
             "added_total_ms_p50": added_total,
             "recovery_s": recovery,
             "near_state_end": near_state,
+            "near_tokens_after_restart": near_tokens,
             "edge_counters": deltas,
             "delays_one_way_ms": {"near": NEAR_DELAY_S * 1000, "far": FAR_DELAY_S * 1000},
         }
@@ -598,7 +752,7 @@ class Runner:
         after = parse_metrics(self.stack.metrics_text())
         self.phases["overload"] = PhaseResult("overload", r.samples)
         self._table(
-            f"overload: {users} back-to-back recommend-with-model users",
+            f"overload: {users} recommend-with-model users (one request every 0.5-1 s each)",
             summarize(r.samples, r.ended - r.started),
         )
         rec = [s for s in r.samples if s.name == "/v1/recommend (model)"]
@@ -619,8 +773,7 @@ class Runner:
             )
             for k, v in sorted(outcomes.items(), key=lambda kv: -len(kv[1]))
         ]
-        deltas = {**metric_delta(before, after, "moviemind_edge_upstream_failures"), **metric_delta(before, after, "moviemind_edge_degraded"),
-                  **metric_delta(before, after, "moviemind_edge_breaker_opens")}  # fmt: skip
+        deltas = self._counters(before, after, ("upstream_failures", "degraded", "breaker_opens"))
         log(plain_table(head, body))
         line = "edge counters during the phase: " + (
             ", ".join(f"{k} +{v:g}" for k, v in deltas.items()) or "none"
@@ -642,8 +795,8 @@ class Runner:
 
     def phase_capacity(self, steps: tuple[int, ...], step_s: float, stop_ms: float) -> None:
         assert self.stack is not None and self.stack.edge is not None
-        pid = self.stack.edge.pid
-        timeline: list[tuple[float, float, dict[str, float]]] = []
+        stack, pid = self.stack, self.stack.edge.pid
+        timeline: list[CpuPoint] = []
         last = [0.0]
 
         def tick(_elapsed: float) -> None:
@@ -651,110 +804,52 @@ class Runner:
             if now - last[0] >= 1.0:
                 last[0] = now
                 with contextlib.suppress(OSError, httpx.HTTPError):
-                    timeline.append(
-                        (now, cpu_seconds(pid), parse_metrics(self.stack.metrics_text()))
-                    )
+                    metrics = parse_metrics(stack.metrics_text())
+                    timeline.append(CpuPoint(now, cpu_seconds(pid), *schedstat(pid), metrics))
 
         env = {
             "MOVIEMIND_LOADTEST_STEPS": ",".join(str(s) for s in steps),
             "MOVIEMIND_LOADTEST_STEP_S": str(step_s),
             "MOVIEMIND_LOADTEST_STOP_P95_MS": str(stop_ms),
         }
-        r = self.locust(
-            "capacity", {"search": max(steps)}, step_s * len(steps), tick=tick, env=env, shape=True
-        )
+        mix = {"search": max(steps)}
+        r = self.locust("capacity", mix, step_s * len(steps), tick=tick, env=env, shape=True)
         tick(0)
         self.phases["capacity"] = PhaseResult("capacity", r.samples)
-        step_marks = sorted(
-            (m for m in r.markers if m.get("event") == "step"), key=lambda m: m["t"]
-        )
-        head = (
-            "users",
-            "req/s",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "edge CPU %",
-            "CPU ms/req",
-            "embed ms",
-            "search ms",
-            "HTTP+rest ms",
-            "req/s per core",
-        )
-        body, rows = [], []
-        for i, m in enumerate(step_marks):
+        marks = sorted((m for m in r.markers if m.get("event") == "step"), key=lambda m: m["t"])
+        rows = []
+        for i, m in enumerate(marks):
             t0 = m["t"] + CAPACITY_SETTLE_S
-            t1 = step_marks[i + 1]["t"] if i + 1 < len(step_marks) else r.ended
+            t1 = marks[i + 1]["t"] if i + 1 < len(marks) else r.ended
             part = [s for s in window(r.samples, t0, t1) if s.name == "/v1/search"]
-            points = [p for p in timeline if t0 <= p[0] <= t1]
-            if len(part) < 10 or len(points) < 2:
-                continue
-            (ta, ca, ma), (tb, cb, mb) = points[0], points[-1]
-            n = mb.get("moviemind_edge_requests_total:all", 0) - ma.get(
-                "moviemind_edge_requests_total:all", 0
-            )
-            n_search = mb.get("moviemind_edge_search_seconds_count", 0) - ma.get(
-                "moviemind_edge_search_seconds_count", 0
-            )
-            embed = (
-                mb.get("moviemind_edge_embed_seconds_sum", 0)
-                - ma.get("moviemind_edge_embed_seconds_sum", 0)
-            ) / max(1, n_search)
-            search = (
-                mb.get("moviemind_edge_search_seconds_sum", 0)
-                - ma.get("moviemind_edge_search_seconds_sum", 0)
-            ) / max(1, n_search)
-            cpu = (cb - ca) / max(1, n)
-            ms_all = [s.ms for s in part]
-            row = {
-                "users": m["users"],
-                "rps": len(part) / (t1 - t0),
-                "p50": percentile(ms_all, 50),
-                "p95": percentile(ms_all, 95),
-                "p99": percentile(ms_all, 99),
-                "edge_cpu_pct": 100 * (cb - ca) / (tb - ta),
-                "cpu_ms_per_req": 1000 * cpu,
-                "embed_ms": 1000 * embed,
-                "search_ms": 1000 * search,
-                "http_ms": 1000 * max(0.0, cpu - embed - search),
-                "rps_per_core": (1 / cpu) if cpu > 0 else None,
-                "failed": sum(1 for s in part if not s.ok),
-            }
-            rows.append(row)
-            body.append(
-                tuple(
-                    f"{row[k]:.1f}" if isinstance(row[k], float) else str(row[k])
-                    for k in (
-                        "users",
-                        "rps",
-                        "p50",
-                        "p95",
-                        "p99",
-                        "edge_cpu_pct",
-                        "cpu_ms_per_req",
-                        "embed_ms",
-                        "search_ms",
-                        "http_ms",
-                        "rps_per_core",
-                    )
-                )
-            )
-        under = [x for x in rows if x["p95"] is not None and x["p95"] <= stop_ms]
+            points = [p for p in timeline if t0 <= p.t <= t1]
+            if len(part) >= 10 and len(points) >= 2:
+                rows.append(capacity_row(m["users"], part, points[0], points[-1], t1 - t0))
+        cols = {
+            "users": "users", "rps": "req/s", "p50": "p50 ms", "p95": "p95 ms", "p99": "p99 ms",
+            "edge_cpu_pct": "edge CPU %", "cpu_ms_per_req": "CPU ms/req", "embed_ms": "embed ms",
+            "search_ms": "search ms", "http_ms": "HTTP+rest ms", "rps_per_core": "req/s per core",
+            "on_cpu_share": "on-CPU share",
+        }  # fmt: skip
+        body = [tuple(_cell(row[k]) for k in cols) for row in rows]
+        under = [x for x in rows if x["p95"] <= stop_ms]
         best = max(under, key=lambda x: x["rps"]) if under else None
-        log(
-            "\ncapacity of /v1/search (one edge process; Locust on the same 2 cores)\n"
-            + plain_table(head, body)
-        )
-        summary = (
-            f"highest load with p95 <= {stop_ms:g} ms: {best['users']} users, {best['rps']:.0f} req/s at {best['edge_cpu_pct']:.0f}% of a core; "
-            f"{best['cpu_ms_per_req']:.2f} ms CPU per request (embedding {best['embed_ms']:.2f}, search {best['search_ms']:.2f}, HTTP and the rest {best['http_ms']:.2f}) "
-            f"= {best['rps_per_core']:.0f} req/s per fully used core"
-            if best
-            else f"p95 was above {stop_ms:g} ms at every step"
-        )
+        table = plain_table(tuple(cols.values()), body)
+        log(f"\ncapacity of /v1/search (one edge process; Locust on the same cores)\n{table}")
+        if best:
+            summary = (
+                f"highest load with p95 <= {stop_ms:g} ms: {best['users']} users, {best['rps']:.0f} req/s "
+                f"at {best['edge_cpu_pct']:.0f}% of a core; {best['cpu_ms_per_req']:.2f} ms CPU per request "
+                f"(embedding {best['embed_ms']:.2f}, search {best['search_ms']:.2f}, HTTP and the rest "
+                f"{best['http_ms']:.2f}) = {best['rps_per_core']:.0f} req/s per fully used core"
+            )
+        else:
+            summary = f"p95 was above {stop_ms:g} ms at every step"
         log("    " + summary)
         self.sections.append(
-            "### capacity of /v1/search\n\n" + markdown_table(head, body) + f"\n\n- {summary}\n"
+            "### capacity of /v1/search\n\n"
+            + markdown_table(tuple(cols.values()), body)
+            + f"\n\n- {summary}\n"
         )
         self.facts["capacity"] = {
             "steps": rows,
@@ -762,11 +857,8 @@ class Runner:
             "stop_p95_ms": stop_ms,
             "step_s": step_s,
         }
-        self._chart(
-            r,
-            "capacity: /v1/search users stepped up",
-            markers=[(m["t"], f"{m['users']} users") for m in step_marks],
-        )
+        markers = [(m["t"], f"{m['users']} users") for m in marks]
+        self._chart(r, "capacity: /v1/search users stepped up", markers=markers)
 
     # ---- modes -----------------------------------------------------------------------------
 
@@ -794,10 +886,14 @@ class Runner:
                     self.phase_capacity(steps, o.step_s, self._objective_ms("search-p95", 25.0))
                 else:
                     self.warm_up(with_model=True)
-                    self.phase_steady(o.users or 20, o.duration_s or 60)
-                    self.phase_failover()
-                    self.phase_index_swap()
-                    self.phase_overload()
+                    if "steady" in o.phases:
+                        self.phase_steady(o.users or 20, o.duration_s or 60)
+                    if "failover" in o.phases:
+                        self.phase_failover()
+                    if "index_swap" in o.phases:
+                        self.phase_index_swap()
+                    if "overload" in o.phases:
+                        self.phase_overload()
         finally:
             if self.stack is not None:
                 log("==> stopping the local stack")
@@ -844,13 +940,30 @@ class Runner:
             o.index,
             regions,
             model_env={"MOVIEMIND_MODEL_QUEUE": str(MODEL_QUEUE)},
-            edge_env={"MOVIEMIND_EDGE_BREAKER_COOLDOWN_S": str(BREAKER_COOLDOWN_S)},
+            edge_env={"MOVIEMIND_EDGE_BREAKER_COOLDOWN_S": str(BREAKER_COOLDOWN_S), **o.edge_env},
             log=log,
         ).start()
         self.host = self.stack.edge_url
         self.api_key = self.stack.api_key
         log(
             f"    stack up in {time.monotonic() - t:.0f} s: edge {self.host}, upstreams {', '.join(f'{k} {v}' for k, v in self.stack.upstream_urls.items()) or 'none'}"
+        )
+        delays = {"near": NEAR_DELAY_S, "far": FAR_DELAY_S}
+        models = ", ".join(
+            f"{name} ({'direct' if delay is None else f'behind a proxy adding {1000 * delays[name]:g} ms each way'})"
+            for name, delay in regions
+        )
+        self.sections.append(
+            "Local stack on 127.0.0.1: "
+            + (
+                f"SmolLM2-135M model servers {models}, each 1 thread, 1 slot, queue {MODEL_QUEUE}; "
+                if regions
+                else "no model server; "
+            )
+            + f"one edge process (index {_short(o.index)}, API key on, rate limit off, breaker cooldown "
+            f"{BREAKER_COOLDOWN_S:g} s"
+            + "".join(f", {k}={v}" for k, v in o.edge_env.items())
+            + ", other settings default); Locust on the same machine.\n"
         )
 
     def _write_summary(self, verdicts: list[Verdict]) -> None:

@@ -51,6 +51,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def schedstat(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of a process's main thread.
+
+    The edge embeds and searches on its event-loop thread, so the share of runnable time it got
+    a CPU converts wall-clock timings measured inside it into CPU time on a busy machine.
+    """
+    on_cpu, waiting, *_ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class Proc:
     """One server subprocess on 127.0.0.1:port with its log file."""
 

@@ -380,6 +380,8 @@ def test_proxy_without_delay_is_a_plain_forwarder_and_reports_a_dead_target() ->
         while proxy.count("connect_failed") < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proxy.count("connect_failed") == 1
+        # A request to a dead region is not counted as served by it.
+        assert proxy.count("request") == 0 and proxy.count("request_refused") == 1
 
 
 def test_proxy_rejects_a_negative_delay() -> None:
