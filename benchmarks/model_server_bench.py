@@ -503,9 +503,9 @@ def projection(
         "",
         f"- Decode reads about {weights_per_token / 1e9:.2f} GB of weights per token "
         f"({m['file_bytes'] / 1e9:.2f} GB file, less the embedding table, which is only indexed), "
-        "so tokens/s <= memory read bandwidth / that. Here one thread already reads "
-        f"{bandwidth / 1e9:.0f} GB/s, so more cores do not raise the bound; the bound column uses "
-        "this machine's bandwidth (a Linode's is assumed similar: same class of server memory). "
+        "so tokens/s <= memory read bandwidth / that. More cores hardly raise this bound (one thread "
+        "reads most of the bandwidth measured above); the bound column uses this machine's "
+        f"{bandwidth / 1e9:.0f} GB/s (a Linode's is assumed similar: the same class of server memory). "
         f"The expected column assumes {100 * efficiency:.0f}% of the bound (the best engine "
         f"reached {100 * measured_eff:.0f}% here on a 135M model, where per-token overheads weigh "
         "far more).",
