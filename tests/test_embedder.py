@@ -25,8 +25,6 @@ import pytest
 
 from edge.embedder import MANIFEST_NAME, Embedder, EmbedderError
 
-pytestmark = pytest.mark.slow
-
 LONG = " ".join(
     f"Chapter {i}: the detective revisits the harbour, questions the ferryman again and "
     "finds that the timetable he was given does not match the tides."
@@ -120,6 +118,7 @@ def test_texts_cover_truncation_and_mixed_lengths(fp32: Embedder) -> None:
     assert min(counts) <= 3  # [CLS] x [SEP]: padding dominates a mixed batch
 
 
+@pytest.mark.slow
 def test_fp32_matches_reference(fp32: Embedder, reference: np.ndarray, record_property) -> None:
     ours = fp32.embed(TEXTS, batch_size=len(TEXTS))
     assert ours.shape == (len(TEXTS), 384) and ours.dtype == np.float32
@@ -133,6 +132,7 @@ def test_fp32_matches_reference(fp32: Embedder, reference: np.ndarray, record_pr
     assert cos.min() >= 0.999, f"text {worst} {TEXTS[worst][:40]!r}: cosine {cos[worst]:.6f}"
 
 
+@pytest.mark.slow
 def test_fp32_batch_size_and_single_calls_agree(fp32: Embedder, reference: np.ndarray) -> None:
     # Different batch sizes regroup the texts into different padded batches.
     small = fp32.embed(TEXTS, batch_size=3)
@@ -160,6 +160,7 @@ def test_fixed_padding_is_off(fp32: Embedder) -> None:
     assert sum(batch[0].attention_mask) < len(batch[0].ids)
 
 
+@pytest.mark.slow
 def test_int8_close_to_reference(int8: Embedder, reference: np.ndarray, record_property) -> None:
     cos = cosines(int8.embed(TEXTS, batch_size=len(TEXTS)), reference)
     print(
@@ -174,14 +175,14 @@ def _top_k(queries: np.ndarray, catalog: np.ndarray, exclude_rows: np.ndarray | 
     scores = queries @ catalog.T
     if exclude_rows is not None:
         scores[np.arange(len(queries)), exclude_rows] = -np.inf
-    top = np.argpartition(-scores, K, axis=1)[:, :K]
-    return top
+    return np.argpartition(-scores, K, axis=1)[:, :K]
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([len(set(x) & set(y)) / K for x, y in zip(a, b, strict=True)]))
 
 
+@pytest.mark.slow
 def test_int8_neighbours_on_catalog(
     fp32: Embedder, int8: Embedder, sample_index: Path, record_property
 ) -> None:
