@@ -238,6 +238,8 @@ def chart(
             continue
         color = colors[i % len(colors)]
         bins = binned(group)
+        # Sparse entries (a streamed answer every few seconds) leave gaps a line cannot bridge.
+        marker = "o" if sum(1 for b in bins if b) < 0.7 * n_bins else None
         for q, style, width in ((50, ":", 1.0), (95, "-", 1.8), (99, "--", 1.0)):
             ys = [percentile(b, q) if b else np.nan for b in bins]
             ax1.plot(
@@ -246,6 +248,8 @@ def chart(
                 style,
                 color=color,
                 linewidth=width,
+                marker=marker if q == 95 else None,
+                markersize=3,
                 label=f"{name} p{q}" if q == 95 else None,
             )
     ax1.set_yscale("log")
