@@ -262,6 +262,8 @@ class LocalStack:
             proxy.stop()
         for model in self.models.values():
             model.stop()
+        # The logs and samples stay for a post-mortem; the 25 MB index copy does not.
+        shutil.rmtree(self.served_index, ignore_errors=True)
 
     def __enter__(self) -> LocalStack:
         return self.start()
