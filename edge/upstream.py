@@ -461,10 +461,18 @@ class UpstreamPool:
             up.probing = False
 
     def _failed(self, up: _Upstream, probe: bool, kind: str, reason: str) -> None:
-        up.consecutive_failures += 1
         up.last_error = reason
         if self._metrics is not None:
             self._metrics.failure(up.url, kind)
+        if kind == HTTP_429:
+            # Busy, not broken: this request fails over, but a full queue must not take a
+            # healthy server out of rotation for a whole cooldown. It answered, so it is alive.
+            if probe:
+                up.probing = False
+                up.state = CLOSED
+                up.consecutive_failures = 0
+            return
+        up.consecutive_failures += 1
         if probe:
             up.probing = False
         if probe or (

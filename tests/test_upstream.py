@@ -213,7 +213,10 @@ async def test_failover_to_the_next_upstream(stubs, first, code):
         assert metrics.failovers == [(first_url, code)]
         assert metrics.failures == [(first_url, code)]
         status = pool.status()
-        assert status[0]["consecutive_failures"] == 1 and status[0]["state"] == "closed"
+        # A 429 means busy, not broken: it fails over but does not count toward the breaker.
+        expected_failures = 0 if code == "http_429" else 1
+        assert status[0]["consecutive_failures"] == expected_failures
+        assert status[0]["state"] == "closed"
         assert kind(status[0]["last_error"]) == code
         if first_stub is not None:
             assert len(first_stub.chat_requests) == 1
@@ -561,5 +564,19 @@ async def test_only_one_probe_at_a_time(stubs):
         assert results["probe"][0].url == good.url  # the probe timed out and failed over
         assert len(bad.chat_requests) == 2
         assert pool.status()[0]["state"] == "open"
+    finally:
+        await pool.aclose()
+
+
+async def test_a_busy_upstream_never_opens_its_breaker(stubs):
+    busy = stubs(Status(429, "queue full", retry_after=1))
+    spare = stubs(Stream(["ok"]))
+    pool = UpstreamPool(settings(busy.url, spare.url, breaker_failures=2))
+    try:
+        for _ in range(4):
+            assert text_of(await collect(pool)) == "ok"
+        status = pool.status()
+        assert status[0]["state"] == "closed" and status[0]["consecutive_failures"] == 0
+        assert len(busy.chat_requests) == 4  # still asked first every time
     finally:
         await pool.aclose()
