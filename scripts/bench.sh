@@ -16,9 +16,11 @@ for module in "${BENCHMARKS[@]}"; do
   echo
   echo "==================== ${module} ===================="
   start=$SECONDS
-  if ! "$PY" -m "$module"; then
-    echo "bench: ${module} failed" >&2
-    exit 1
+  rc=0
+  "$PY" -m "$module" || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    echo "bench: ${module} failed (exit status ${rc})" >&2
+    exit "$rc"
   fi
   echo "(${module}: $((SECONDS - start)) s)"
 done
