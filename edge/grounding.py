@@ -2,8 +2,8 @@
 
 Small models do not follow formats faithfully: they echo candidate lines ("[3] Heat (1995) |
 Action, Crime"), drop the number, bold the title or invent a movie. So each line is matched by
-content: the candidate number when the line also names that candidate, else the longest candidate
-title contained in the line, else a close fuzzy match of the title-looking part.
+content: the candidate number when the line also names that candidate, else the first candidate
+title the line contains, else a close fuzzy match of the title-looking part.
 """
 
 from __future__ import annotations
@@ -55,12 +55,21 @@ def match_line(
         i = int(num.group(1)) - 1
         if 0 <= i < len(candidates) and keys[i] and f" {keys[i]} " in padded:
             return i, candidates[i].title
-    contained = [(len(k), i) for i, k in enumerate(keys) if len(k) >= 3 and f" {k} " in padded]
+    contained = [i for i, k in enumerate(keys) if len(k) >= 3 and f" {k} " in padded]
     if contained:
-        # Same-titled candidates ("Heat" 1995 and 1986): the year on the line decides, then
-        # retrieval order (the better-ranked one), never just the later index.
+        # The title a line starts with is its pick; later ones are the model comparing or
+        # rambling. At one position the longer title wins ("aliens" over "alien"); same-titled
+        # candidates ("Heat" 1995 and 1986): the year on the line decides, then retrieval order.
         years = {int(y) for y in re.findall(r"\b(?:18|19|20)\d\d\b", line)}
-        i = max(contained, key=lambda t: (t[0], candidates[t[1]].year in years, -t[1]))[1]
+        i = min(
+            contained,
+            key=lambda i: (
+                padded.find(f" {keys[i]} "),
+                -len(keys[i]),
+                candidates[i].year not in years,
+                i,
+            ),
+        )
         return i, candidates[i].title
     m = _TITLE_PART.match(_LEAD.sub("", line).replace("**", "").strip())
     title = m.group("title").strip(" \"'") if m else ""

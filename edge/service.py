@@ -294,7 +294,12 @@ class Recommender:
         )
         max_tokens = min(self.settings.max_answer_tokens, 28 * p.request.k + 16)
         async for event in self.upstream.stream_chat(
-            prompt.messages, max_tokens=max_tokens, temperature=0.0, seed=1
+            prompt.messages,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            seed=1,
+            # Small models loop ("comedy, comedy, ..."); a mild penalty keeps the lines varied.
+            extra={"repetition_penalty": 1.15},
         ):
             yield event
 

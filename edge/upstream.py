@@ -632,6 +632,7 @@ class UpstreamPool:
         temperature: float = 0.0,
         stop: list[str] | None = None,
         seed: int | None = None,
+        extra: dict | None = None,
     ) -> AsyncIterator[UpstreamEvent]:
         """Stream a chat completion: StreamStarted, TokenDelta..., StreamEnded.
 
@@ -652,6 +653,9 @@ class UpstreamPool:
             request["stop"] = stop
         if seed is not None:
             request["seed"] = seed
+        # Server-specific sampling fields (e.g. repetition_penalty), which OpenAI-compatible
+        # servers accept or ignore.
+        request.update(extra or {})
         loop = asyncio.get_running_loop()
         call_deadline = loop.time() + self._settings.total_timeout_s
         attempts: list[tuple[str, str]] = []

@@ -641,3 +641,14 @@ def test_reasons_that_are_only_a_title_or_genres_are_not_used() -> None:
     )
     assert not usable_reason("heist, rivalry, los angeles", p, echoed)
     assert usable_reason("a heist epic with two great leads", p, echoed)
+
+
+def test_ground_takes_the_title_a_line_starts_with() -> None:
+    cands = [
+        Movie(id=1, title="The Incredibles", year=2004),
+        Movie(id=2, title="A Family Thing", year=1996),
+    ]
+    text = "A Family Thing (1996) - a warm comedy; better than The Incredibles (2004), say some."
+    g = ground(text, cands, 1)
+    assert [p.movie.id for p in g.picks] == [2]
+    assert g.picks[0].reason.startswith("a warm comedy")
