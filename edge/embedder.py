@@ -38,6 +38,8 @@ class EmbedderManifest(msgspec.Struct, kw_only=True):
     max_length: int = 256
     tokenizer: str = "tokenizer.json"
     variants: dict[str, str] = {}
+    # How the int8 variant was made (index_builder.models.INT8_RECIPE).
+    quantization: str = ""
     files: dict[str, str] = {}
 
 

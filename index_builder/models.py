@@ -82,6 +82,8 @@ def _up_to_date(out: Path, source_sha: str) -> bool:
         return False
     if man.source_sha256 != source_sha or set(man.variants.values()) != {FP32_FILE, INT8_FILE}:
         return False
+    if man.quantization != INT8_RECIPE:
+        return False
     return all((out / f).is_file() and sha256_file(out / f) == h for f, h in man.files.items())
 
 
@@ -129,6 +131,7 @@ def export_minilm(out: Path, *, force: bool = False, log=print) -> EmbedderManif
             max_length=256,
             tokenizer=TOKENIZER_FILE,
             variants={"fp32": FP32_FILE, "int8": INT8_FILE},
+            quantization=INT8_RECIPE,
             files=files,
         )
         (stage / MANIFEST_NAME).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
@@ -143,16 +146,33 @@ def export_minilm(out: Path, *, force: bool = False, log=print) -> EmbedderManif
     return manifest
 
 
+# Bump when the recipe below changes, so `models` re-exports instead of calling it up to date.
+INT8_RECIPE = "dynamic-int8-per-channel-matmul-except-ffn-output-v2"
+
+
 def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 quantization of the MatMul weights (activations stay float)."""
+    """Dynamic int8 quantization of the MatMul weights (activations stay float).
+
+    The feed-forward output projections stay fp32: quantizing them costs the most accuracy
+    (measured on the catalog: top-10 neighbour overlap with fp32 88.6% with them, 91.8%
+    without them; mean cosine 0.993 -> 0.9965).
+    """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    graph = onnx.load(str(src), load_external_data=False).graph
+    ffn_output = [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul" and "/output/dense/" in n.name and "attention" not in n.name
+    ]
     quantize_dynamic(
         str(src),
         str(dst),
         weight_type=QuantType.QInt8,
         per_channel=True,
         op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=ffn_output,
     )
 
 
