@@ -218,10 +218,12 @@ def test_each_dtype_loads_and_searches(built: Path, tmp_path: Path, dtype: str) 
     bundle = Bundle.load(tmp_path / dtype)
     assert manifest.index.dtype == dtype == bundle.manifest.index.dtype
     assert manifest.version != src.version
-    # Every movie's own vector finds that movie first.
+    # Every movie's own vector finds that movie first; i8 rounds each component of a unit
+    # vector to 1/127, which can reorder the closest few, so there it must be among the top 3.
+    within = 1 if dtype != "i8" else 3
     for row in range(0, SMALL, 10):
         hit = bundle.index.search(bundle.vectors[row], 3)
-        assert int(hit.keys[0]) == bundle.movies[row].id
+        assert bundle.movies[row].id in [int(k) for k in hit.keys[:within]], (row, hit.keys)
     # A text query gives the same best match as exact cosine over the stored vectors.
     q = embedder().embed_one("toys that come alive when nobody is watching, animated")
     exact = bundle.movies[int(np.argmax(bundle.vectors @ q))].id
