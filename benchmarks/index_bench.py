@@ -554,7 +554,7 @@ def embed_tables(res: Results) -> tuple[str, str, str]:
     if busy:
         verdict += (
             f" (measured with load average {res.load_start.split()[0]} on {res.machine['nproc']} cores; "
-            f"rough estimate for two idle cores from 1-thread CPU time: {est:.0f} docs/s; "
+            f"a rough, optimistic estimate for two idle cores from 1-thread CPU time: {est:.0f} docs/s; "
             "rerun on a quiet machine to decide)"
         )
     return t1, t2, verdict
@@ -776,10 +776,10 @@ def run(args: argparse.Namespace) -> Results:
         n_others = args.n if full else small_n
         if not full:
             res.synth_note = (
-                f"f32 and i8 were measured at {small_n:,} vectors, not {args.n:,}: the f16 build took "
-                f"{f16_s:.0f}s and {remaining:.0f}s of the {args.budget_s:.0f}s budget were left "
-                f"(`--all-full` builds all three at {args.n:,}). The f16 row at {small_n:,} is there to "
-                "compare like with like."
+                f"f32 and i8 were measured at {small_n:,} vectors, not {args.n:,}: the f16 part "
+                f"took {f16_s:.0f}s, and {max(remaining, 0):.0f}s of the run's {args.budget_s:.0f}s "
+                f"budget (`--budget-s`) were left for two more such builds (`--all-full` builds all "
+                f"three at {args.n:,}). The f16 row at {small_n:,} is there to compare like with like."
             )
             print(f"  {res.synth_note}", flush=True)
             others = ("f16", "f32", "i8")
