@@ -33,6 +33,14 @@ def wait_ready(name: str, url: str, proc: subprocess.Popen, timeout: float) -> N
     raise SystemExit(f"error: the {name} was not ready after {timeout:.0f}s ({url})")
 
 
+def spawn(module: str, env: dict[str, str]) -> subprocess.Popen:
+    # Own session: a terminal's Ctrl-C reaches only this script, which then stops each server
+    # once (a second signal during uvicorn's shutdown prints a traceback).
+    return subprocess.Popen(
+        [sys.executable, "-m", module], cwd=ROOT, env=env, start_new_session=True
+    )
+
+
 def main() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("MOVIEMIND_EDGE_UPSTREAMS", f"http://127.0.0.1:{MODEL_PORT}")
@@ -41,7 +49,7 @@ def main() -> None:
     def stop(*_: object) -> None:
         for p in reversed(procs):
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+                p.send_signal(signal.SIGTERM)
         for p in procs:
             try:
                 p.wait(10)
@@ -54,12 +62,12 @@ def main() -> None:
             + MODEL_PORT,
             flush=True,
         )
-        procs.append(subprocess.Popen([sys.executable, "-m", "model_server"], cwd=ROOT, env=env))
+        procs.append(spawn("model_server", env))
         wait_ready("model server", f"http://127.0.0.1:{MODEL_PORT}/readyz", procs[-1], 300)
         print(
             "==> starting the edge (sample index var/index) on 127.0.0.1:" + EDGE_PORT, flush=True
         )
-        procs.append(subprocess.Popen([sys.executable, "-m", "edge"], cwd=ROOT, env=env))
+        procs.append(spawn("edge", env))
         wait_ready("edge", f"http://127.0.0.1:{EDGE_PORT}/readyz", procs[-1], 120)
         url = f"http://127.0.0.1:{EDGE_PORT}/"
         print(
