@@ -799,8 +799,15 @@ def search_part(
         return lambda q: base.search(q, SEARCH_K)
 
     plan: list[tuple[str, Callable[[], Callable[[str], Any]]]] = [
-        (f"edge: ORT {edge_threads} thread(s), configured", lambda: edge_in_process(edge_threads)),
-        (f"edge: ORT {other} thread(s)", lambda: edge_in_process(other)),
+        (
+            f"edge: ORT {edge_threads} thread(s), int8 query (configured)",
+            lambda: edge_in_process(edge_threads, "int8"),
+        ),
+        (f"edge: ORT {other} thread(s), int8 query", lambda: edge_in_process(other, "int8")),
+        (
+            f"edge: ORT {edge_threads} thread(s), fp32 query (the documents' variant)",
+            lambda: edge_in_process(edge_threads, "bundle"),
+        ),
         (f"original: torch {TORCH_THREADS} threads", lambda: original(TORCH_THREADS)),
         ("original: torch 1 thread", lambda: original(1)),
     ]
@@ -830,7 +837,7 @@ def http_floor(edge_url: str, base_url: str, n: int = 100) -> tuple[float, float
     return edge.p(50), base.p(50)
 
 
-def edge_in_process(threads: int) -> Callable[[str], Any]:
+def edge_in_process(threads: int, query_variant: str) -> Callable[[str], Any]:
     """The edge's own search path (Recommender.search on a loaded Snapshot), without HTTP."""
     from edge.index_store import IndexStore
     from edge.metrics import EdgeMetrics
@@ -845,6 +852,7 @@ def edge_in_process(threads: int) -> Callable[[str], Any]:
         cache_dir=Path(settings.index_cache_dir),
         s3=settings.s3,
         embed_threads=threads,
+        query_variant=query_variant,
         bayes_votes=settings.ranking.bayes_votes,
     )
     if not store.refresh() or store.current is None:

@@ -141,6 +141,7 @@ def create_app(
         cache_dir=Path(settings.index_cache_dir),
         s3=settings.s3,
         embed_threads=settings.embed_threads,
+        query_variant=settings.query_variant,
         bayes_votes=settings.ranking.bayes_votes,
     )
     store.on_result = lambda result: (

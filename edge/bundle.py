@@ -261,6 +261,9 @@ class Bundle:
         self.index = index
         self.titles = titles
         self.row_of: dict[int, int] = {m.id: i for i, m in enumerate(movies)}
+        self.ids = np.fromiter((m.id for m in movies), dtype=np.int64, count=len(movies))
+        self._by_id = np.argsort(self.ids, kind="stable")
+        self._sorted_ids = self.ids[self._by_id]
 
     @property
     def version(self) -> str:
@@ -272,6 +275,10 @@ class Bundle:
     def movie(self, movie_id: int) -> Movie | None:
         row = self.row_of.get(movie_id)
         return None if row is None else self.movies[row]
+
+    def rows_of(self, movie_ids: np.ndarray) -> np.ndarray:
+        """Rows of catalog ids (every id must be in the bundle: the index holds only those)."""
+        return self._by_id[np.searchsorted(self._sorted_ids, movie_ids)]
 
     def vector(self, movie_id: int) -> np.ndarray | None:
         row = self.row_of.get(movie_id)

@@ -24,7 +24,7 @@ class Snapshot:
     bundle: Bundle
     priors: Priors
     titles: TitleIndex
-    embedder: Embedder
+    embedder: Embedder  # embeds queries; may be a faster variant than the documents'
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -43,6 +43,7 @@ class IndexStore:
         cache_dir: Path,
         s3: S3Settings,
         embed_threads: int,
+        query_variant: str = "bundle",
         bayes_votes: float,
         on_result=None,
     ) -> None:
@@ -51,6 +52,7 @@ class IndexStore:
         self.cache_dir = cache_dir
         self.s3 = s3
         self.embed_threads = embed_threads
+        self.query_variant = query_variant
         self.bayes_votes = bayes_votes
         self.on_result = on_result or (lambda result: None)
         self.current: Snapshot | None = None
@@ -130,9 +132,13 @@ class IndexStore:
                 f"{info.sha256[:12]}, but this edge's model is {embedder.model_sha256[:12]}; "
                 "rebuild the index or update the edge's models"
             )
+        # The sha check above proves the model directory is the export the documents came
+        # from, so its other variant embeds queries into the same space (int8: mean cosine
+        # 0.996 to fp32, and a one-text batch quantizes the same way every time).
+        query = info.variant if self.query_variant == "bundle" else self.query_variant
         return Snapshot(
             bundle,
             Priors(bundle.movies, self.bayes_votes),
             TitleIndex(bundle.movies, bundle.titles),
-            embedder,
+            self._embedder(query) if query != info.variant else embedder,
         )

@@ -109,9 +109,7 @@ def _nearest(bundle: Bundle, profile: np.ndarray, count: int) -> tuple[np.ndarra
         rows = np.argsort(-sims)[:count]
         return rows, sims[rows]
     matches = bundle.index.search(profile, count)
-    rows = np.fromiter(
-        (bundle.row_of[int(k)] for k in matches.keys), dtype=np.int64, count=len(matches.keys)
-    )
+    rows = bundle.rows_of(np.asarray(matches.keys, dtype=np.int64))
     # usearch reports cosine distance; similarities from the stored f32 vectors are exact.
     return rows, bundle.vectors[rows] @ profile
 
@@ -141,28 +139,30 @@ def rank(
         return out
 
     count = min(n, max(k, 1) * settings.oversample + len(excluded))
+    excluded_ids = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
+    unfiltered = filters.is_empty()
     while True:
         rows, sims = _nearest(bundle, profile, count)
-        keep = [
-            (int(r), float(s))
-            for r, s in zip(rows, sims, strict=True)
-            if bundle.movies[r].id not in excluded
-            and passes(bundle.movies[r], filters, float(priors.bayes_rating[r]))
-        ]
-        if len(keep) >= k * 2 or count >= n:
+        if excluded_ids.size:
+            keep = ~np.isin(bundle.ids[rows], excluded_ids)
+            rows, sims = rows[keep], sims[keep]
+        if not unfiltered:
+            keep = np.fromiter(
+                (passes(bundle.movies[r], filters, float(priors.bayes_rating[r])) for r in rows),
+                dtype=bool,
+                count=len(rows),
+            )
+            rows, sims = rows[keep], sims[keep]
+        if len(rows) >= k * 2 or count >= n:
             break
         count = min(n, count * 4)
-    scored = [
-        (
-            r,
-            s,
-            settings.w_similarity * s
-            + settings.w_quality * float(priors.quality[r])
-            + settings.w_popularity * float(priors.popularity[r]),
-        )
-        for r, s in keep
-    ]
-    scored.sort(key=lambda t: -t[2])
+    blended = (
+        settings.w_similarity * sims
+        + settings.w_quality * priors.quality[rows]
+        + settings.w_popularity * priors.popularity[rows]
+    )
+    order = np.argsort(-blended, kind="stable")
+    scored = [(int(rows[i]), float(sims[i]), float(blended[i])) for i in order]
     if settings.mmr_lambda < 1.0:
         scored = _mmr(bundle, scored, k, settings.mmr_lambda)
     return [Scored(bundle.movies[r], s, sc) for r, s, sc in scored[:k]]

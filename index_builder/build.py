@@ -59,6 +59,9 @@ def build(
     log(
         f"  {len(movies)} documents: {len(movies) - len(todo)} unchanged (vectors reused), {len(todo)} to embed"
     )
+    # Chunks of similar length: the embedder sorts within a call, but a chunk drawn from the
+    # whole catalog still pads most of its batches to its longest document.
+    todo.sort(key=lambda i: len(texts[i]))
     t_embed = time.perf_counter()
     with tqdm(
         total=len(todo), unit="doc", desc="  embedding", file=sys.stderr, disable=not todo

@@ -303,6 +303,14 @@ def test_rank_over_an_ann_index_survives_strict_filters_and_exclusions() -> None
     assert not {1000, 1020} & {s.movie.id for s in westerns}
 
 
+def test_rows_of_maps_ids_in_any_order_to_their_rows() -> None:
+    rng = np.random.default_rng(3)
+    ids = rng.permutation(np.arange(10, 2000, 7))[:120]  # catalog not in id order
+    b = make_bundle([movie(int(i), f"Movie {i}", 2000) for i in ids], rng.normal(size=(120, 8)))
+    asked = rng.permutation(ids)[:50]
+    assert b.rows_of(asked).tolist() == [b.row_of[int(i)] for i in asked]
+
+
 def test_mmr_trades_a_near_duplicate_for_variety() -> None:
     base = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
     vectors = np.array(
@@ -557,6 +565,7 @@ def test_settings_from_env() -> None:
         ("BREAKER_FAILURES", "0", "MOVIEMIND_EDGE_BREAKER_FAILURES"),
         ("RANK_MMR_LAMBDA", "1.5", "RANK_MMR_LAMBDA"),
         ("RANK_OVERSAMPLE", "2.5", "RANK_OVERSAMPLE"),
+        ("QUERY_VARIANT", "int4", "QUERY_VARIANT"),
     ],
 )
 def test_bad_settings_fail_with_one_line_naming_the_setting(

@@ -254,3 +254,47 @@ def test_verify_catches_a_changed_model(tmp_path: Path, model_dir: Path) -> None
     (tmp_path / "model.int8.onnx").write_bytes(b"not the model")
     with pytest.raises(EmbedderError, match="does not match the sha256"):
         Embedder(tmp_path, variant="int8", verify=True)
+
+
+def test_edge_embeds_queries_with_int8_against_fp32_documents(
+    model_dir: Path, sample_index: Path, tmp_path: Path
+) -> None:
+    """The edge's default: documents stay fp32, queries use the same export's int8 model, and
+    the searches it answers are nearly the ones fp32 queries would give."""
+    from edge.index_store import IndexStore
+    from edge.ranking import rank
+    from edge.remote import S3Settings
+
+    def store(query_variant: str) -> IndexStore:
+        s = IndexStore(
+            str(sample_index),
+            model_dir,
+            cache_dir=tmp_path,
+            s3=S3Settings(),
+            embed_threads=1,
+            query_variant=query_variant,
+            bayes_votes=20.0,
+        )
+        assert s.refresh(), s.last_error
+        assert s.current is not None
+        return s
+
+    fast, exact = store("int8").current, store("bundle").current
+    assert fast is not None and exact is not None
+    assert fast.bundle.manifest.embedder.variant == "fp32"
+    assert (fast.embedder.variant, exact.embedder.variant) == ("int8", "fp32")
+    queries = [
+        "slow-burn sci-fi, nothing gory",
+        "a heist that goes wrong",
+        "animated toys come alive",
+        "courtroom drama about a wrongful conviction",
+        "romantic comedy in new york",
+        "samurai epic in feudal japan",
+    ]
+    overlaps = []
+    for q in queries:
+        a = {s.movie.id for s in rank(fast.bundle, fast.priors, fast.embedder.embed_one(q), 10)}
+        b = {s.movie.id for s in rank(exact.bundle, exact.priors, exact.embedder.embed_one(q), 10)}
+        overlaps.append(len(a & b) / 10)
+    print(f"\nint8 vs fp32 query, top-10 search overlap per query: {overlaps}")
+    assert float(np.mean(overlaps)) >= 0.8, overlaps
