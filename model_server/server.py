@@ -22,6 +22,7 @@ from model_server.gguf_file import GGUFError, GGUFInfo, check_gguf_header, read_
 from model_server.model_source import cached_sha256, resolve_model
 from model_server.settings import Settings
 from model_server.tokenizer import ServerTokenizer
+from model_server.weights import ensure_f16, f16_key
 
 log = logging.getLogger("model_server")
 
@@ -73,8 +74,15 @@ def prepare(settings: Settings) -> Prepared:
         )
         context = info.context_length
     engine_path = path
+    engine_info = info
+    if settings.weights == "f16":
+        engine_path = ensure_f16(info, cache)
+        # Same metadata and vocabulary; only the file (and so its cache key) differs.
+        engine_info = msgspec.structs.replace(
+            info, path=str(engine_path), sha256=f16_key(info.sha256)
+        )
     if settings.engine == "ctransformers":
-        engine_path = ensure_compatible(info, cache)
+        engine_path = ensure_compatible(engine_info, cache)
     name = settings.name or default_model_name(path if not settings.url else Path(settings.url))
     return Prepared(info=info, engine_path=str(engine_path), model_name=name, context=context)
 

