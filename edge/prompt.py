@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -12,9 +13,9 @@ from edge.catalog import Movie
 # Identical on every request, and first, so the model server's prefix cache always hits.
 SYSTEM_PROMPT = (
     "You are moviemind, a movie recommender. Choose only from the numbered candidate movies the "
-    "user gives you. For each pick write one line: the number in brackets, the title and year, a "
-    "dash, then in your own words why this user will like it. Example:\n"
-    "[4] Alien (1979) - a tense, slow-building horror story set on a spaceship.\n"
+    "user gives you. For each pick write one line: the number in brackets, the title, a dash, "
+    "then in your own words why this user will like it. Example:\n"
+    "[4] Alien - a tense, slow-building horror story set on a spaceship.\n"
     "Best pick first. Write nothing else."
 )
 
@@ -56,20 +57,35 @@ class BuiltPrompt(msgspec.Struct):
     dropped: int
 
 
-def candidate_line(n: int, m: Movie, detail: int) -> str:
-    """'[3] Heat (1995): action, crime; dir. Michael Mann; heist, rivalry'.
+_ALSO_KNOWN_AS = re.compile(r"^(?P<main>.*\S)\s+\((?:a\.k\.a\.\s*)?[^()]+\)$")
+
+
+def short_title(title: str) -> str:
+    """'Amelie (Fabuleux destin d'Amélie Poulain, Le)' -> 'Amelie': MovieLens appends alternative
+    titles in parentheses; in a liked-movies line they cost tokens and tell the model nothing."""
+    while m := _ALSO_KNOWN_AS.match(title):
+        title = m.group("main")
+    return title
+
+
+def candidate_line(n: int, m: Movie, detail: int, with_year: bool = True) -> str:
+    """'[3] Heat (1995): action, crime; heist, rivalry, los angeles'.
 
     Deliberately unlike the answer format (no dash, no sentence), so that a small model that
-    copies its input produces lines the grounding can still tie to a candidate.
+    copies its input produces lines the grounding can still tie to a candidate. Every token here
+    is evaluated before the first answer token (it is past the cached prefix): genres and
+    keywords are what a reason is made of; the director's name is left out (~5 tokens a line),
+    and so is the year (6 tokens: digits are single tokens) unless `with_year`, which the edge
+    sets for titles the catalog holds more than once.
     """
-    head = f"[{n}] {m.title}" + (f" ({m.year})" if m.year else "")
+    head = f"[{n}] {m.title}" + (f" ({m.year})" if m.year and with_year else "")
     parts = []
     if detail >= 1 and m.genres:
-        parts.append(", ".join(m.genres[:3]).lower())
-    if detail >= 2 and m.director:
-        parts.append(f"dir. {m.director}")
+        # With keywords to describe it, a movie's first two genres say enough.
+        described = detail >= 2 and bool(m.keywords)
+        parts.append(", ".join(m.genres[: 2 if described else 3]).lower())
     if detail >= 2 and (m.keywords or m.overview):
-        parts.append(", ".join(m.keywords[:4]) if m.keywords else m.overview[:90])
+        parts.append(", ".join(m.keywords[:3]) if m.keywords else m.overview[:90])
     return head + (": " + "; ".join(parts) if parts else "")
 
 
@@ -80,23 +96,28 @@ def build_prompt(
     k: int,
     counter: TokenCounter,
     budget: int,
+    needs_year: Callable[[Movie], bool] = lambda m: True,
 ) -> BuiltPrompt:
     """Fit the request into `budget` tokens: as many fully described candidates as fit (never
     fewer than k); only when k of them do not fit, shorter candidate lines."""
-    liked_txt = "; ".join(f"{m.title}" + (f" ({m.year})" if m.year else "") for m in liked[:8])
-    head = []
+    liked_txt = "; ".join(
+        short_title(m.title) + (f" ({m.year})" if m.year else "") for m in liked[:8]
+    )
+    # The request line comes first: with the system prompt it forms a prefix every request with
+    # the same k shares, so the model server's prefix cache skips it too. Only what describes
+    # this user and their candidates is evaluated per request (time to first token).
+    head = [f"Pick the {k} best candidates for me."]
     if liked_txt:
         head.append(f"I enjoyed: {liked_txt}.")
     if query.strip():
         head.append(f"Mood: {query.strip()[:300]}")
     head.append("Candidates:")
-    tail = f"Pick the {k} best candidates for me."
     system_tokens = counter.count(SYSTEM_PROMPT)
-    fixed = system_tokens + counter.count("\n".join(head)) + counter.count(tail) + TEMPLATE_OVERHEAD
+    fixed = system_tokens + counter.count("\n".join(head)) + TEMPLATE_OVERHEAD
 
     chosen: list[str] = []
     for detail in (2, 1, 0):
-        lines = [candidate_line(i + 1, m, detail) for i, m in enumerate(candidates)]
+        lines = [candidate_line(i + 1, m, detail, needs_year(m)) for i, m in enumerate(candidates)]
         costs = [counter.count(line) + 1 for line in lines]
         used = fixed
         chosen = []
@@ -107,7 +128,7 @@ def build_prompt(
             used += cost
         if used <= budget or detail == 0:
             break
-    user = "\n".join([*head, *chosen, tail])
+    user = "\n".join([*head, *chosen])
     return BuiltPrompt(
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
         candidates=list(candidates[: len(chosen)]),

@@ -291,6 +291,7 @@ class Recommender:
             p.request.k,
             counter,
             self.settings.prompt_tokens,
+            needs_year=lambda m: len(p.snapshot.bundle.titles.get(lookup_key(m.title), ())) > 1,
         )
         max_tokens = min(self.settings.max_answer_tokens, 28 * p.request.k + 16)
         async for event in self.upstream.stream_chat(

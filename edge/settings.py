@@ -35,7 +35,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_per_minute: int = 600
     prompt_tokens: int = 512
     max_answer_tokens: int = 256
-    candidates: int = 10
+    candidates: int = 8
     log_level: str = "info"
     # Proxies (load balancer, TLS terminator) whose X-Forwarded-For is believed, so the rate
     # limit sees real client addresses; comma-separated addresses or "*".

@@ -51,7 +51,10 @@ def test_settings_parse_and_split_threads_between_slots() -> None:
         ({"MOVIEMIND_MODEL_SLOTS": "0"}, "MOVIEMIND_MODEL_SLOTS=0 is out of range"),
         ({"MOVIEMIND_MODEL_ENGINE": "vllm"}, "must be one of ctransformers, llama_cpp"),
         ({"MOVIEMIND_MODEL_CHAT_TEMPLATE": "x"}, "must be one of auto, chatml, gguf"),
-        ({"MOVIEMIND_MODEL_WEIGHTS": "q8"}, "MOVIEMIND_MODEL_WEIGHTS='q8' must be one of as_is, f16"),
+        (
+            {"MOVIEMIND_MODEL_WEIGHTS": "q8"},
+            "MOVIEMIND_MODEL_WEIGHTS='q8' must be one of as_is, f16",
+        ),
         ({"MOVIEMIND_MODEL_DEADLINE_S": "soon"}, "is not a number"),
         ({"MOVIEMIND_MODEL_URL": "http://127.0.0.1/x.gguf"}, "SHA256 must be"),
         ({"MOVIEMIND_MODEL_SHA256": "ab" * 32}, "without MOVIEMIND_MODEL_URL"),
