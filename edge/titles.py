@@ -48,6 +48,14 @@ class TitleIndex:
         for key in self.keys:
             for g in _trigrams(key):
                 self.grams.setdefault(g, []).append(key)
+        # Autocomplete sorts by popularity on every keystroke: look it up, do not recompute it.
+        self.popularity = {
+            key: max((self.by_id[i].vote_count for i in ids if i in self.by_id), default=0)
+            for key, ids in titles.items()
+        }
+        # Trigrams in more titles than this ("the", " th") say little about which title was
+        # meant and cost the most to count; typo matching skips them when rarer ones exist.
+        self._common = max(50, len(self.keys) // 20)
 
     def _best(self, ids: list[int], year: int | None) -> tuple[Movie, bool] | None:
         """Most popular movie among ids (already ordered), preferring the year when given."""
@@ -58,23 +66,35 @@ class TitleIndex:
                 return same[0], len(same) > 1
         return (movies[0], len(movies) > 1) if movies else None
 
-    def fuzzy_keys(self, key: str, limit: int = 5, cutoff: float = 0.75) -> list[str]:
-        """Title keys close to key: trigram candidates, then edit similarity."""
+    def fuzzy_keys(
+        self, key: str, limit: int = 5, cutoff: float = 0.75, *, prefix: bool = False
+    ) -> list[str]:
+        """Title keys close to key: trigram candidates, then edit similarity. With `prefix`,
+        key is the start of a title being typed and is compared with titles' starts."""
         grams = _trigrams(key)
+        postings = [self.grams[g] for g in grams if g in self.grams]
+        rare = [p for p in postings if len(p) <= self._common]
         counts: Counter[str] = Counter()
-        for g in grams:
-            for k in self.grams.get(g, ()):
-                counts[k] += 1
+        for posting in rare or postings:
+            counts.update(posting)
+        needed = max(1, len(rare or postings) // 3)
+        # The key is difflib's second sequence, whose analysis it caches across candidates.
+        # Also without articles on both sides: "godfahter" is close to "(the) godfather".
+        whole = SequenceMatcher(None, "", key)
+        bare = whole if _bare(key) == key else SequenceMatcher(None, "", _bare(key))
         scored = []
         for cand, shared in counts.most_common(50):
-            if shared < max(1, len(grams) // 3):
+            if shared < needed:
                 break
-            ratio = max(
-                SequenceMatcher(None, key, cand).ratio(),
-                SequenceMatcher(None, _bare(key), _bare(cand)).ratio(),
-            )
-            if ratio >= cutoff:
-                scored.append((ratio, cand))
+            best = 0.0
+            for matcher, target in ((whole, cand), (bare, _bare(cand))):
+                n = len(matcher.b) + 2
+                matcher.set_seq1(target[:n] if prefix else target)
+                # Cheap upper bounds first; ratio() only for candidates that could pass.
+                if matcher.real_quick_ratio() >= cutoff and matcher.quick_ratio() >= cutoff:
+                    best = max(best, matcher.ratio())
+            if best >= cutoff:
+                scored.append((best, cand))
         scored.sort(key=lambda t: (-t[0], t[1]))
         return [c for _, c in scored[:limit]]
 
@@ -112,11 +132,6 @@ class TitleIndex:
             note = "several movies have this title; took the most popular"
         return Resolved(input=text, id=movie.id, title=movie.title, year=movie.year, note=note)
 
-    def _popularity(self, key: str) -> int:
-        return max(
-            (self.by_id[i].vote_count for i in self.titles[key] if i in self.by_id), default=0
-        )
-
     def _prefix_keys(self, key: str, limit: int) -> list[str]:
         """Keys that start with key (whole words first), most popular first."""
         start = bisect.bisect_left(self.keys, key)
@@ -125,9 +140,7 @@ class TitleIndex:
             if not k.startswith(key):
                 break
             found.append(k)
-        found.sort(
-            key=lambda k: (k[len(key) : len(key) + 1] not in ("", " "), -self._popularity(k))
-        )
+        found.sort(key=lambda k: (k[len(key) : len(key) + 1] not in ("", " "), -self.popularity[k]))
         return found[:limit]
 
     def search(self, text: str, limit: int = 10) -> list[Movie]:
@@ -151,10 +164,10 @@ class TitleIndex:
         if len(found) < limit and len(key) >= 3:
             # A word inside the title ("godfather" -> "The Godfather: Part II").
             words = [k for k in self.grams.get(key[:3], ()) if f" {key}" in f" {k}"]
-            words.sort(key=lambda k: -self._popularity(k))
+            words.sort(key=lambda k: -self.popularity[k])
             for k in words[: limit * 2]:
                 add_key(k)
         if len(found) < limit and len(key) >= 4:
-            for k in self.fuzzy_keys(key, limit=limit):
+            for k in self.fuzzy_keys(key, limit=limit, prefix=True):
                 add_key(k)
         return found[:limit]

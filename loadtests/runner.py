@@ -883,7 +883,7 @@ class Runner:
                         if o.users is None
                         else tuple(s for s in CAPACITY_STEPS if s <= o.users) or (o.users,)
                     )
-                    self.phase_capacity(steps, o.step_s, self._objective_ms("search-p95", 25.0))
+                    self.phase_capacity(steps, o.step_s, self._objective_ms("search-p95", 20.0))
                 else:
                     self.warm_up(with_model=True)
                     if "steady" in o.phases:

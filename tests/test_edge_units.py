@@ -162,6 +162,9 @@ def test_search_autocomplete_prefix_then_words_then_typos(titles: TitleIndex) ->
     assert [m.id for m in titles.search("godfather", 5)] == [5, 6]
     assert [m.id for m in titles.search("Troy (1987)", 5)] == [2]
     assert 5 in [m.id for m in titles.search("godfahter", 5)]
+    # A typo in a title still being typed: compared with the start of each title.
+    assert [m.id for m in titles.search("godfahter pa", 5)][0] == 6
+    assert [m.id for m in titles.search("shawshnk", 5)] == [8]
     assert titles.search("!!!", 5) == []
     assert len(titles.search("t", 2)) <= 2
 

@@ -107,11 +107,12 @@ def _objectives(toml: str, tmp_path: Path) -> ObjectiveSet:
 
 def test_shipped_objectives_file_loads_and_covers_the_issue() -> None:
     o = load_objectives()
-    assert o.version >= 1
+    assert o.version >= 2
     by_id = {x.id: x for x in o.objective}
-    assert by_id["search-p95"].max_ms == 25 and by_id["search-p95"].percentile == 95
-    assert by_id["search-p99"].max_ms == 60
-    assert by_id["title-p95"].max_ms == 15
+    # At least as strict as issue 6's starting objectives (v2 tightened them after a quiet run).
+    assert by_id["search-p95"].max_ms <= 25 and by_id["search-p95"].percentile == 95
+    assert by_id["search-p99"].max_ms <= 60 and by_id["search-p99"].percentile == 99
+    assert by_id["title-p95"].max_ms <= 15
     assert by_id["overload-degraded-fast"].max_ms == 1000
 
 
