@@ -57,8 +57,11 @@ def main() -> None:
                 p.kill()
 
     try:
+        engine = env.get("MOVIEMIND_MODEL_ENGINE") or "ctransformers"
+        if (env.get("MOVIEMIND_MODEL_WEIGHTS") or "as_is") == "f16":
+            engine += ", f16 weights"
         print(
-            "==> starting the model server (SmolLM2-135M-Instruct, ctransformers) on 127.0.0.1:"
+            f"==> starting the model server (SmolLM2-135M-Instruct, {engine}) on 127.0.0.1:"
             + MODEL_PORT,
             flush=True,
         )
