@@ -32,6 +32,7 @@ from edge.bundle import (
     BundleError,
     IndexOptions,
     Manifest,
+    build_index,
     write_bundle,
 )
 from edge.catalog import Movie, lookup_key
@@ -444,3 +445,16 @@ def test_cli_build_errors_are_one_line(tmp_path: Path) -> None:
         missing.stderr
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_parallel_index_builds_of_a_small_catalog_are_complete(built: Path) -> None:
+    """usearch's concurrent inserts into a tiny graph used to leave ~1 build in 6 whose searches
+    returned fewer than k results; build_index seeds the graph in one thread first."""
+    src = Bundle.load(built)
+    keys = np.asarray([m.id for m in src.movies], dtype=np.uint64)
+    rows = list(range(0, len(keys), 5))
+    for _ in range(20):
+        index = build_index(keys, src.vectors, IndexOptions(dtype="f16"), threads=4)
+        found = index.search(src.vectors[rows], 3)
+        assert (found.counts == 3).all()
+        assert [int(k[0]) for k in found.keys] == [int(keys[r]) for r in rows]
