@@ -273,6 +273,8 @@ def create_app(
     async def on_startup() -> None:
         tasks.append(asyncio.create_task(refresh_now()))
         tasks.append(asyncio.create_task(poll()))
+        if settings.prime_prefix:
+            tasks.append(asyncio.create_task(state.recommender.prime_prefix()))
         loop = asyncio.get_running_loop()
         # Not possible off the main thread (embedded in tests) or on platforms without SIGHUP.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

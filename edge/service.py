@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ def ms(seconds: float) -> float:
 
 def movie_out(m: Movie) -> MovieOut:
     return MovieOut(id=m.id, title=m.title, year=m.year, genres=list(m.genres))
+
+
+log = logging.getLogger("moviemind.edge.service")
 
 
 @dataclass
@@ -140,6 +144,24 @@ class Recommender:
             else:
                 return ApproxCounter()  # ask again next time: the upstream may come back
         return self._counter
+
+    async def prime_prefix(self) -> int:
+        """Put the fixed start of every prompt into each model server's prefix cache, so the
+        first user's request is as fast as the rest; returns how many servers took it."""
+        try:
+            counter = await self.token_counter()
+            k = RecommendRequest().k  # the request line is part of the prefix: prime the default
+            prompt = build_prompt([], "", [], k, counter, self.settings.prompt_tokens)
+            primed = await self.upstream.prime(prompt.messages)
+        except Exception as exc:  # an optimisation: never let it disturb start-up
+            log.warning("prefix priming failed: %s: %s", type(exc).__name__, exc)
+            return 0
+        log.info(
+            "primed the prefix cache of %d of %d model server(s)",
+            primed,
+            len(self.settings.upstream.urls),
+        )
+        return primed
 
     def search(self, snap: Snapshot, q: str, k: int) -> tuple[list[SearchHit], Timings]:
         t0 = time.perf_counter()

@@ -36,6 +36,9 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int = 512
     max_answer_tokens: int = 256
     candidates: int = 8
+    # At start-up, send the fixed prompt prefix to every model server once, so the first user
+    # does not pay for evaluating it.
+    prime_prefix: bool = True
     log_level: str = "info"
     # Proxies (load balancer, TLS terminator) whose X-Forwarded-For is believed, so the rate
     # limit sees real client addresses; comma-separated addresses or "*".
@@ -81,6 +84,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
         "PROMPT_TOKENS": ("prompt_tokens", int),
         "MAX_ANSWER_TOKENS": ("max_answer_tokens", int),
         "CANDIDATES": ("candidates", int),
+        "PRIME_PREFIX": ("prime_prefix", bool),
         "LOG_LEVEL": ("log_level", str),
         "TRUSTED_PROXIES": ("trusted_proxies", str),
     }

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import time
 from collections import deque
@@ -29,6 +30,9 @@ import httpx
 import msgspec
 
 from edge.sse import SSEDecoder, SSEError
+
+log = logging.getLogger("moviemind.edge.upstream")
+PRIME_RETRY_S = 2.0  # between attempts to prime a model server that is loading or busy
 
 __all__ = [
     "REASONS",
@@ -811,6 +815,44 @@ class UpstreamPool:
             if all_answered:
                 self._tokenizer_known = True
             return None
+
+    async def prime(self, messages: list[dict], patience_s: float = 120.0) -> int:
+        """Send `messages` once to every upstream (one answer token, not streamed) so each model
+        server's prefix cache holds them; returns how many upstreams took it.
+
+        An upstream that is still loading, busy or unreachable is asked again every few seconds
+        until `patience_s` runs out. Breakers and failure metrics are left alone: this is not a
+        user's request, and an upstream that is down at start-up is the breaker's business later.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience_s
+
+        async def one(up: _Upstream) -> bool:
+            while True:
+                try:
+                    async with asyncio.timeout_at(
+                        min(deadline, loop.time() + self._settings.total_timeout_s)
+                    ):
+                        model = await self._model_for(up, deadline)
+                        body = {"messages": messages, "max_tokens": 1, "temperature": 0.0}
+                        if model is not None:
+                            body["model"] = model
+                        resp = await self._client.post(
+                            up.chat_url, content=msgspec.json.encode(body), headers=self._headers
+                        )
+                    if resp.is_success:
+                        return True
+                    if resp.status_code != 429 and resp.status_code < 500:
+                        log.info("prefix priming: %s answered %d", up.url, resp.status_code)
+                        return False
+                except (TimeoutError, httpx.HTTPError, _Failed):
+                    pass
+                if loop.time() + PRIME_RETRY_S >= deadline:
+                    return False
+                await asyncio.sleep(PRIME_RETRY_S)
+
+        done = await asyncio.gather(*(one(up) for up in self._upstreams))
+        return sum(done)
 
     def status(self) -> list[dict]:
         """Per upstream: url, state (closed/open/half_open), consecutive_failures, last_error."""
