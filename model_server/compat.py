@@ -12,7 +12,6 @@ Its loader insists on three things newer converters no longer write:
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from model_server.gguf_file import (
@@ -22,6 +21,8 @@ from model_server.gguf_file import (
     GGUFError,
     GGUFInfo,
     check_gguf_header,
+    copy_fields,
+    rewriting,
     sha256_file,
 )
 
@@ -49,42 +50,26 @@ def rewrite(src: Path, dst: Path, source_sha256: str | None = None) -> list[str]
     import gguf
 
     src, dst = Path(src), Path(dst)
-    check_gguf_header(src)
-    reader = gguf.GGUFReader(src, "r")
-    arch_field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
-    if arch_field is None:
-        raise GGUFError(f"{src} has no general.architecture")
-    arch = arch_field.contents()
-    tensors = {t.name: t for t in reader.tensors}
     changes: list[str] = []
+    with rewriting(src, dst) as (reader, writer):
+        tensors = {t.name: t for t in reader.tensors}
+        tokens_field = reader.get_field(gguf.Keys.Tokenizer.LIST)
+        if tokens_field is None:
+            raise GGUFError(f"{src} has no tokenizer vocabulary")
+        tokens: list[str] = tokens_field.contents()
+        renamed_id: int | None = None
+        if "\n" not in tokens:
+            if BYTE_LEVEL_NEWLINE not in tokens:
+                raise GGUFError(f'{src}: no "\\n" or byte-level newline entry to rename')
+            renamed_id = tokens.index(BYTE_LEVEL_NEWLINE)
+            tokens = list(tokens)
+            tokens[renamed_id] = "\n"
+            changes.append(f'renamed token {renamed_id} "Ċ" to "\\n"')
 
-    tokens_field = reader.get_field(gguf.Keys.Tokenizer.LIST)
-    if tokens_field is None:
-        raise GGUFError(f"{src} has no tokenizer vocabulary")
-    tokens: list[str] = tokens_field.contents()
-    renamed_id: int | None = None
-    if "\n" not in tokens:
-        if BYTE_LEVEL_NEWLINE not in tokens:
-            raise GGUFError(f'{src}: no "\\n" or byte-level newline entry to rename')
-        renamed_id = tokens.index(BYTE_LEVEL_NEWLINE)
-        tokens = list(tokens)
-        tokens[renamed_id] = "\n"
-        changes.append(f'renamed token {renamed_id} "Ċ" to "\\n"')
-
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(tmp, arch)
-    try:
-        for field in reader.fields.values():
-            # GGUFWriter writes the version/counts and the architecture itself.
-            if field.name.startswith("GGUF.") or field.name == gguf.Keys.General.ARCHITECTURE:
-                continue
-            if field.name.startswith("moviemind.compat."):
-                continue
-            vtype = field.types[0]
-            sub_type = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-            value = tokens if field.name == gguf.Keys.Tokenizer.LIST else field.contents()
-            writer.add_key_value(field.name, value, vtype, sub_type=sub_type)
+        # A rewrite of a rewrite records only its own changes.
+        copy_fields(
+            reader, writer, {gguf.Keys.Tokenizer.LIST: tokens}, drop_prefix="moviemind.compat."
+        )
         if reader.get_field(gguf.Keys.Tokenizer.SCORES) is None:
             writer.add_key_value(
                 gguf.Keys.Tokenizer.SCORES,
@@ -121,11 +106,6 @@ def rewrite(src: Path, dst: Path, source_sha256: str | None = None) -> list[str]
             writer.write_tensor_data(
                 tensors["token_embd.weight"].data, tensor_endianess=reader.endianess
             )
-        writer.close()
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return changes
 
 

@@ -1,15 +1,19 @@
 """What the server needs to know about a GGUF file: architecture, vocabulary, chat template, sizes.
 
 Reading a GGUF with `gguf.GGUFReader` takes seconds for a 49k-token vocabulary, so the extracted
-`GGUFInfo` is cached on disk next to the compat copies, keyed by the file's sha256.
+`GGUFInfo` is cached on disk next to the compat copies, keyed by the file's sha256. Also the steps
+every rewritten copy shares (compat.py, weights.py): atomic writing and copying the metadata.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -100,6 +104,50 @@ def check_gguf_header(path: Path) -> None:
         raise GGUFError(
             f"model file {path} is GGUF version {version}; versions 2 and 3 are supported"
         )
+
+
+@contextlib.contextmanager
+def rewriting(src: Path, dst: Path) -> Iterator[tuple[Any, Any]]:
+    """(reader of `src`, writer of a copy with its architecture) for a block that fills the
+    writer; `dst` is replaced atomically when the block ends without an error, and a partial
+    file is never left behind."""
+    import gguf
+
+    check_gguf_header(src)
+    reader = gguf.GGUFReader(src, "r")
+    arch_field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    if arch_field is None:
+        raise GGUFError(f"{src} has no general.architecture")
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(tmp, arch_field.contents())
+    try:
+        yield reader, writer
+        writer.close()
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def copy_fields(
+    reader: Any, writer: Any, replace: Mapping[str, Any] | None = None, drop_prefix: str = ""
+) -> None:
+    """Every metadata field of `reader` into `writer`, with the values in `replace` instead of
+    the file's own, leaving out fields whose names start with `drop_prefix` (when given)."""
+    import gguf
+
+    replace = replace or {}
+    for field in reader.fields.values():
+        # GGUFWriter writes the version, the counts and the architecture itself.
+        if field.name.startswith("GGUF.") or field.name == gguf.Keys.General.ARCHITECTURE:
+            continue
+        if drop_prefix and field.name.startswith(drop_prefix):
+            continue
+        vtype = field.types[0]
+        sub_type = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        value = replace[field.name] if field.name in replace else field.contents()
+        writer.add_key_value(field.name, value, vtype, sub_type=sub_type)
 
 
 def read_info(path: Path, cache_dir: Path | None = None, sha256: str | None = None) -> GGUFInfo:

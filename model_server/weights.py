@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
-from model_server.gguf_file import GGUFError, GGUFInfo, check_gguf_header
+from model_server.gguf_file import GGUFError, GGUFInfo, copy_fields, rewriting
 
 log = logging.getLogger("model_server.weights")
 logging.getLogger("gguf").setLevel(logging.WARNING)
@@ -40,25 +39,10 @@ def write_f16(src: Path, dst: Path) -> int:
     import gguf
     from gguf.quants import dequantize
 
-    check_gguf_header(src)
-    reader = gguf.GGUFReader(src, "r")
-    arch_field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
-    if arch_field is None:
-        raise GGUFError(f"{src} has no general.architecture")
     keep = {gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16}
-    converted = [t for t in reader.tensors if t.tensor_type not in keep]
-
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(tmp, arch_field.contents())
-    try:
-        for field in reader.fields.values():
-            if field.name.startswith("GGUF.") or field.name == gguf.Keys.General.ARCHITECTURE:
-                continue  # the writer writes these itself
-            vtype = field.types[0]
-            sub_type = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-            value = MOSTLY_F16 if field.name == gguf.Keys.General.FILE_TYPE else field.contents()
-            writer.add_key_value(field.name, value, vtype, sub_type=sub_type)
+    with rewriting(src, dst) as (reader, writer):
+        converted = [t for t in reader.tensors if t.tensor_type not in keep]
+        copy_fields(reader, writer, {gguf.Keys.General.FILE_TYPE: MOSTLY_F16})
         for t in reader.tensors:
             if t.tensor_type in keep:
                 writer.add_tensor_info(
@@ -86,11 +70,6 @@ def write_f16(src: Path, dst: Path) -> int:
                     "converted to f16"
                 ) from None
             writer.write_tensor_data(values.astype(np.float16))
-        writer.close()
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return len(converted)
 
 
