@@ -25,8 +25,8 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     index_cache_dir: str = "var/cache/edge_index"
     model_dir: str = "var/models/minilm"
     embed_threads: int = 1
-    # Precision of query embeddings: "int8" (the same export's quantized model, ~4x faster per
-    # query) or "bundle" (whatever the documents were embedded with).
+    # Precision of query embeddings: "int8" (the same export's quantized model, 1.6x faster per
+    # query on the test VM), "fp32", or "bundle" (whatever the documents were embedded with).
     query_variant: str = "int8"
     reload_interval_s: float = 30.0
     api_key: str | None = None

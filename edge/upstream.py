@@ -518,6 +518,19 @@ class UpstreamPool:
         up.model, up.model_known = model, True
         return model
 
+    async def _chat_request(
+        self, up: _Upstream, request: dict, deadline: float
+    ) -> tuple[httpx.Request, str | None]:
+        """The chat-completions POST of `request` to `up`, and the model it names (if known)."""
+        model = await self._model_for(up, deadline)
+        body = dict(request)
+        if model is not None:
+            body["model"] = model
+        req = self._client.build_request(
+            "POST", up.chat_url, content=msgspec.json.encode(body), headers=self._headers
+        )
+        return req, model
+
     # ---- one attempt, up to the first token ------------------------------------------------
 
     async def _open(
@@ -532,13 +545,7 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         first_deadline = min(loop.time() + self._settings.first_token_timeout_s, call_deadline)
         try:
-            model = await self._model_for(up, first_deadline)
-            body = dict(request)
-            if model is not None:
-                body["model"] = model
-            req = self._client.build_request(
-                "POST", up.chat_url, content=msgspec.json.encode(body), headers=self._headers
-            )
+            req, model = await self._chat_request(up, request, first_deadline)
             async with asyncio.timeout_at(first_deadline):
                 resp = await self._client.send(req, stream=True)
         except TimeoutError:
@@ -833,13 +840,9 @@ class UpstreamPool:
                     async with asyncio.timeout_at(
                         min(deadline, loop.time() + self._settings.total_timeout_s)
                     ):
-                        model = await self._model_for(up, deadline)
                         body = {"messages": messages, "max_tokens": 1, "temperature": 0.0}
-                        if model is not None:
-                            body["model"] = model
-                        resp = await self._client.post(
-                            up.chat_url, content=msgspec.json.encode(body), headers=self._headers
-                        )
+                        req, _ = await self._chat_request(up, body, deadline)
+                        resp = await self._client.send(req)
                     if resp.is_success:
                         return True
                     if resp.status_code != 429 and resp.status_code < 500:
