@@ -42,6 +42,10 @@ class EmbedderManifest(msgspec.Struct, kw_only=True):
     quantization: str = ""
     files: dict[str, str] = {}
 
+    def sha256_of(self, variant: str) -> str:
+        """sha256 of a variant's ONNX file as recorded at export ("" when it has none)."""
+        return self.files.get(self.variants.get(variant, ""), "")
+
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
@@ -90,7 +94,7 @@ class Embedder:
                 raise EmbedderError(
                     f"embedder file missing: {f}; re-run `python -m index_builder models`"
                 )
-        self.model_sha256 = self.manifest.files.get(model_file.name, "")
+        self.model_sha256 = self.manifest.sha256_of(variant)
         if verify and sha256_file(model_file) != self.model_sha256:
             raise EmbedderError(f"{model_file} does not match the sha256 in its manifest")
 

@@ -125,20 +125,22 @@ class IndexStore:
     def _load(self, path: Path) -> Snapshot:
         bundle = Bundle.load(path)
         info = bundle.manifest.embedder
-        embedder = self._embedder(info.variant)
-        if embedder.model_sha256 != info.sha256:
+        query = info.variant if self.query_variant == "bundle" else self.query_variant
+        embedder = self._embedder(query)
+        # Only the query variant is loaded: the documents' model is checked by the sha256 the
+        # export's manifest records for it. A match proves the model directory is the export the
+        # documents came from, so its other variant embeds queries into the same space (int8:
+        # mean cosine 0.996 to fp32, and a one-text batch quantizes the same way every time).
+        ours = embedder.manifest.sha256_of(info.variant)
+        if ours != info.sha256:
             raise BundleError(
                 f"bundle {bundle.version} was embedded with {info.name} {info.variant} sha256 "
-                f"{info.sha256[:12]}, but this edge's model is {embedder.model_sha256[:12]}; "
+                f"{info.sha256[:12]}, but this edge's model is {ours[:12] or 'missing'}; "
                 "rebuild the index or update the edge's models"
             )
-        # The sha check above proves the model directory is the export the documents came
-        # from, so its other variant embeds queries into the same space (int8: mean cosine
-        # 0.996 to fp32, and a one-text batch quantizes the same way every time).
-        query = info.variant if self.query_variant == "bundle" else self.query_variant
         return Snapshot(
             bundle,
             Priors(bundle.movies, self.bayes_votes),
             TitleIndex(bundle.movies, bundle.titles),
-            self._embedder(query) if query != info.variant else embedder,
+            embedder,
         )

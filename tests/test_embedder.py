@@ -279,10 +279,13 @@ def test_edge_embeds_queries_with_int8_against_fp32_documents(
         assert s.current is not None
         return s
 
-    fast, exact = store("int8").current, store("bundle").current
+    fast_store = store("int8")
+    fast, exact = fast_store.current, store("bundle").current
     assert fast is not None and exact is not None
     assert fast.bundle.manifest.embedder.variant == "fp32"
     assert (fast.embedder.variant, exact.embedder.variant) == ("int8", "fp32")
+    # The documents' fp32 model is checked by its recorded sha256, never loaded.
+    assert set(fast_store._embedders) == {"int8"}
     queries = [
         "slow-burn sci-fi, nothing gory",
         "a heist that goes wrong",
@@ -298,3 +301,44 @@ def test_edge_embeds_queries_with_int8_against_fp32_documents(
         overlaps.append(len(a & b) / 10)
     print(f"\nint8 vs fp32 query, top-10 search overlap per query: {overlaps}")
     assert float(np.mean(overlaps)) >= 0.8, overlaps
+
+
+def test_edge_rejects_a_bundle_embedded_with_another_model(
+    model_dir: Path, sample_index: Path, tmp_path: Path
+) -> None:
+    """Vectors from a different export would be searched with the wrong query model: the bundle
+    is refused with a message that says what to do."""
+    import msgspec
+
+    from edge.bundle import Bundle, write_bundle
+    from edge.index_store import IndexStore
+    from edge.remote import S3Settings
+
+    src = Bundle.load(sample_index)
+    n = 50
+    other = msgspec.structs.replace(src.manifest.embedder, sha256="ab" * 32)
+    write_bundle(
+        tmp_path / "bundle",
+        src.movies[:n],
+        src.doc_hashes[:n],
+        src.vectors[:n],
+        embedder=other,
+        template_version=src.manifest.template_version,
+        source=src.manifest.source,
+    )
+    store = IndexStore(
+        str(tmp_path / "bundle"),
+        model_dir,
+        cache_dir=tmp_path / "cache",
+        s3=S3Settings(),
+        embed_threads=1,
+        query_variant="int8",
+        bayes_votes=20.0,
+    )
+    assert store.refresh() is False
+    assert store.current is None
+    assert store.last_error is not None
+    assert "embedded with sentence-transformers/all-MiniLM-L6-v2 fp32 sha256 abababababab" in (
+        store.last_error
+    )
+    assert "rebuild the index or update the edge's models" in store.last_error
