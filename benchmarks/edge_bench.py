@@ -272,8 +272,8 @@ class Baseline:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        from edge.bundle import Bundle
         from index_builder.models import minilm_source_dir
+        from moviemind_core.bundle import Bundle
 
         torch.set_num_threads(torch_threads)
         self.torch_threads = torch_threads

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-# First: edge.bundle imports onnxruntime (through edge.embedder), and importing onnxruntime
+# First: moviemind_core.bundle imports onnxruntime (through moviemind_core.embedder), and importing onnxruntime
 # after usearch segfaults (onnxruntime 1.31 + usearch 2.26).
-from edge.bundle import IndexOptions
-from edge.embedder import Embedder
+from moviemind_core.bundle import IndexOptions
+from moviemind_core.embedder import Embedder
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks" / "index.md"
@@ -119,8 +119,8 @@ def latencies_ms(fn: Callable[[int], Any], n: int, warm: int) -> list[float]:
 
 def catalog_documents(n: int, seed: int = 11) -> list[str]:
     """n document texts of the sample catalog (seeded sample), as the index build composes them."""
-    from edge.bundle import Bundle
     from index_builder.documents import document_text
+    from moviemind_core.bundle import Bundle
 
     movies = Bundle.load(SAMPLE_INDEX, verify=False).movies
     rows = np.random.default_rng(seed).choice(len(movies), min(n, len(movies)), replace=False)
@@ -412,7 +412,7 @@ def bench_synthetic(
 
 def _hnsw_recall(x: np.ndarray, q: np.ndarray, dtype: str = "f16") -> float:
     """Recall@10 of an HNSW index over x (bundle settings, keys = rows) for queries q."""
-    from edge.bundle import build_index
+    from moviemind_core.bundle import build_index
 
     index = build_index(np.arange(len(x)), x, IndexOptions(dtype=dtype), threads=2)  # type: ignore[arg-type]
     truth = np.argsort(-(q @ x.T), axis=1)[:, :K]
@@ -426,7 +426,7 @@ def bench_real_index(data: Synthetic, held_out: int = 300, seed: int = 3) -> dic
     (unseen points from the same distribution, as the synthetic queries are), and the same for
     synthetic data of the same size. Latency: the bundle's own index, single queries.
     """
-    from edge.bundle import Bundle
+    from moviemind_core.bundle import Bundle
 
     if not (SAMPLE_INDEX / "manifest.json").is_file():
         return None
@@ -617,7 +617,7 @@ def render(res: Results) -> str:
         t1, t2, verdict = embed_tables(res)
         tk = res.tokens
         out += [
-            "## Embedding (MiniLM-L6 on ONNX Runtime, `edge.embedder.Embedder`)",
+            "## Embedding (MiniLM-L6 on ONNX Runtime, `moviemind_core.embedder.Embedder`)",
             "",
             f"Throughput on {res.embed[0].docs:,} real document texts of the sample catalog "
             f"(as `index_builder build` composes them: {tk['mean']:.1f} tokens on average, median "

@@ -14,7 +14,7 @@ from difflib import SequenceMatcher
 
 import msgspec
 
-from edge.catalog import Movie, lookup_key
+from moviemind_core.catalog import Movie, lookup_key
 
 _NUM = re.compile(r"^\s*(?:[-*•]\s*)?(?:\d{1,2}[.)]\s*)?\[(\d{1,3})\]")
 _LEAD = re.compile(r"^\s*(?:[-*•]\s*)?(?:\d{1,2}[.)]\s*)?(?:\[\d{1,3}\]\s*)?")

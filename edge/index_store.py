@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.bundle import Bundle, BundleError, read_manifest
-from edge.embedder import Embedder, EmbedderError
-from edge.ranking import Priors
-from edge.remote import S3Settings, download_bundle, parse_s3_url, read_latest
 from edge.titles import TitleIndex
+from moviemind_core.bundle import Bundle, BundleError, read_manifest
+from moviemind_core.embedder import Embedder, EmbedderError
+from moviemind_core.ranking import Priors
+from moviemind_core.storage import S3Settings, download_bundle, parse_s3_url, read_latest
 
 log = logging.getLogger("moviemind.edge.index")
 

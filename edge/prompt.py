@@ -8,7 +8,7 @@ from typing import Protocol
 
 import msgspec
 
-from edge.catalog import Movie
+from moviemind_core.catalog import Movie
 
 # Identical on every request, and first, so the model server's prefix cache always hits.
 SYSTEM_PROMPT = (

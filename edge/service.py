@@ -10,12 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from edge.catalog import Movie, lookup_key
 from edge.grounding import Pick, ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
 from edge.prompt import ApproxCounter, HFCounter, TokenCounter, build_prompt, candidate_line
-from edge.ranking import RankingSettings, Scored, rank, taste_profile
 from edge.settings import EdgeSettings
 from edge.upstream import (
     StreamEnded,
@@ -35,6 +33,8 @@ from edge.wire import (
     SearchHit,
     Timings,
 )
+from moviemind_core.catalog import Movie, lookup_key
+from moviemind_core.ranking import RankingSettings, Scored, rank, taste_profile
 
 
 class ApiError(Exception):

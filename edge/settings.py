@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import msgspec
 
-from edge.ranking import RankingSettings
-from edge.remote import S3Settings
 from edge.upstream import UpstreamSettings
+from moviemind_core.ranking import RankingSettings
+from moviemind_core.storage import S3Settings
 
 PREFIX = "MOVIEMIND_EDGE_"
 

@@ -8,7 +8,7 @@ from difflib import SequenceMatcher
 
 import msgspec
 
-from edge.catalog import Movie, lookup_key, split_title_year
+from moviemind_core.catalog import Movie, lookup_key, split_title_year
 
 
 class Resolved(msgspec.Struct, frozen=True):

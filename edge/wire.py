@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from edge.ranking import Filters
+from moviemind_core.ranking import Filters
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from edge.bundle import BundleError
 from index_builder.sources import SourceStats
+from moviemind_core.bundle import BundleError
 
 DEFAULT_MODELS = Path("var/models")
 DEFAULT_INDEX = Path("var/index")
@@ -45,8 +45,8 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from edge.embedder import Embedder, EmbedderError
     from index_builder.build import build
+    from moviemind_core.embedder import Embedder, EmbedderError
 
     print(f"source: {args.source}")
     stats = SourceStats()
@@ -69,8 +69,8 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> None:
-    from edge.remote import S3Settings
     from index_builder.publish import publish
+    from moviemind_core.storage import S3Settings
 
     publish(Path(args.bundle), args.url, S3Settings.from_env(), keep=args.keep)
 

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import Bundle, BundleError, EmbedderInfo, IndexOptions, Manifest, write_bundle
-from edge.catalog import Movie
-from edge.embedder import Embedder
 from index_builder.documents import TEMPLATE_VERSION, content_hash, document_text
+from moviemind_core.bundle import (
+    Bundle,
+    BundleError,
+    EmbedderInfo,
+    IndexOptions,
+    Manifest,
+    write_bundle,
+)
+from moviemind_core.catalog import Movie
+from moviemind_core.embedder import Embedder
 
 
 def previous_vectors(out: Path, embedder_sha: str, log=print) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from edge.catalog import Movie
+from moviemind_core.catalog import Movie
 
 TEMPLATE_VERSION = "doc-v1"
 

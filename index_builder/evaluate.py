@@ -16,8 +16,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from edge.bundle import Bundle
-from edge.ranking import Priors, RankingSettings, rank, taste_profile
+from moviemind_core.bundle import Bundle
+from moviemind_core.ranking import Priors, RankingSettings, rank, taste_profile
 
 K = 10
 

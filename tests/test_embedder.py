@@ -23,7 +23,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import pytest
 
-from edge.embedder import MANIFEST_NAME, Embedder, EmbedderError
+from moviemind_core.embedder import MANIFEST_NAME, Embedder, EmbedderError
 
 LONG = " ".join(
     f"Chapter {i}: the detective revisits the harbour, questions the ferryman again and "
@@ -187,8 +187,8 @@ def test_int8_neighbours_on_catalog(
     fp32: Embedder, int8: Embedder, sample_index: Path, record_property
 ) -> None:
     """Re-embed a sample of catalog documents both ways; compare their top-10 in the catalog."""
-    from edge.bundle import Bundle
     from index_builder.documents import document_text
+    from moviemind_core.bundle import Bundle
 
     bundle = Bundle.load(sample_index)
     catalog = bundle.vectors.astype(np.float32)
@@ -262,8 +262,8 @@ def test_edge_embeds_queries_with_int8_against_fp32_documents(
     """The edge's default: documents stay fp32, queries use the same export's int8 model, and
     the searches it answers are nearly the ones fp32 queries would give."""
     from edge.index_store import IndexStore
-    from edge.ranking import rank
-    from edge.remote import S3Settings
+    from moviemind_core.ranking import rank
+    from moviemind_core.storage import S3Settings
 
     def store(query_variant: str) -> IndexStore:
         s = IndexStore(
@@ -310,9 +310,9 @@ def test_edge_rejects_a_bundle_embedded_with_another_model(
     is refused with a message that says what to do."""
     import msgspec
 
-    from edge.bundle import Bundle, write_bundle
     from edge.index_store import IndexStore
-    from edge.remote import S3Settings
+    from moviemind_core.bundle import Bundle, write_bundle
+    from moviemind_core.storage import S3Settings
 
     src = Bundle.load(sample_index)
     n = 50

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edge.bundle import INDEX, Bundle
+from moviemind_core.bundle import INDEX, Bundle
 from tests.servers import Server, start_edge
 from tests.test_bundle import flip_byte, rewrite, small_bundle
 

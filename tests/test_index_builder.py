@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.catalog import Movie
 from index_builder.documents import TEMPLATE_VERSION, content_hash, document_text
 from index_builder.sources import SourceStats
 from index_builder.sources.movielens import load_notes
+from moviemind_core.catalog import Movie
 from tests.servers import ROOT
 
 NOTES = ROOT / "data" / "movie_notes"

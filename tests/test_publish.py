@@ -17,9 +17,25 @@ import httpx
 import msgspec
 import pytest
 
-from edge.bundle import DATA_FILES, MANIFEST, TITLES, VECTORS, Bundle, BundleError, Manifest
-from edge.remote import LATEST, Latest, bundle_key, download_bundle, key, parse_s3_url, read_latest
 from index_builder.publish import PublishError, list_versions, prune, publish
+from moviemind_core.bundle import (
+    DATA_FILES,
+    MANIFEST,
+    TITLES,
+    VECTORS,
+    Bundle,
+    BundleError,
+    Manifest,
+)
+from moviemind_core.storage import (
+    LATEST,
+    Latest,
+    bundle_key,
+    download_bundle,
+    key,
+    parse_s3_url,
+    read_latest,
+)
 from tests.s3_server import S3Server, start_s3_server
 from tests.servers import ROOT, Server, start_edge
 from tests.test_bundle import flip_byte, rewrite, small_bundle

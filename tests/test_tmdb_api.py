@@ -12,7 +12,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from edge.catalog import Movie
 from index_builder.sources import SourceStats, tmdb_api
 from index_builder.sources.tmdb_api import (
     TmdbAuthError,
@@ -24,6 +23,7 @@ from index_builder.sources.tmdb_api import (
     iter_tmdb_api,
     iter_tmdb_changes,
 )
+from moviemind_core.catalog import Movie
 
 try:
     from fake_tmdb import FakeTmdb, make_movie

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.catalog import Movie
 from index_builder.sources import SourceStats
 from index_builder.sources.tmdb_export import iter_tmdb_export
+from moviemind_core.catalog import Movie
 
 DATA = Path(__file__).parent / "data" / "tmdb"
 

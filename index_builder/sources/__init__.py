@@ -1,4 +1,4 @@
-"""Catalog sources. Each yields `edge.catalog.Movie` records and counts what it skipped."""
+"""Catalog sources. Each yields `moviemind_core.catalog.Movie` records and counts what it skipped."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import msgspec
 
-from edge.catalog import Movie, display_title
 from index_builder.sources import SourceStats
+from moviemind_core.catalog import Movie, display_title
 
 DEFAULT_NOTES_DIR = Path(__file__).resolve().parents[2] / "data" / "movie_notes"
 

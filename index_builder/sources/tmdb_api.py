@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import msgspec
 
-from edge.catalog import Movie
 from index_builder.sources import SourceStats
 from index_builder.sources.tmdb_export import RowError, movie_from_tmdb
+from moviemind_core.catalog import Movie
 
 __all__ = [
     "TmdbAuthError",

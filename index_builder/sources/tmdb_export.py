@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from edge.catalog import Movie
 from index_builder.sources import SourceStats
+from moviemind_core.catalog import Movie
 
 __all__ = ["RowError", "iter_tmdb_export", "movie_from_tmdb", "TMDB_GENRES"]
 

@@ -26,10 +26,10 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from edge.catalog import Movie, display_title, lookup_key
+from moviemind_core.catalog import Movie, display_title, lookup_key
 
 # Must come before any usearch import: onnxruntime segfaults when imported after usearch.
-from edge.embedder import sha256_file
+from moviemind_core.embedder import sha256_file
 
 FORMAT = "moviemind-bundle"
 FORMAT_VERSION = 1

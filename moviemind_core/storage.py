@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import msgspec
 
-from edge.bundle import MANIFEST, BundleError, Manifest, decode_manifest, verify_files
+from moviemind_core.bundle import MANIFEST, BundleError, Manifest, decode_manifest, verify_files
 
 LATEST = "latest.json"
 

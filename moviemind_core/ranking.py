@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 import msgspec
 import numpy as np
 
-from edge.bundle import Bundle
-from edge.catalog import Movie
+from moviemind_core.bundle import Bundle
+from moviemind_core.catalog import Movie
 
 
 class RankingSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 
 # Imported here, not lazily: onnxruntime segfaults when it is first imported after usearch
-# (edge.bundle imports this module first for that reason).
+# (moviemind_core.bundle imports this module first for that reason).
 import onnxruntime as ort
 from tokenizers import Tokenizer
 

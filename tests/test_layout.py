@@ -1,0 +1,48 @@
+"""The layout contract of DESIGN.md: the tiers never import each other; the kernel imports none."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TIERS = ("edge", "model_server", "index_builder")
+KERNEL = "moviemind_core"
+# What each package may import of this repository's packages.
+ALLOWED = {
+    KERNEL: set(),
+    "edge": {KERNEL},
+    "model_server": set(),
+    "index_builder": {KERNEL},
+}
+OWN = {*TIERS, KERNEL, "loadtests", "tests", "benchmarks"}
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Top-level names of this repository's packages that a module imports, lazily or not."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found & OWN
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_the_layout_allows(package: str) -> None:
+    bad = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        extra = imported_packages(path) - ALLOWED[package] - {package}
+        if extra:
+            bad.append(f"{path.relative_to(ROOT)} imports {', '.join(sorted(extra))}")
+    assert not bad, "layout violations:\n" + "\n".join(bad)
+
+
+def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from edge.service import Recommender\n")
+    assert imported_packages(module) == {"edge"}
