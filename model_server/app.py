@@ -156,9 +156,16 @@ def _ready_scheduler(state: ServerState) -> Scheduler:
 class TextRun:
     """Turns one generation's token ids into text pieces, applying end tokens and stop strings."""
 
-    def __init__(self, state: ServerState, stops: list[str], ignore_eos: bool, max_tokens: int):
+    def __init__(
+        self,
+        state: ServerState,
+        stops: list[str],
+        ignore_eos: bool,
+        max_tokens: int,
+        continues: bool = False,
+    ):
         self.state = state
-        self.decoder = IncrementalDecoder(state.tokenizer)
+        self.decoder = IncrementalDecoder(state.tokenizer, reply_start=not continues)
         self.matcher = StopMatcher(stops)
         self.ignore_eos = ignore_eos
         self.max_tokens = max_tokens
@@ -394,7 +401,9 @@ async def chat_completions(request: Request) -> Any:
         for m in req.messages
     ]
     try:
-        prompt = state.template.render(messages)
+        prompt, continues = state.template.render_request(
+            messages, req.continue_final_message, req.add_generation_prompt
+        )
     except ChatTemplateError as exc:
         raise ApiError(400, "invalid_request_error", str(exc)) from None
     prompt_ids = state.tokenizer.encode(prompt)
@@ -403,7 +412,7 @@ async def chat_completions(request: Request) -> Any:
     opts = _sampling(state, req, max_tokens)
     t0 = asyncio.get_running_loop().time()
     gen = await _start(request, state, prompt_ids, opts, started)
-    run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens)
+    run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens, continues)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = state.model_name

@@ -239,10 +239,12 @@ class ServerTokenizer:
 class IncrementalDecoder:
     """Turns generated token ids into text piece by piece, holding back incomplete UTF-8."""
 
-    def __init__(self, tokenizer: ServerTokenizer):
+    def __init__(self, tokenizer: ServerTokenizer, reply_start: bool = True):
+        """`reply_start`: the ids begin a reply (False when they continue a prefilled message,
+        whose first space separates words and must be kept)."""
         self._tok = tokenizer
         self._pending = b""
-        self._first = tokenizer.strip_first_space
+        self._first = tokenizer.strip_first_space and reply_start
 
     def feed(self, token_id: int) -> str:
         """Text that is complete after this token (may be empty)."""
