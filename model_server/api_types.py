@@ -98,12 +98,19 @@ class TokenizeRequest(msgspec.Struct, kw_only=True):
     add_special: bool = False  # prepend BOS when the vocabulary uses one
 
 
+class PromptTokensDetails(msgspec.Struct, kw_only=True):
+    """OpenAI's breakdown of the prompt tokens."""
+
+    cached_tokens: int  # taken from the KV cache: prompt_tokens - cached_tokens were evaluated
+
+
 class Usage(msgspec.Struct, kw_only=True):
     """Token counts of one request."""
 
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
 
 
 class ResponseMessage(msgspec.Struct, kw_only=True):

@@ -32,6 +32,7 @@ from model_server.api_types import (
     Delta,
     ModelCard,
     ModelList,
+    PromptTokensDetails,
     ResponseMessage,
     TokenizeRequest,
     Usage,
@@ -371,11 +372,12 @@ async def _stream_events(
     yield b"data: [DONE]\n\n"
 
 
-def _usage(n_prompt: int, run: TextRun) -> Usage:
+def _usage(n_prompt: int, run: TextRun, gen: Any) -> Usage:
     return Usage(
         prompt_tokens=n_prompt,
         completion_tokens=run.completion_tokens,
         total_tokens=n_prompt + run.completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=gen.stats.cached_tokens),
     )
 
 
@@ -432,7 +434,7 @@ async def chat_completions(request: Request) -> Any:
                     finish_reason=run.finish_reason,
                 )
             ],
-            usage=_usage(len(prompt_ids), run),
+            usage=_usage(len(prompt_ids), run, gen),
         )
 
     def chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
@@ -454,7 +456,7 @@ async def chat_completions(request: Request) -> Any:
                     created=created,
                     model=model,
                     choices=[],
-                    usage=_usage(len(prompt_ids), run),
+                    usage=_usage(len(prompt_ids), run, gen),
                 )
             )
         return docs
@@ -519,7 +521,7 @@ async def completions(request: Request) -> Any:
 
     if not req.stream:
         text = await _collect(request, state, run, gen, started, t0)
-        return doc(echo + text, run.finish_reason, _usage(len(prompt_ids), run))
+        return doc(echo + text, run.finish_reason, _usage(len(prompt_ids), run, gen))
 
     def final() -> list[Any]:
         docs: list[Any] = [doc("", run.finish_reason)]
@@ -531,7 +533,7 @@ async def completions(request: Request) -> Any:
                     created=created,
                     model=model,
                     choices=[],
-                    usage=_usage(len(prompt_ids), run),
+                    usage=_usage(len(prompt_ids), run, gen),
                 )
             )
         return docs

@@ -119,3 +119,46 @@ def test_conflicting_prefill_flags_are_400(client: httpx.Client) -> None:
         },
     )
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_stop_and_max_tokens_streamed_and_not(client: httpx.Client) -> None:
+    messages = [*CHAT, {"role": "assistant", "content": PREFIX}]
+    free = _chat(client, messages=messages, max_tokens=16)["choices"][0]["message"]["content"]
+    stop = next(ch for ch in (",", ".", " a", " the", "\n") if ch in free[1:])
+    cut = free[: free.index(stop, 1)]
+    for stops in ([stop], [stop, "\n"]):
+        reply = _chat(client, messages=messages, max_tokens=16, stop=stops)
+        choice = reply["choices"][0]
+        assert choice["message"]["content"] == cut and choice["finish_reason"] == "stop"
+        text, finish, _ = _stream_chat(client, messages=messages, max_tokens=16, stop=stops)
+        assert (text, finish) == (cut, "stop")  # the stop itself is never sent
+    capped = _chat(client, messages=messages, max_tokens=3)
+    assert capped["usage"]["completion_tokens"] == 3
+    assert capped["choices"][0]["finish_reason"] == "length"
+    assert free.startswith(capped["choices"][0]["message"]["content"])
+    text, finish, usage = _stream_chat(client, messages=messages, max_tokens=3)
+    assert (text, finish) == (capped["choices"][0]["message"]["content"], "length")
+    assert usage["completion_tokens"] == 3
+
+
+def test_each_continuation_evaluates_only_its_new_tokens(client: httpx.Client) -> None:
+    """The edge's guided answer: one request per pick, each extending the previous prompt by
+    the previous reply and the next line's start. Only the new text is evaluated, plus the
+    previous reply's last token (sampled but never evaluated)."""
+    content = ""
+    previous_prompt = 0
+    for i, title in enumerate(["Gladiator (2000)", "Braveheart (1995)", "Troy (2004)"]):
+        line = ("\n" if content else "") + f"{i + 1}. {title}:"
+        content += line
+        messages = [*CHAT, {"role": "assistant", "content": content}]
+        reply = _chat(client, messages=messages, max_tokens=8, stop=["\n"], cache_prompt=True)
+        usage = reply["usage"]
+        evaluated = usage["prompt_tokens"] - usage["prompt_tokens_details"]["cached_tokens"]
+        if i > 0:
+            assert usage["prompt_tokens_details"]["cached_tokens"] >= previous_prompt
+            assert evaluated <= _tokens(client, line) + 1, (i, usage)
+        previous_prompt = usage["prompt_tokens"]
+        content += reply["choices"][0]["message"]["content"]
+    # The same last request with the cache off evaluates everything.
+    cold = _chat(client, messages=messages, max_tokens=1, cache_prompt=False)["usage"]
+    assert cold["prompt_tokens_details"]["cached_tokens"] == 0
