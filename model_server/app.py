@@ -86,17 +86,21 @@ class ServerState:
         self.engine_factory = engine_factory
         self.metrics = Metrics()
         self.scheduler: Scheduler | None = None
-        self.load_error: str | None = None
         self.created = int(time.time())
         self.tokenizer_json = tokenizer.to_json().encode()
 
     def load_engines(self) -> None:
         """Load one engine per slot (blocking; run in a thread). Sets `scheduler` when done."""
-        engines = []
-        for slot in range(self.settings.slots):
-            engine = self.engine_factory(slot)
-            engine.load()
-            engines.append(engine)
+        engines: list[Engine] = []
+        try:
+            for slot in range(self.settings.slots):
+                engine = self.engine_factory(slot)
+                engines.append(engine)
+                engine.load()
+        except BaseException:
+            for engine in engines:
+                engine.close()
+            raise
         self.scheduler = Scheduler(engines, self.settings.queue, self.metrics)
         self.metrics.ready.set(1)
 
@@ -211,6 +215,8 @@ def _sampling(state: ServerState, req: _GenerationFields, max_tokens: int) -> Sa
         top_p=1.0 if req.top_p is None else req.top_p,
         top_k=0 if req.top_k is None else req.top_k,
         repetition_penalty=1.0 if req.repetition_penalty is None else req.repetition_penalty,
+        frequency_penalty=req.frequency_penalty or 0.0,
+        presence_penalty=req.presence_penalty or 0.0,
         seed=None if req.seed is None else req.seed % (1 << 63),
         end_ids=state.tokenizer.end_ids,
         ignore_eos=req.ignore_eos,
@@ -621,11 +627,11 @@ def create_app(state: ServerState, load_in_background: bool = True) -> Litestar:
                     state.context,
                 )
             except Exception as exc:
-                state.load_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                log.error("model failed to load: %s", state.load_error)
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.error("model failed to load: %s", reason)
                 on_fail = getattr(app.state, "on_load_failure", None)
                 if on_fail is not None:
-                    on_fail(state.load_error)
+                    on_fail(reason)
 
         threading.Thread(target=load, name="model-load", daemon=True).start()
 

@@ -162,3 +162,21 @@ def test_each_continuation_evaluates_only_its_new_tokens(client: httpx.Client) -
     # The same last request with the cache off evaluates everything.
     cold = _chat(client, messages=messages, max_tokens=1, cache_prompt=False)["usage"]
     assert cold["prompt_tokens_details"]["cached_tokens"] == 0
+
+
+def test_frequency_and_presence_penalties_change_a_repetitive_answer(client: httpx.Client) -> None:
+    messages = [*CHAT, {"role": "assistant", "content": PREFIX}]
+
+    def words(**penalties: float) -> list[str]:
+        reply = _chat(client, messages=messages, max_tokens=24, **penalties)
+        return reply["choices"][0]["message"]["content"].lower().split()
+
+    def repeats(ws: list[str]) -> int:
+        return len(ws) - len(set(ws))
+
+    plain = words()
+    assert repeats(plain) >= 2  # greedy SmolLM2 repeats itself here ("epic fantasy ... epic")
+    for penalties in ({"frequency_penalty": 1.5}, {"presence_penalty": 2.0}):
+        varied = words(**penalties)
+        assert varied != plain and repeats(varied) < repeats(plain), (penalties, varied)
+    assert words(frequency_penalty=0.0, presence_penalty=0.0) == plain
