@@ -41,7 +41,7 @@ from model_server.api_types import (
 from model_server.chat_template import ChatTemplate, ChatTemplateError
 from model_server.engines.base import Engine
 from model_server.errors import (
-    ApiError,
+    HttpErrorReply,
     error_body,
     handle_api_error,
     handle_http_exception,
@@ -117,7 +117,7 @@ def auth_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     scheme, _, given = header.partition(" ")
     ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
     if not ok:
-        raise ApiError(
+        raise HttpErrorReply(
             401,
             "authentication_error",
             "missing or wrong bearer token",
@@ -136,13 +136,13 @@ _DECODERS = {
 async def _decode(request: Request, type_: type) -> Any:
     body = await request.body()
     if not body.strip():
-        raise ApiError(400, "invalid_request_error", "request body is empty; send JSON")
+        raise HttpErrorReply(400, "invalid_request_error", "request body is empty; send JSON")
     try:
         return _DECODERS[type_].decode(body)
     except msgspec.ValidationError as exc:
-        raise ApiError(422, "validation_error", str(exc)) from None
+        raise HttpErrorReply(422, "validation_error", str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_request_error", f"malformed JSON: {exc}") from None
+        raise HttpErrorReply(400, "invalid_request_error", f"malformed JSON: {exc}") from None
 
 
 def _state(request: Request) -> ServerState:
@@ -151,7 +151,7 @@ def _state(request: Request) -> ServerState:
 
 def _ready_scheduler(state: ServerState) -> Scheduler:
     if state.scheduler is None:
-        raise ApiError(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
+        raise HttpErrorReply(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
     return state.scheduler
 
 
@@ -228,9 +228,9 @@ def _budget(state: ServerState, n_prompt: int, requested: int | None) -> int:
     """Tokens the reply may have; 400 when the prompt leaves no room in the context."""
     room = state.context - n_prompt
     if n_prompt == 0:
-        raise ApiError(400, "invalid_request_error", "the prompt is empty")
+        raise HttpErrorReply(400, "invalid_request_error", "the prompt is empty")
     if room < 1:
-        raise ApiError(
+        raise HttpErrorReply(
             400,
             "invalid_request_error",
             f"the prompt has {n_prompt} tokens but the context holds {state.context} "
@@ -288,9 +288,11 @@ async def _start(
             return await scheduler.start(prompt_ids, opts, deadline)
     except ClientGone:
         state.metrics.cancelled.labels(reason="disconnect").inc()
-        raise ApiError(400, "client_disconnected", "the client hung up while queued") from None
+        raise HttpErrorReply(
+            400, "client_disconnected", "the client hung up while queued"
+        ) from None
     except QueueFull as exc:
-        raise ApiError(
+        raise HttpErrorReply(
             429,
             "queue_full",
             f"all {state.settings.slots} slot(s) busy and {state.settings.queue} request(s) "
@@ -298,7 +300,7 @@ async def _start(
             {"Retry-After": str(exc.retry_after)},
         ) from None
     except DeadlineExceeded:
-        raise ApiError(
+        raise HttpErrorReply(
             504, "deadline_exceeded", f"no slot became free within {state.settings.deadline_s} s"
         ) from None
 
@@ -317,15 +319,15 @@ async def _collect(
             async for piece in run.pieces(gen):
                 parts.append(piece)
     except ClientGone:
-        raise ApiError(400, "client_disconnected", "the client hung up") from None
+        raise HttpErrorReply(400, "client_disconnected", "the client hung up") from None
     except DeadlineExceeded:
-        raise ApiError(
+        raise HttpErrorReply(
             504,
             "deadline_exceeded",
             f"generation did not finish within {state.settings.deadline_s} s",
         ) from None
     except GenerationFailed:
-        raise ApiError(500, "server_error", "the engine failed; see the server log") from None
+        raise HttpErrorReply(500, "server_error", "the engine failed; see the server log") from None
     finally:
         gen.abort("disconnect")  # no-op when finished; frees the slot if we got here early
         _observe_ttft(state, gen, started, t0)
@@ -413,7 +415,7 @@ async def chat_completions(request: Request) -> Any:
             messages, req.continue_final_message, req.add_generation_prompt
         )
     except ChatTemplateError as exc:
-        raise ApiError(400, "invalid_request_error", str(exc)) from None
+        raise HttpErrorReply(400, "invalid_request_error", str(exc)) from None
     prompt_ids = state.tokenizer.encode(prompt)
     requested = req.max_completion_tokens or req.max_tokens
     max_tokens = _budget(state, len(prompt_ids), requested)
@@ -495,13 +497,13 @@ async def completions(request: Request) -> Any:
         prompt_ids = [int(p) for p in req.prompt]  # type: ignore[arg-type]
         vocab = state.tokenizer.vocab_size
         if any(not 0 <= t < vocab for t in prompt_ids):
-            raise ApiError(422, "validation_error", f"token ids must be in [0, {vocab})")
+            raise HttpErrorReply(422, "validation_error", f"token ids must be in [0, {vocab})")
         prompt_text = state.tokenizer.decode(prompt_ids) if req.echo else ""
     elif len(req.prompt) == 1 and isinstance(req.prompt[0], str):
         prompt_text = req.prompt[0]
         prompt_ids = state.tokenizer.encode(prompt_text)
     else:
-        raise ApiError(
+        raise HttpErrorReply(
             422, "validation_error", "prompt must be a string, one string in a list, or token ids"
         )
     max_tokens = _budget(state, len(prompt_ids), req.max_tokens or 16)
@@ -651,7 +653,7 @@ def create_app(state: ServerState, load_in_background: bool = True) -> Litestar:
             metrics,
         ],
         exception_handlers={
-            ApiError: handle_api_error,
+            HttpErrorReply: handle_api_error,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },

@@ -15,7 +15,7 @@ from jinja2 import TemplateError
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from model_server.gguf_file import GGUFInfo
+from model_server.gguf_file import GgufMetadata
 from model_server.settings import ChatTemplateChoice
 
 log = logging.getLogger("model_server.chat_template")
@@ -117,7 +117,9 @@ class ChatTemplate:
         ), False
 
 
-def select_template(info: GGUFInfo, choice: ChatTemplateChoice, tokens: list[str]) -> ChatTemplate:
+def select_template(
+    info: GgufMetadata, choice: ChatTemplateChoice, tokens: list[str]
+) -> ChatTemplate:
     """The template `choice` names: `gguf` (must exist), `chatml`, or `auto` (GGUF's if usable)."""
     bos = tokens[info.bos_id] if info.bos_id is not None and info.bos_id < len(tokens) else ""
     eos = tokens[info.eos_id] if info.eos_id is not None and info.eos_id < len(tokens) else ""

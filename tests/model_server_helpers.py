@@ -31,7 +31,7 @@ def shared_cache(tmp_path_factory) -> Path:
 
 
 def embedded_info(cache_dir: Path):
-    """GGUFInfo of the embedded SmolLM2, through the cache."""
+    """GgufMetadata of the embedded SmolLM2, through the cache."""
     from model_server.gguf_file import read_info
     from model_server.model_source import cached_sha256
     from model_server.settings import embedded_model_path
