@@ -34,41 +34,39 @@ OUT_MD = ROOT / "docs" / "benchmarks" / "prefill.md"
 THREADS = 2
 PICK_TOKENS = 24
 SYSTEM = (
-    "You are moviemind, a movie recommender. The user names movies they enjoyed and gives "
-    "numbered candidates. The answer lists the picks one per line, each line starting with the "
-    "number, the title and the year, then a colon and one sentence in your own words on why "
-    "this user will like that movie."
+    "You are moviemind, a movie recommender. For each pick write one line: the number, "
+    "title and year, a colon, then one sentence on why this user will like it."
 )
-# (liked, five candidates as "Title (year): genres; keywords")
+# (liked, five candidates as "Title (year): genres")
 CASES: list[tuple[str, list[str]]] = [
     (
         "Kingdom of Heaven; Robin Hood; Troy",
         [
-            "Gladiator (2000): action, drama; rome, revenge, arena",
-            "Braveheart (1995): war, drama; scotland, rebellion",
-            "The Last Samurai (2003): action, drama; japan, honor",
-            "Alexander (2004): war, history; conquest, macedonia",
-            "300 (2006): action, war; sparta, battle",
+            "Gladiator (2000): action, drama",
+            "Braveheart (1995): war, drama",
+            "The Last Samurai (2003): action, drama",
+            "Alexander (2004): war, history",
+            "300 (2006): action, war",
         ],
     ),
     (
         "Alien; Blade Runner",
         [
-            "Aliens (1986): sci-fi, action; space marines, survival",
-            "The Thing (1982): horror, sci-fi; antarctica, paranoia",
-            "Prometheus (2012): sci-fi, mystery; space, origins",
-            "Moon (2009): sci-fi, drama; isolation, clone",
-            "Event Horizon (1997): horror, sci-fi; spaceship, hell",
+            "Aliens (1986): sci-fi, action",
+            "The Thing (1982): horror, sci-fi",
+            "Prometheus (2012): sci-fi, mystery",
+            "Moon (2009): sci-fi, drama",
+            "Event Horizon (1997): horror, sci-fi",
         ],
     ),
     (
         "The Notebook; Pride & Prejudice",
         [
-            "Atonement (2007): drama, romance; war, guilt",
-            "Sense and Sensibility (1995): drama, romance; sisters, class",
-            "The Time Traveler's Wife (2009): drama, romance; time travel",
-            "Jane Eyre (2011): drama, romance; governess, secrets",
-            "A Walk to Remember (2002): drama, romance; faith, illness",
+            "Atonement (2007): drama, romance",
+            "Sense and Sensibility (1995): drama, romance",
+            "The Time Traveler's Wife (2009): drama, romance",
+            "Jane Eyre (2011): drama, romance",
+            "A Walk to Remember (2002): drama, romance",
         ],
     ),
 ]
@@ -87,7 +85,7 @@ def cpu_flags() -> dict[str, bool]:
 def messages(liked: str, candidates: Sequence[str]) -> list[dict[str, str]]:
     """The system and user messages of one request."""
     lines = "\n".join(f"[{i + 1}] {c}" for i, c in enumerate(candidates))
-    user = f"I enjoyed: {liked}.\nPick all five candidates, best first.\nCandidates:\n{lines}"
+    user = f"I enjoyed: {liked}.\nCandidates:\n{lines}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -138,12 +136,14 @@ def guided(client: httpx.Client, liked: str, candidates: Sequence[str]) -> dict[
         text = reply["choices"][0]["message"]["content"]
         answer += text
         usage = reply["usage"]
+        # Tokens no earlier call has seen: this prompt minus the previous prompt and reply.
+        known = calls[-1]["prompt_tokens"] + calls[-1]["completion_tokens"] if calls else 0
         calls.append(
             {
                 "prompt_tokens": usage["prompt_tokens"],
                 "cached_tokens": usage["prompt_tokens_details"]["cached_tokens"],
                 "evaluated": evaluated(usage),
-                "line_start_tokens": n_tokens(client, start),
+                "new_tokens": usage["prompt_tokens"] - known,
                 "completion_tokens": usage["completion_tokens"],
                 "finish_reason": reply["choices"][0]["finish_reason"],
                 "seconds": reply["seconds"],
@@ -198,7 +198,7 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[tuple]:
                     a["single"]["evaluated"],
                     " + ".join(str(c["evaluated"]) for c in calls),
                     sum(c["evaluated"] for c in calls),
-                    sum(c["evaluated"] - c["line_start_tokens"] for c in later),
+                    sum(c["evaluated"] - c["new_tokens"] for c in later),
                     f"{a['single']['seconds']:.2f}",
                     f"{sum(c['seconds'] for c in calls):.2f}",
                     f"{max(c['seconds'] for c in calls):.2f}",
@@ -207,13 +207,37 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[tuple]:
     return rows
 
 
+def findings(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The summary in words, computed from the results."""
+    answers = [a for r in results for a in r["answers"]]
+    later = [c for a in answers for c in a["calls"][1:]]
+    again = [c["evaluated"] - c["new_tokens"] for c in later]
+    single = [a["single"]["evaluated"] for a in answers]
+    total = [sum(c["evaluated"] for c in a["calls"]) for a in answers]
+    first = [a["calls"][0]["evaluated"] for a in answers]
+    return [
+        f"Over {len(answers)} answers ({len(results)} engine(s)): the single uncached call "
+        f"evaluates {min(single)}-{max(single)} prompt tokens; a guided answer evaluates "
+        f"{min(total)}-{max(total)} in all: {min(first)}-{max(first)} in its first call (the "
+        "same prompt plus the first line start), then "
+        f"{min(c['evaluated'] for c in later)}-{max(c['evaluated'] for c in later)} per "
+        "continuation. Beyond the new tokens: "
+        f"{sum(again)} in {len(later)} continuation calls, at most {max(again)} per call: the "
+        "previous reply's last token (or, indistinguishably here, a one-token boundary "
+        "difference); nothing else from earlier calls was evaluated again."
+        if max(again) <= 1
+        else f"continuation. Beyond the new tokens: {sum(again)} in {len(later)} continuation "
+        f"calls, up to {max(again)} in one (boundary re-tokenization)."
+    ]
+
+
 HEADERS = (
     "engine",
     "case",
     "single call: evaluated",
     "guided: evaluated per call",
     "guided: total",
-    "calls 2-5: beyond the line start",
+    "calls 2-5: beyond the new tokens",
     "single call s",
     "guided s (5 calls)",
     "slowest call s",
@@ -238,11 +262,15 @@ def render(res: dict[str, Any]) -> str:
         f'message (the answer so far plus "N. Title (year):"), `stop: ["\\n"]`, <= {PICK_TOKENS} '
         "tokens.",
         "`evaluated` = `usage.prompt_tokens - usage.prompt_tokens_details.cached_tokens`.",
-        '"beyond the line start": tokens evaluated in calls 2-5 besides the new line\'s own',
-        "tokens (tokenized alone): the previous reply's last token, which was sampled but never",
-        "evaluated, and any re-tokenization difference at the boundary.",
+        '"beyond the new tokens": tokens evaluated in calls 2-5 besides those no earlier call had',
+        "(this prompt minus the previous call's prompt and reply). The previous reply's last",
+        "token is one when the stop string ended the generation before the engine evaluated it",
+        "(it is then evaluated once, here); a re-tokenization difference at the boundary would",
+        "add more.",
         "",
         table(HEADERS, summary_rows(res["results"])),
+        "",
+        *findings(res["results"]),
         "",
         f"The system message is {res['results'][0]['system_tokens']} tokens of the first call; "
         "the edge primes it at start-up",
@@ -259,7 +287,7 @@ def render(res: dict[str, Any]) -> str:
                     c["prompt_tokens"],
                     c["cached_tokens"],
                     c["evaluated"],
-                    c["line_start_tokens"],
+                    c["new_tokens"],
                     c["completion_tokens"],
                     c["finish_reason"],
                     f"{c['seconds']:.2f}",
@@ -276,7 +304,7 @@ def render(res: dict[str, Any]) -> str:
                         "prompt",
                         "cached",
                         "evaluated",
-                        "line start",
+                        "new",
                         "generated",
                         "finish",
                         "s",
