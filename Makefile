@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 DEMO_STAMP := $(VENV)/.demo-stamp
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup setup-demo models index test lint fmt bench demo loadtest clean
+.PHONY: help setup setup-demo models index test lint fmt bench demo loadtest clean eval
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,3 +51,6 @@ fmt: setup
 
 clean:
 	rm -rf var .pytest_cache
+
+eval: setup models ## leak-free offline evaluation; report into docs/benchmarks/eval.md
+	$(PY) -m index_builder eval --compare-learners --templates doc-v1,doc-v2,doc-v3 --out docs/benchmarks/eval.md

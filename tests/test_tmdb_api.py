@@ -125,7 +125,7 @@ def test_discover_pagination_and_details_mapping(fake: FakeTmdb, tmp_path: Path)
     assert all(q["sort_by"] == "popularity.desc" and q["language"] == "en-US" for q in discover)
     assert sorted(fake.detail_requests()) == [1000 + i for i in range(45)]
     details = fake.queries("/movie/1003")
-    assert details[0]["append_to_response"] == "keywords,credits"
+    assert details[0]["append_to_response"] == "keywords,credits,recommendations,similar"
     assert set(fake.auth_headers) == {f"Bearer {TOKEN}"}
 
     m = movies[3]
@@ -142,6 +142,8 @@ def test_discover_pagination_and_details_mapping(fake: FakeTmdb, tmp_path: Path)
         vote_average=5.3,
         vote_count=40,
         source_ids={"tmdb": 1003, "imdb": "tt9000003"},
+        # TMDB's recommendations first, then similar; the index builder keeps the ones it holds.
+        related=(1004, 1005, 1006, 99_999_999),
     )
     assert movies[4].source_ids == {"tmdb": 1004}  # no imdb_id
 

@@ -39,7 +39,9 @@ __all__ = [
 _MAX_DISCOVER_PAGE = 500
 _MAX_CHANGES_PAGE = 1000
 _CHANGES_WINDOW_DAYS = 14
-_CHECKPOINT_VERSION = 1
+# 2: movies carry TMDB's recommendation/similar lists (`Movie.related`); older checkpoints lack
+# them, so they are refused with a message instead of silently building without neighbours.
+_CHECKPOINT_VERSION = 2
 _ENV_PREFIX = "MOVIEMIND_TMDB_"
 _LANGUAGE = re.compile(r"^[a-z]{2}(-[A-Z]{2})?$")
 # A v3 "API key" is 32 hex digits; Bearer auth needs the longer v4 "API Read Access Token".
@@ -255,10 +257,14 @@ def _message(response: httpx.Response) -> str:
 
 
 def _fetch_movie(client: _Client, movie_id: int, settings: TmdbSettings) -> Movie | str:
-    """Details with keywords and credits as a `Movie`, or the reason it cannot be one."""
+    """Details with keywords, credits and TMDB's related lists as a `Movie`, or the reason it
+    cannot be one. The lists come in the same request (append_to_response): no extra calls."""
     data = client.get(
         f"/movie/{movie_id}",
-        {"append_to_response": "keywords,credits", "language": settings.language},
+        {
+            "append_to_response": "keywords,credits,recommendations,similar",
+            "language": settings.language,
+        },
         missing_ok=True,
     )
     if data is None:
@@ -266,9 +272,24 @@ def _fetch_movie(client: _Client, movie_id: int, settings: TmdbSettings) -> Movi
     if not isinstance(data, dict):
         return "bad_reply"
     try:
-        return movie_from_tmdb(data)
+        movie = movie_from_tmdb(data)
     except RowError as err:
         return err.reason
+    related = related_ids(data)
+    return msgspec.structs.replace(movie, related=related) if related else movie
+
+
+def related_ids(details: dict) -> tuple[int, ...]:
+    """Ids from the appended `recommendations` then `similar` pages, best first, no repeats."""
+    out: dict[int, None] = {}
+    for key in ("recommendations", "similar"):
+        page = details.get(key)
+        results = page.get("results") if isinstance(page, dict) else None
+        for item in results if isinstance(results, list) else ():
+            other = item.get("id") if isinstance(item, dict) else None
+            if isinstance(other, int) and other != details.get("id"):
+                out.setdefault(other, None)
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +404,7 @@ def iter_tmdb_api(
     """Yield the most popular movies from TMDB's /discover/movie, with full details.
 
     Fetches `settings.pages` discover pages (sort_by=popularity.desc), then
-    /movie/{id}?append_to_response=keywords,credits for each id. Progress is kept in the JSON
+    /movie/{id}?append_to_response=keywords,credits,recommendations,similar for each id. Progress is kept in the JSON
     file `checkpoint`: a rerun after a crash or interruption replays what was fetched and only
     asks TMDB for the rest; a finished run marks it complete, and rerunning then needs no
     requests at all (pass `fresh=True` to ignore it and fetch everything again). Asking for more
