@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `locust -f loadtests/locustfile.py` from any directory
     sys.path.insert(0, str(ROOT))
 
-from loadtests.sse_client import sse_events  # noqa: E402
+from devstack.sse import sse_events  # noqa: E402
 from loadtests.workload import Workload, build_workload, load_workload  # noqa: E402
 
 SEED = int(os.environ.get("MOVIEMIND_LOADTEST_SEED", "7"))

@@ -1,0 +1,95 @@
+"""The run's report: summary.md (objectives, then each phase's sections) and summary.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from datetime import UTC, datetime
+
+from loadtests.objectives import Verdict
+from loadtests.report import markdown_table, plain_table, summarize
+from loadtests.session import ROOT, Session, log
+
+
+def write_summary(session: Session, verdicts: list[Verdict]) -> None:
+    o = session.opts
+    head = ("objective", "promise", "measured", "result")
+    body = [(v.objective.id, v.objective.describe(), v.measured, v.status) for v in verdicts]
+    log(
+        f"\nobjectives (loadtests/objectives.toml version {o.objectives.version})\n{plain_table(head, body)}\n"
+    )
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "?"
+    meta = {
+        "mode": o.mode,
+        "started_utc": datetime.fromtimestamp(session.started, UTC).isoformat(timespec="seconds"),
+        "duration_s": round(time.time() - session.started),
+        "commit": commit,
+        "cores": os.cpu_count(),
+        "load_average_end": os.getloadavg(),
+        "python": platform.python_version(),
+        "objectives_version": o.objectives.version,
+        "host": "local stack on 127.0.0.1" if o.mode != "host" else session.host,
+    }
+    name = "capacity" if o.mode == "capacity" else "summary"
+    md = [
+        f"# moviemind load test: {o.mode} run",
+        "",
+        f"Run {meta['started_utc']} at commit {commit} on {meta['cores']} cores "
+        f"(load average at the end {', '.join(f'{x:.1f}' for x in meta['load_average_end'])}), {meta['duration_s']} s in all. "
+        f"Objectives: loadtests/objectives.toml version {o.objectives.version}. Written by `python -m loadtests"
+        + {
+            "default": "",
+            "quick": " --quick",
+            "capacity": " --capacity",
+            "host": " --host URL",
+        }[o.mode]
+        + "`.",
+        "",
+        "## Objectives",
+        "",
+        markdown_table(head, body),
+        "",
+        "## Phases",
+        "",
+        *session.sections,
+    ]
+    (o.out_dir / f"{name}.md").write_text("\n".join(md) + "\n")
+    payload = {
+        "meta": meta,
+        "objectives": [
+            {
+                "id": v.objective.id,
+                "promise": v.objective.describe(),
+                "measured": v.measured,
+                "result": v.status,
+            }
+            for v in verdicts
+        ],
+        "phases": {
+            k: [
+                r.as_dict()
+                for r in summarize(
+                    p.samples,
+                    (max(s.t for s in p.samples) - min(s.t for s in p.samples))
+                    if p.samples
+                    else None,
+                )
+            ]
+            for k, p in session.phases.items()
+        },
+        "facts": session.facts,
+    }
+    (o.out_dir / f"{name}.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    log(f"==> report in {o.out_dir}/ ({name}.md, {name}.json, Locust CSV/HTML and PNG per phase)")
