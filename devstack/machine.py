@@ -110,3 +110,16 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def package_versions(packages: tuple[str, ...]) -> dict[str, str]:
+    """Installed version of each distribution ('-' where it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in packages:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "-"
+    return out

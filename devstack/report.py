@@ -48,11 +48,14 @@ class Table(msgspec.Struct, tag="table"):
     rows: list[list[Cell]]
     digits: int = 2
 
+    def markdown(self) -> str:
+        return markdown_table(self.head, self.rows, self.digits)
+
 
 Block = Heading | Text | Table
 
 
-class BenchReport(msgspec.Struct, kw_only=True):
+class BenchReport(msgspec.Struct, kw_only=True, dict=True):
     """One benchmark run: what ran where, its raw results and its readable blocks."""
 
     name: str  # the file stem under docs/benchmarks/
@@ -65,21 +68,22 @@ class BenchReport(msgspec.Struct, kw_only=True):
     duration_s: float | None = None
     results: dict[str, Any] = {}
     blocks: list[Block] = []
-    _t0: float = 0.0  # monotonic start; not meaningful outside this process
 
     @classmethod
     def begin(cls, name: str, title: str, command: str) -> BenchReport:
         """Record the machine and the load average now, as the run starts."""
         machine = machine_info()
-        return cls(
+        report = cls(
             name=name,
             title=title,
             command=command,
             started_utc=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             machine=machine,
             load_start=machine.load_average,
-            _t0=time.monotonic(),
         )
+        # An attribute, not a field (dict=True): a monotonic clock means nothing in the file.
+        report._t0 = time.monotonic()
+        return report
 
     def finish(self, *, results: dict[str, Any], blocks: list[Block]) -> BenchReport:
         """Record the load average and duration at the end, the results and the blocks."""
@@ -127,7 +131,7 @@ def render_block(block: Block) -> str:
     if isinstance(block, Heading):
         return "#" * block.level + " " + block.text
     if isinstance(block, Table):
-        return markdown_table(block.head, block.rows, block.digits)
+        return block.markdown()
     return block.text
 
 
