@@ -15,6 +15,7 @@ from loadtests.session import ROOT, Session, log
 
 
 def write_summary(session: Session, verdicts: list[Verdict]) -> None:
+    """Print the objectives table; write summary.md (or capacity.md) and its JSON."""
     o = session.opts
     head = ("objective", "promise", "measured", "result")
     body = [(v.objective.id, v.objective.describe(), v.measured, v.status) for v in verdicts]

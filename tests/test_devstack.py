@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devstack.foreground import demo_servers
 from devstack.machine import CPU_FLAGS, cpu_model_and_flags, machine_info
 from devstack.process import ROOT, ServerProcess, child_env, free_port, python_module
 from devstack.report import (
@@ -207,6 +208,18 @@ def test_foreground_runner_stops_every_server_on_a_stop_signal(
     assert proc.returncode == 0, out
     assert "==> stopping" in out
     assert all(gone(p) for p in pids), f"a server outlived the runner: {out}"
+
+
+def test_demo_servers_take_ports_and_settings_from_the_environment() -> None:
+    (model, model_timeout), (edge, edge_timeout) = demo_servers(
+        {"PATH": "/usr/bin", "MOVIEMIND_MODEL_ENGINE": "llama_cpp", "MOVIEMIND_EDGE_PORT": "9000"}
+    )
+    assert model.url == "http://127.0.0.1:8001" and edge.url == "http://127.0.0.1:9000"
+    assert model.argv[1:] == ["-m", "model_server"] and edge.argv[1:] == ["-m", "edge"]
+    assert edge.env["MOVIEMIND_EDGE_UPSTREAMS"] == "http://127.0.0.1:8001"
+    assert model.env["MOVIEMIND_MODEL_ENGINE"] == "llama_cpp"  # the user's settings reach both
+    assert model.log_path is None and edge.log_path is None  # output stays in the terminal
+    assert model_timeout > edge_timeout > 0
 
 
 def test_foreground_runner_stops_the_rest_when_a_server_dies(tmp_path: Path) -> None:

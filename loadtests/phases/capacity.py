@@ -70,6 +70,7 @@ def _cell(v: object) -> str:
 
 
 def run(session: Session, steps: tuple[int, ...], step_s: float, stop_ms: float) -> None:
+    """Step /v1/search users through `steps` until p95 crosses `stop_ms`."""
     assert session.stack is not None and session.stack.edge is not None
     stack, pid = session.stack, session.stack.edge.pid
     timeline: list[CpuPoint] = []

@@ -25,6 +25,7 @@ from loadtests.session import (
 def run(
     session: Session, duration_s: float = 75, kill_at: float = 20, restart_at: float = 40
 ) -> None:
+    """Kill the near model server at `kill_at` s, restart it at `restart_at` s, under load."""
     assert session.stack is not None
     stack = session.stack
     marks: dict[str, float] = {}

@@ -16,6 +16,7 @@ from loadtests.session import ROOT, Session, chart_markers, log
 
 
 def run(session: Session, duration_s: float = 40, swap_at: float = 8) -> None:
+    """Rebuild the served index at `swap_at` s and SIGHUP the edge, under load."""
     assert session.stack is not None
     stack = session.stack
     marks: dict[str, float] = {}

@@ -10,6 +10,7 @@ from loadtests.session import MODEL_QUEUE, Session, log
 
 
 def run(session: Session, duration_s: float = 30, users: int = 12) -> None:
+    """`users` recommend-with-model users against the model servers' capacity."""
     assert session.stack is not None
     before = parse_metrics(session.stack.metrics_text())
     mix = {"overload": users, "search": 2}

@@ -31,6 +31,7 @@ def mix_for(users: int) -> dict[str, int]:
 
 
 def run(session: Session, users: int, duration_s: float) -> None:
+    """Mixed load of `users` users for `duration_s`: latency tables, processes, a chart."""
     before = _resources(session)
     r = session.locust("steady", mix_for(users), duration_s)
     after = _resources(session)
