@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.machine import load_average
 from devstack.stats import percentile
 from loadtests.edge_metrics import metric_delta
 from loadtests.objectives import ObjectiveSet, PhaseResult
@@ -83,6 +84,7 @@ class Session:
         self.children: list[subprocess.Popen] = []
         self.workload_path = opts.work_dir / "workload.json"
         self.started = time.time()
+        self.load_start = load_average()
 
     def _env(self, samples: Path, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEMIND_")}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import time
 from datetime import UTC, datetime
 
+import msgspec
+
+from devstack.machine import format_load, machine_info
 from loadtests.objectives import Verdict
 from loadtests.report import markdown_table, plain_table, summarize
 from loadtests.session import ROOT, Session, log
@@ -32,14 +33,15 @@ def write_summary(session: Session, verdicts: list[Verdict]) -> None:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = "?"
+    machine = machine_info()
     meta = {
         "mode": o.mode,
         "started_utc": datetime.fromtimestamp(session.started, UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.time() - session.started),
         "commit": commit,
-        "cores": os.cpu_count(),
-        "load_average_end": os.getloadavg(),
-        "python": platform.python_version(),
+        "machine": msgspec.to_builtins(machine),
+        "load_average_start": session.load_start,
+        "load_average_end": machine.load_average,
         "objectives_version": o.objectives.version,
         "host": "local stack on 127.0.0.1" if o.mode != "host" else session.host,
     }
@@ -47,8 +49,9 @@ def write_summary(session: Session, verdicts: list[Verdict]) -> None:
     md = [
         f"# moviemind load test: {o.mode} run",
         "",
-        f"Run {meta['started_utc']} at commit {commit} on {meta['cores']} cores "
-        f"(load average at the end {', '.join(f'{x:.1f}' for x in meta['load_average_end'])}), {meta['duration_s']} s in all. "
+        f"Run {meta['started_utc']} at commit {commit} on {machine.describe()} (load average "
+        f"{format_load(session.load_start)} at the start, {format_load(machine.load_average)} at the "
+        f"end), {meta['duration_s']} s in all. "
         f"Objectives: loadtests/objectives.toml version {o.objectives.version}. Written by `python -m loadtests"
         + {
             "default": "",

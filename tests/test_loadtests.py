@@ -67,6 +67,10 @@ def test_quick_run_starts_a_stack_and_writes_the_locust_csv(
     assert (out / "steady.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "summary.json").read_text())
     assert {o["id"]: o["result"] for o in summary["objectives"]}["steady-no-failures"] == "PASS"
+    # The machine it ran on: CPU flags and load average at both ends.
+    assert {"avx2", "avx512f", "f16c"} <= set(summary["meta"]["machine"]["flags"])
+    assert len(summary["meta"]["load_average_start"]) == 3
+    assert "cores" in (out / "summary.md").read_text()
     assert "stopping the local stack" in proc.stdout
     assert "objectives" in proc.stdout and "/v1/search" in proc.stdout  # the printed summary table
 
