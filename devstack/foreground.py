@@ -74,11 +74,16 @@ def stop_signals_raise() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+def say_now(message: str) -> None:
+    """Print at once (the servers write to the same terminal)."""
+    print(message, flush=True)
+
+
 def run_in_foreground(
     servers: Sequence[tuple[ServerProcess, float]],
     *,
     on_ready: Callable[[], None] | None = None,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = say_now,
     poll_s: float = 0.5,
 ) -> int:
     """Start the servers in order, each ready before the next; then call on_ready and block.
