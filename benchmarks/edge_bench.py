@@ -45,7 +45,7 @@ import numpy as np
 from litestar import Litestar, get, post
 from litestar.response import Stream
 
-from devstack.machine import package_versions
+from devstack.machine import format_load, load_average, machine_info, package_versions
 from devstack.process import ServerProcess, child_env, free_port, python_module
 from devstack.report import BenchReport, Block, Table, blocks, markdown_table, write_report
 from devstack.servers import start_edge, start_model_server
@@ -579,6 +579,28 @@ def in_process(
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
+
+
+# What benchmarks/prefill_bench.py and reasons_bench.py import from here; new code uses devstack.
+def pct(values: Sequence[float], q: float) -> float:
+    """percentile, NaN when there are no values."""
+    return percentile(values, q, math.nan)
+
+
+def loadavg() -> str:
+    """The load average now, as '1.00 2.00 3.00'."""
+    return format_load(load_average())
+
+
+def machine() -> dict[str, str]:
+    """CPU, cores, OS and Python (devstack.machine.machine_info has the CPU flags too)."""
+    m = machine_info()
+    return {"cpu": m.cpu, "cores": str(m.cores), "os": m.os, "python": m.python}
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (devstack.report.markdown_table)."""
+    return markdown_table(headers, rows)
 
 
 def verdict(ok: bool) -> str:

@@ -178,7 +178,7 @@ def _record(res: Result, t0: float, times: list[float]) -> None:
 
 
 @contextlib.contextmanager
-def server_process(
+def serving(
     name: str, argv: list[str], env: dict[str, str], port: int, ready_path: str, log_dir: Path
 ) -> Iterator[str]:
     """Start a server subprocess on `port`; yield its base URL once ready; stop it."""
@@ -186,6 +186,24 @@ def server_process(
     with server.start():
         server.wait_ready(300)
         yield server.url
+
+
+@contextlib.contextmanager
+def server_process(
+    args: list[str], env: dict[str, str], ready_path: str, log: Path
+) -> Iterator[str]:
+    """`serving` as benchmarks/prefill_bench.py calls it: "{port}" in args and env values becomes
+    a free port; the log goes to <log's folder>/<log's stem>-<port>.log."""
+    port = free_port()
+
+    def fill(value: str) -> str:
+        return value.replace("{port}", str(port))
+
+    argv = [fill(a) for a in args]
+    with serving(
+        log.stem, argv, {k: fill(v) for k, v in env.items()}, port, ready_path, log.parent
+    ) as base:
+        yield base
 
 
 def stream_completion(base: str, body: dict) -> tuple[float, list[float]]:
@@ -314,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 "MOVIEMIND_MODEL_CACHE_DIR": str(CACHE_DIR),
                 "MOVIEMIND_MODEL_LOG_LEVEL": "warning",
             }
-            with server_process(
+            with serving(
                 f"model_server-{engine}-{weights}",
                 python_module("model_server"),
                 env,
@@ -368,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             "--port", str(port), "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS),
             "--n_ctx", "2048", "--n_batch", "512",
         )  # fmt: skip
-        with server_process("llama_cpp_server", args_, {}, port, "/v1/models", log_dir) as base:
+        with serving("llama_cpp_server", args_, {}, port, "/v1/models", log_dir) as base:
             stream_completion(base, {"prompt": "warm up", "max_tokens": 4, "temperature": 0})
             done(bench_http("llama_cpp.server (llama-cpp-python's own, HTTP)", base, prompts))
 
