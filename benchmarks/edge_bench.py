@@ -12,8 +12,13 @@ on the same catalog:
   model to extract genres from the request, retrieval uses them, call 2 asks it to recommend
   (streamed).
 
-It prints tables and writes docs/benchmarks/edge.md. `python -m benchmarks.edge_bench
-serve-baseline` is the baseline server's entry point (the benchmark starts it as a subprocess).
+It prints tables and writes docs/benchmarks/edge.json, rendering edge.md from it.
+`python -m benchmarks.edge_bench serve-baseline` is the baseline server's entry point (the
+benchmark starts it as a subprocess).
+
+Over 400 lines on purpose: the workload, the baseline it is compared with and the report's prose
+are one experiment, read top to bottom; the shared machinery (servers, SSE, percentiles, machine,
+report) is in devstack.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Index-side benchmarks: the embedder, the sample index build, and a synthetic 1M-vector index.
 
-`python -m benchmarks.index_bench` prints tables and writes docs/benchmarks/index.md:
+`python -m benchmarks.index_bench` prints tables and writes docs/benchmarks/index.json, rendering
+index.md from it (over 400 lines on purpose: four experiments and their report's prose; the shared
+machinery is in devstack):
 
 * embedding throughput (docs/s) on real document texts of the sample catalog, fp32 vs int8,
   1 and 2 threads, batch 32 and 64; query embedding latency p50/p99 for short queries;

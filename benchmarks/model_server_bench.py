@@ -11,7 +11,9 @@ time to first token (cold prompt), decode tokens/s, and decode weight bytes read
 against this machine's memory read bandwidth, measured here with numpy. Then the prefix cache
 (400-token shared prefix + 50-token suffix, cached vs uncached time to first token), and a
 projection for Mistral-7B-OpenOrca Q4_K_M on 4- and 8-core Linodes.
-Writes docs/benchmarks/model_server.md and prints the tables.
+Writes docs/benchmarks/model_server.json, renders model_server.md from it and prints it. Over 400
+lines on purpose: the measurements, the projection and the report's prose are one experiment; the
+shared machinery (servers, SSE, machine, report) is in devstack.
 """
 
 from __future__ import annotations

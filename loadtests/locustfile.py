@@ -17,6 +17,9 @@ Streams are recorded twice: the HTTP entry ("/v1/recommend stream") times the re
 and two entries of type SSE time the first `token` event ("recommend ttft") and the `done` event
 ("recommend total"). A degraded answer (no model) is a success; it is also counted under
 "recommend degraded" so a report can tell how many there were and how fast they came.
+
+Over 400 lines on purpose: Locust loads one file (`-f`), so its user classes, the stream timing
+and the samples writer stay together here.
 """
 
 from __future__ import annotations
