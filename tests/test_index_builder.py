@@ -109,8 +109,7 @@ def test_models_command_is_a_no_op_when_up_to_date(models_dir: Path) -> None:
     )
     assert set(manifest["variants"]) == {"fp32", "int8"}
     assert manifest["dim"] == 384 and manifest["pooling"] == "mean"
-    info = json.loads((models_dir / "smollm2.json").read_text())
-    assert info["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf") and len(info["sha256"]) == 64
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in out.stdout  # checked, nothing written for it
 
 
 def test_models_export_reruns_when_a_file_changed(tmp_path: Path, models_dir: Path) -> None:

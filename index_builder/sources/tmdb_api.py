@@ -1,5 +1,4 @@
-"""The TMDB v3 API as a catalog source: discover pagination, details, a resumable checkpoint,
-and incremental refresh from the changes endpoint.
+"""The TMDB v3 API as a catalog source: discover pagination, details and a resumable checkpoint.
 
 TMDB itself is never reached in tests; `tests/fake_tmdb.py` speaks its JSON shapes on loopback.
 """
@@ -12,7 +11,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,10 @@ __all__ = [
     "TmdbSettingsError",
     "TmdbUnavailableError",
     "iter_tmdb_api",
-    "iter_tmdb_changes",
 ]
 
-# TMDB refuses discover pages above 500 and changes pages above 1000, and a changes query may
-# span at most 14 days.
+# TMDB refuses discover pages above 500.
 _MAX_DISCOVER_PAGE = 500
-_MAX_CHANGES_PAGE = 1000
-_CHANGES_WINDOW_DAYS = 14
 # 2: movies carry TMDB's recommendation/similar lists (`Movie.related`); older checkpoints lack
 # them, so they are refused with a message instead of silently building without neighbours.
 _CHECKPOINT_VERSION = 2
@@ -505,65 +500,3 @@ def _discover_page(
     ]
     state.page_ids[page] = ids
     return ids
-
-
-def _windows(since: date, until: date) -> Iterator[tuple[date, date]]:
-    """Inclusive date ranges of at most 14 days covering since..until."""
-    start = since
-    while start <= until:
-        end = min(start + timedelta(days=_CHANGES_WINDOW_DAYS - 1), until)
-        yield start, end
-        start = end + timedelta(days=1)
-
-
-def iter_tmdb_changes(
-    settings: TmdbSettings,
-    since: date,
-    known: Mapping[int, Movie],
-    stats: SourceStats,
-    *,
-    until: date | None = None,
-) -> Iterator[Movie]:
-    """Yield fresh copies of the `known` movies TMDB reports changed since `since`.
-
-    Walks /movie/changes in windows of at most 14 days (TMDB's limit) up to `until` (default:
-    today, UTC), every page, then re-fetches details for the changed ids that are in `known`
-    (keyed by TMDB id); ids outside the catalog are ignored. The caller merges the yielded
-    movies into its catalog; source ids the known record had from elsewhere are kept. A known
-    movie TMDB no longer has (404) is skipped and counted as `not_found`.
-    """
-    until = until or datetime.now(UTC).date()
-    if since > until:
-        raise ValueError(f"since ({since}) is after until ({until})")
-    changed: dict[int, None] = {}
-    with _Client(settings) as client:
-        for start, end in _windows(since, until):
-            page = 1
-            while True:
-                data = client.get(
-                    "/movie/changes",
-                    {"start_date": start.isoformat(), "end_date": end.isoformat(), "page": page},
-                )
-                results = data.get("results") if isinstance(data, dict) else None
-                if not isinstance(results, list):
-                    raise TmdbError(f"TMDB /movie/changes page {page} has no results list")
-                for item in results:
-                    movie_id = item.get("id") if isinstance(item, dict) else None
-                    if isinstance(movie_id, int) and movie_id in known:
-                        changed[movie_id] = None
-                total_pages = data.get("total_pages")
-                if not isinstance(total_pages, int) or page >= min(total_pages, _MAX_CHANGES_PAGE):
-                    break
-                page += 1
-        for movie_id in changed:
-            result = _fetch_movie(client, movie_id, settings)
-            if not isinstance(result, Movie):
-                stats.skip(result)
-                continue
-            previous = known[movie_id].source_ids
-            if any(k not in result.source_ids for k in previous):
-                result = msgspec.structs.replace(
-                    result, source_ids={**previous, **result.source_ids}
-                )
-            stats.yielded += 1
-            yield result
