@@ -57,8 +57,8 @@ loadtest: setup index ## Locust against a local stack; report into docs/loadtest
 	$(PY) -m loadtests
 
 fmt: setup
-	$(VENV)/bin/ruff format edge model_server index_builder loadtests tests scripts benchmarks
-	$(VENV)/bin/ruff check --fix edge model_server index_builder loadtests tests scripts benchmarks
+	$(VENV)/bin/ruff format moviemind_core edge model_server index_builder devstack loadtests tests scripts benchmarks
+	$(VENV)/bin/ruff check --fix moviemind_core edge model_server index_builder devstack loadtests tests scripts benchmarks
 
 clean:
 	rm -rf var .pytest_cache

@@ -40,8 +40,6 @@ class RankingSettings(msgspec.Struct, frozen=True, kw_only=True):
     w_mood: float = 1.5
     # Bayesian average: a movie's rating is pulled toward the catalog mean by this many votes.
     bayes_votes: float = 20.0
-    # Weight of the free-text mood against the liked movies in the content profile.
-    w_query: float = 0.6
     # Content candidates fetched from the ANN index per wanted result, before filters.
     oversample: int = 20
     # 1.0 = no diversity; lower trades score for variety (maximal marginal relevance).
@@ -97,6 +95,8 @@ class Priors:
                 if bit < 64:
                     bits[row] |= np.uint64(1 << bit)
         self.genres = bits
+        # Rows by the same prior the "no profile" fallback uses, best first: a retrieval source.
+        self.by_prior = np.argsort(-(self.quality + self.popularity), kind="stable")
 
     def genre_mask(self, names: Iterable[str]) -> np.uint64:
         """The bits of the named genres (unknown names match nothing)."""
@@ -212,6 +212,9 @@ def rank(
         for direction in (profile, mood):
             if direction is not None:
                 pool.append(_nearest(bundle, direction, count))
+        if s.w_popularity > 0 or s.w_quality > 0:
+            # Well-liked movies compete even when no vector or neighbour list reached them.
+            pool.append(priors.by_prior[:count])
         rows = np.unique(np.concatenate(pool))
     rows = _admissible(bundle, priors, rows, excluded, filters)
     if len(rows) < k and (use_content or len(c_rows)) and len(rows) < n:
