@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 
@@ -119,6 +120,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
         if raw:
             up[field] = _convert(PREFIX + suffix, raw, kind)
 
+    rank_names = {"RANK_" + field.upper() for field in RankingSettings.__struct_fields__}
+    _reject_unknown(env, {*simple, "CORS_ORIGINS", "UPSTREAMS", *up_fields, *rank_names})
+
     rank: dict[str, object] = {}
     for field in RankingSettings.__struct_fields__:
         name = PREFIX + "RANK_" + field.upper()
@@ -143,6 +147,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
         raise SettingsError(message) from None
     _validate(settings)
     return settings
+
+
+def _reject_unknown(env: Mapping[str, str], known: set[str]) -> None:
+    """A misspelt name would otherwise leave its setting at the default without a word."""
+    for name in sorted(env):
+        if name.startswith(PREFIX) and name[len(PREFIX) :] not in known:
+            close = difflib.get_close_matches(name[len(PREFIX) :], known, n=1)
+            hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+            raise SettingsError(f"unknown setting {name}{hint}")
 
 
 def _validate(s: EdgeSettings) -> None:
