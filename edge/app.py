@@ -340,9 +340,6 @@ def protect(app: ASGIApp, state: EdgeState) -> ASGIApp:
             await app(scope, receive, send)
             return
         path = scope["path"]
-        route = path if not path.startswith("/v1/movies/") else "/v1/movies/{id}"
-        if path.startswith("/static/"):
-            route = "/static"
         start = time.perf_counter()
         status_holder = {"status": 500}
 
@@ -376,19 +373,10 @@ def protect(app: ASGIApp, state: EdgeState) -> ASGIApp:
                     return
             await app(scope, receive, send_wrapper)
         finally:
-            known = route in {
-                "/",
-                "/healthz",
-                "/readyz",
-                "/metrics",
-                "/static",
-                "/v1/recommend",
-                "/v1/search",
-                "/v1/movies",
-                "/v1/movies/{id}",
-            } or route.startswith("/schema")
-            label = route if known else "other"
-            state.metrics.latency.labels(label).observe(time.perf_counter() - start)
-            state.metrics.requests.labels(label, str(status_holder["status"])).inc()
+            # The route's template, never the raw path: a label per path would let anyone grow
+            # the edge's memory and /metrics without limit (e.g. GET /schema/<anything>).
+            route = scope.get("path_template") or "other"
+            state.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            state.metrics.requests.labels(route, str(status_holder["status"])).inc()
 
     return middleware

@@ -62,6 +62,32 @@ def test_no_request_produces_a_server_error(case, fuzz_edge: Server) -> None:
     case.call_and_validate(base_url=fuzz_edge.url, checks=[not_a_server_error], timeout=30)
 
 
+def route_series(url: str) -> set[str]:
+    """The `route` label values of the edge's request metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return {
+        s.labels["route"]
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith("moviemind_edge_request") and "route" in s.labels
+    }
+
+
+def test_metric_series_do_not_grow_with_the_paths_requested(fuzz_edge: Server) -> None:
+    """Labels are route templates: 60 new paths (no API key needed for /schema) add no series."""
+    with httpx.Client(base_url=fuzz_edge.url, timeout=30) as c:
+        for path in ("/schema/probe", "/v1/movies/603", "/static/style.css", "/metrics"):
+            c.get(path)
+        before = route_series(fuzz_edge.url)
+        for i in range(20):
+            c.get(f"/schema/probe-{i}")
+            c.get(f"/v1/movies/{100000 + i}")
+            c.get(f"/static/nothing-{i}.js")
+    after = route_series(fuzz_edge.url)
+    assert after == before, after - before
+    assert not any(str(100000 + i) in r or f"probe-{i}" in r for r in after for i in range(20))
+
+
 def test_the_fuzzed_edge_logged_no_unhandled_error(fuzz_edge: Server) -> None:
     """Runs after the fuzzing (file order): a 5xx hidden behind a 4xx would still be logged."""
     log = fuzz_edge.log_path.read_text(errors="replace")
@@ -77,7 +103,7 @@ def test_the_fuzzed_edge_logged_no_unhandled_error(fuzz_edge: Server) -> None:
                 key = (s.labels["route"], s.labels["status"][0] + "xx")
                 counts[key] = counts.get(key, 0) + s.value
     print("fuzzed requests by route and status class:", dict(sorted(counts.items())))
-    for route in ("/v1/recommend", "/v1/search", "/v1/movies", "/v1/movies/{id}"):
+    for route in ("/v1/recommend", "/v1/search", "/v1/movies", "/v1/movies/{movie_id}"):
         assert (route, "5xx") not in counts, counts
         assert counts.get((route, "2xx"), 0) >= 1, (route, counts)
         assert counts.get((route, "4xx"), 0) >= 1, (route, counts)
