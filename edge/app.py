@@ -15,13 +15,14 @@ import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import File, Stream
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from edge.index_store import IndexStore, Snapshot
 from edge.metrics import EdgeMetrics
+from edge.openapi_doc import fix_schema
 from edge.protection import ApiKeyGuard, RateLimiter
 from edge.service import ApiError, Recommender, movie_out
 from edge.settings import EdgeSettings
@@ -102,6 +103,30 @@ def _on_unexpected(_: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal error")
 
 
+_ERROR_MEANINGS = {
+    400: "Malformed JSON or no body",
+    401: "Missing or wrong API key",
+    404: "Not found (no such movie, or no movie passes the filters)",
+    413: "Body too large",
+    422: "Invalid fields, or only unknown liked titles",
+    429: "Rate limited; see Retry-After",
+    503: "No index loaded yet",
+}
+
+
+def error_specs(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors an operation answers, all in the edge's error shape (so a
+    generated client parses them), besides the 401, 429 and 503 every /v1 operation may give."""
+    return {
+        status: ResponseSpec(
+            data_container=ErrorResponse,
+            description=_ERROR_MEANINGS[status],
+            generate_examples=False,
+        )
+        for status in sorted({*statuses, 401, 429, 503})
+    }
+
+
 def sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
 
@@ -152,7 +177,12 @@ def create_app(
     state = EdgeState(settings, store, Recommender(settings, pool, metrics), metrics)
     tasks: list[asyncio.Task] = []
 
-    @post("/v1/recommend", summary="Recommend movies from liked movies and a mood", status_code=200)
+    @post(
+        "/v1/recommend",
+        summary="Recommend movies from liked movies and a mood",
+        status_code=200,
+        responses=error_specs(400, 404, 413, 422),
+    )
     async def recommend(data: JSONBody[RecommendRequest]) -> Response:
         snap = state.snapshot()
         prepared = state.recommender.prepare(snap, data)
@@ -187,7 +217,7 @@ def create_app(
         yield sse("recommendations", result)
         yield sse("done", {"timings_ms": result.timings_ms, "degraded": result.degraded})
 
-    @get("/v1/search", summary="Semantic search over the catalog")
+    @get("/v1/search", summary="Semantic search over the catalog", responses=error_specs(400, 422))
     async def search(
         q: Annotated[str, Parameter(min_length=1, max_length=500)],
         k: Annotated[int, Parameter(ge=1, le=100)] = 10,
@@ -196,7 +226,7 @@ def create_app(
         results, timings = state.recommender.search(snap, q, k)
         return SearchResponse(results=results, timings_ms=timings)
 
-    @get("/v1/movies/{movie_id:int}", summary="One catalog movie")
+    @get("/v1/movies/{movie_id:int}", summary="One catalog movie", responses=error_specs(404, 422))
     async def movie(movie_id: FromPath[int]) -> MovieDetail:
         snap = state.snapshot()
         m = snap.bundle.movie(movie_id)
@@ -216,7 +246,7 @@ def create_app(
             votes=m.vote_count,
         )
 
-    @get("/v1/movies", summary="Title lookup (autocomplete)")
+    @get("/v1/movies", summary="Title lookup (autocomplete)", responses=error_specs(400, 422))
     async def movies(
         title: Annotated[str, Parameter(min_length=1, max_length=200)],
         limit: Annotated[int, Parameter(ge=1, le=50)] = 10,
@@ -315,6 +345,7 @@ def create_app(
         debug=False,
     )
     app.state.edge = state
+    fix_schema(app)
     return app
 
 
