@@ -135,6 +135,7 @@ CONNECT_TIMEOUT = "connect_timeout"
 HTTP_5XX = "http_5xx"
 HTTP_429 = "http_429"
 HTTP_4XX = "http_4xx"
+HTTP_AUTH = "http_auth"  # 401/403: this upstream does not take our token
 HTTP_STATUS = "http_status"  # anything else that is not 2xx (a redirect: a wrong URL)
 FIRST_TOKEN_TIMEOUT = "first_token_timeout"
 TOTAL_TIMEOUT = "total_timeout"
@@ -150,6 +151,7 @@ REASONS = frozenset(
         HTTP_5XX,
         HTTP_429,
         HTTP_4XX,
+        HTTP_AUTH,
         HTTP_STATUS,
         FIRST_TOKEN_TIMEOUT,
         TOTAL_TIMEOUT,
@@ -484,6 +486,12 @@ class UpstreamPool:
         ):
             up.state = OPEN
             up.opened_at = self._clock()
+            log.warning(
+                "upstream %s taken out of rotation for %g s: %s",
+                up.url,
+                self._settings.breaker_cooldown_s,
+                reason,
+            )
             if self._metrics is not None:
                 self._metrics.breaker_open(up.url)
 
@@ -629,6 +637,12 @@ class UpstreamPool:
             raise _Failed(HTTP_429, f"HTTP 429{extra}: {message}")
         if status >= 500:
             raise _Failed(HTTP_5XX, f"HTTP {status}: {message}")
+        if status in (401, 403):
+            # A wrong or missing token is this upstream's configuration, not the request: fail
+            # over, and let the breaker take it out of rotation until a probe gets through.
+            raise _Failed(
+                HTTP_AUTH, f"HTTP {status} (check MOVIEMIND_EDGE_UPSTREAM_TOKEN): {message}"
+            )
         if 400 <= status < 500:
             raise _Rejected(status, message)
         raise _Failed(HTTP_STATUS, f"HTTP {status}: {message}")
@@ -698,7 +712,13 @@ class UpstreamPool:
                 continue
             except _Rejected as exc:
                 self._no_verdict(up, probe)
-                attempts.append((up.url, f"{HTTP_4XX}: HTTP {exc.status}: {exc.message}"))
+                reason = f"{HTTP_4XX}: HTTP {exc.status}: {exc.message}"
+                # Not the upstream's health, but a bug or a version mismatch someone must see.
+                up.last_error = reason
+                if self._metrics is not None:
+                    self._metrics.failure(up.url, HTTP_4XX)
+                log.warning("upstream %s rejected the request: %s", up.url, reason)
+                attempts.append((up.url, reason))
                 raise UpstreamUnavailable(
                     f"upstream {up.url} rejected the request (HTTP {exc.status}): {exc.message}",
                     attempts,

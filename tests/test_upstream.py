@@ -252,9 +252,32 @@ async def test_4xx_is_not_failed_over(stubs):
         assert "messages must not be empty" in str(info.value)
         assert [kind(r) for _, r in info.value.attempts] == ["http_4xx"]
         assert second.chat_requests == []
-        # Our own bad request says nothing about the upstream's health.
+        # Our own bad request says nothing about the upstream's health, but it is visible.
         assert pool.status()[0]["consecutive_failures"] == 0
-        assert metrics.failures == [] and metrics.failovers == []
+        assert "messages must not be empty" in pool.status()[0]["last_error"]
+        assert metrics.failures == [(first.url, "http_4xx")] and metrics.failovers == []
+    finally:
+        await pool.aclose()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_rejected_token_is_counted_logged_and_failed_over(stubs, caplog, status):
+    wrong = stubs(Status(status, "invalid token"))
+    good = stubs(Stream(["B"]))
+    metrics = RecordingMetrics()
+    pool = UpstreamPool(settings(wrong.url, good.url, breaker_failures=2), metrics)
+    try:
+        for _ in range(2):
+            assert text_of(await collect(pool)) == "B"
+        assert metrics.failures == [(wrong.url, "http_auth")] * 2
+        assert metrics.opened == [wrong.url]
+        first = pool.status()[0]
+        assert first["state"] == "open" and f"HTTP {status}" in first["last_error"]
+        assert "MOVIEMIND_EDGE_UPSTREAM_TOKEN" in first["last_error"]
+        assert any(wrong.url in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+        # Out of rotation: the next request goes straight to the good one.
+        await collect(pool)
+        assert len(wrong.chat_requests) == 2
     finally:
         await pool.aclose()
 
