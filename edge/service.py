@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -131,25 +132,36 @@ class Recommender:
         self.upstream = upstream
         self.metrics = metrics
         self._counter: TokenCounter | None = None
+        self._counter_fetch: asyncio.Task[None] | None = None
 
-    async def token_counter(self) -> TokenCounter:
-        """The model's own tokenizer when the upstream serves it; an estimate otherwise."""
+    async def token_counter(self, *, wait: bool = False) -> TokenCounter:
+        """The model's own tokenizer once the upstream has served it; an estimate until then.
+
+        A request never waits for the tokenizer (an upstream that hangs would hold every request
+        behind the fetch): it starts or joins one fetch in the background and counts with the
+        estimate meanwhile. `wait=True` (start-up priming) waits for that fetch.
+        """
         if self._counter is None:
-            try:
-                raw = await self.upstream.tokenizer_json()
-            except Exception:
-                raw = None
-            if raw:
-                self._counter = HFCounter(raw)
-            else:
-                return ApproxCounter()  # ask again next time: the upstream may come back
-        return self._counter
+            if self._counter_fetch is None or self._counter_fetch.done():
+                self._counter_fetch = asyncio.create_task(self._fetch_counter())
+            if wait:
+                await asyncio.shield(self._counter_fetch)
+        return self._counter or ApproxCounter()
+
+    async def _fetch_counter(self) -> None:
+        try:
+            raw = await self.upstream.tokenizer_json()
+        except Exception as exc:  # the estimate is a working fallback; say why it is in use
+            log.warning("no tokenizer from the model servers: %s: %s", type(exc).__name__, exc)
+            return
+        if raw:
+            self._counter = HFCounter(raw)
 
     async def prime_prefix(self) -> int:
         """Put the fixed start of every prompt into each model server's prefix cache, so the
         first user's request is as fast as the rest; returns how many servers took it."""
         try:
-            counter = await self.token_counter()
+            counter = await self.token_counter(wait=True)
             k = RecommendRequest().k  # the request line is part of the prefix: prime the default
             prompt = build_prompt([], "", [], k, counter, self.settings.prompt_tokens)
             primed = await self.upstream.prime(prompt.messages)

@@ -439,7 +439,7 @@ class UpstreamPool:
             self._headers["Authorization"] = f"Bearer {settings.token}"
         self._tokenizer: bytes | None = None
         self._tokenizer_known = False
-        self._tokenizer_lock = asyncio.Lock()
+        self._tokenizer_fetch: asyncio.Task[bytes | None] | None = None
 
     # ---- breaker ---------------------------------------------------------------------------
 
@@ -813,35 +813,56 @@ class UpstreamPool:
         )
 
     async def tokenizer_json(self) -> bytes | None:
-        """The model's HF tokenizer.json from GET {url}/v1/tokenizer, first healthy upstream first.
+        """The model's HF tokenizer.json from GET {url}/v1/tokenizer, in upstream order.
 
         None if no upstream offers it. A result is cached; a None is cached only when every
         upstream answered (so an outage at start-up does not hide the tokenizer forever).
+        Concurrent callers share one fetch instead of queueing for their own.
         """
-        async with self._tokenizer_lock:
-            if self._tokenizer_known:
+        if self._tokenizer_known:
+            return self._tokenizer
+        if self._tokenizer_fetch is None or self._tokenizer_fetch.done():
+            self._tokenizer_fetch = asyncio.create_task(self._fetch_tokenizer())
+        # shield: one caller going away must not cancel the fetch the others wait for.
+        return await asyncio.shield(self._tokenizer_fetch)
+
+    async def _fetch_tokenizer(self) -> bytes | None:
+        """One pass over the upstreams, through their breakers (an open one is not asked)."""
+        all_answered = True
+        budget = self._settings.connect_timeout_s + self._settings.first_token_timeout_s
+        for up in self._upstreams:
+            probe = self._admit(up, self._clock())
+            if probe is None:
+                all_answered = False
+                continue
+            try:
+                async with asyncio.timeout(budget):
+                    resp = await self._client.get(up.tokenizer_url, headers=self._headers)
+            except TimeoutError:
+                reason = f"{FIRST_TOKEN_TIMEOUT}: GET /v1/tokenizer: no answer in {budget:g} s"
+                self._failed(up, probe, FIRST_TOKEN_TIMEOUT, reason)
+                all_answered = False
+                continue
+            except httpx.HTTPError as exc:
+                reason = f"GET /v1/tokenizer: {exc or type(exc).__name__}"
+                kind = CONNECT_TIMEOUT if isinstance(exc, httpx.ConnectTimeout) else CONNECT_ERROR
+                self._failed(up, probe, kind, f"{kind}: {reason}")
+                all_answered = False
+                continue
+            if resp.status_code in (401, 403, 429) or resp.status_code >= 500:
+                kind = {401: HTTP_AUTH, 403: HTTP_AUTH, 429: HTTP_429}.get(
+                    resp.status_code, HTTP_5XX
+                )
+                self._failed(up, probe, kind, f"{kind}: GET /v1/tokenizer: HTTP {resp.status_code}")
+                all_answered = False
+                continue
+            self._succeeded(up, probe)  # it answered: alive, whether or not it has a tokenizer
+            if resp.is_success and resp.content:
+                self._tokenizer, self._tokenizer_known = resp.content, True
                 return self._tokenizer
-            # Healthy ones first, but a fleet with every breaker open is still asked.
-            order = [u for u in self._upstreams if u.state == CLOSED] + [
-                u for u in self._upstreams if u.state != CLOSED
-            ]
-            all_answered = True
-            budget = self._settings.connect_timeout_s + self._settings.first_token_timeout_s
-            for up in order:
-                try:
-                    async with asyncio.timeout(budget):
-                        resp = await self._client.get(up.tokenizer_url, headers=self._headers)
-                except (TimeoutError, httpx.HTTPError):
-                    all_answered = False
-                    continue
-                if resp.is_success and resp.content:
-                    self._tokenizer, self._tokenizer_known = resp.content, True
-                    return self._tokenizer
-                if resp.status_code == 429 or resp.status_code >= 500:
-                    all_answered = False
-            if all_answered:
-                self._tokenizer_known = True
-            return None
+        if all_answered:
+            self._tokenizer_known = True
+        return None
 
     async def prime(self, messages: list[dict], patience_s: float = 120.0) -> int:
         """Send `messages` once to every upstream (one answer token, not streamed) so each model
@@ -901,5 +922,7 @@ class UpstreamPool:
         return out
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Stop a tokenizer fetch in flight and close every pooled connection."""
+        if self._tokenizer_fetch is not None:
+            self._tokenizer_fetch.cancel()
         await self._client.aclose()

@@ -6,10 +6,17 @@ is exercised by the integration tests.
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import anyio
 import msgspec
 import pytest
 
+from edge.metrics import EdgeMetrics
+from edge.prompt import ApproxCounter, HFCounter
+from edge.service import Recommender
+from edge.settings import EdgeSettings
 from edge.sse import SSEDecoder, SSEError
 from edge.upstream import (
     REASONS,
@@ -26,6 +33,14 @@ from tests.openai_stub import Garbage, Hang, OpenAIStub, Status, Stream, blackho
 
 pytestmark = pytest.mark.anyio
 
+# The smallest tokenizer.json the `tokenizers` library loads: a word-level vocabulary.
+TOKENIZER_JSON = json.dumps(
+    {
+        "version": "1.0",
+        "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "movie": 1}, "unk_token": "[UNK]"},
+        "pre_tokenizer": {"type": "Whitespace"},
+    }
+).encode()
 MESSAGES = [{"role": "system", "content": "You pick movies."}, {"role": "user", "content": "Hi"}]
 
 
@@ -462,6 +477,58 @@ async def test_all_breakers_open_fails_fast_without_contact(stubs):
 
 
 # ---- tokenizer ---------------------------------------------------------------------------------
+
+
+async def test_concurrent_tokenizer_callers_share_one_fetch_through_the_breaker(stubs):
+    """Five callers against a hung upstream: one fetch, not five queued ones; a failed fetch
+    counts toward the breaker, and an open breaker is not asked again."""
+    metrics = RecordingMetrics()
+    with blackhole() as hung:
+        pool = UpstreamPool(settings(hung, connect_timeout_s=1.0, breaker_failures=1), metrics)
+        try:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            ends: list[float] = []
+
+            async def one() -> bytes | None:
+                try:
+                    return await pool.tokenizer_json()
+                finally:
+                    ends.append(loop.time() - t0)
+
+            assert await asyncio.gather(*(one() for _ in range(5))) == [None] * 5
+            assert max(ends) < 1.8 and max(ends) - min(ends) < 0.2, ends
+            assert metrics.failures == [(hung, "connect_timeout")]
+            assert pool.status()[0]["state"] == "open"
+            t1 = loop.time()
+            assert await pool.tokenizer_json() is None
+            assert loop.time() - t1 < 0.1  # skipped: its breaker is open
+        finally:
+            await pool.aclose()
+
+
+async def test_requests_never_wait_for_the_tokenizer(stubs):
+    """The recommender counts with the estimate while the (hung) fetch runs in the background."""
+    with blackhole() as hung:
+        pool = UpstreamPool(settings(hung, connect_timeout_s=2.0))
+        rec = Recommender(EdgeSettings(), pool, EdgeMetrics())
+        try:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            counters = await asyncio.gather(*(rec.token_counter() for _ in range(5)))
+            assert loop.time() - t0 < 0.2
+            assert all(isinstance(c, ApproxCounter) for c in counters)
+        finally:
+            await pool.aclose()
+    tok = stubs(Stream(), tokenizer=TOKENIZER_JSON)
+    pool = UpstreamPool(settings(tok.url))
+    rec = Recommender(EdgeSettings(), pool, EdgeMetrics())
+    try:
+        assert isinstance(await rec.token_counter(wait=True), HFCounter)
+        assert isinstance(await rec.token_counter(), HFCounter)
+        assert tok.count("/v1/tokenizer") == 1
+    finally:
+        await pool.aclose()
 
 
 async def test_tokenizer_json_from_first_upstream_that_has_it(stubs):
