@@ -37,6 +37,7 @@ from edge.wire import (
     RecommendRequest,
     SearchResponse,
 )
+from moviemind_core.disconnect import ClientGone, cancel_on_disconnect
 
 log = logging.getLogger("moviemind.edge")
 STATIC = Path(__file__).parent / "static"
@@ -183,11 +184,17 @@ def create_app(
         status_code=200,
         responses=error_specs(400, 404, 413, 422),
     )
-    async def recommend(data: JSONBody[RecommendRequest]) -> Response:
+    async def recommend(request: Request, data: JSONBody[RecommendRequest]) -> Response:
         snap = state.snapshot()
         prepared = state.recommender.prepare(snap, data)
         if not data.stream:
-            result = await state.recommender.recommend(prepared)
+            try:
+                # Closing the upstream stream on a hang-up tells the model server to stop.
+                async with cancel_on_disconnect(request.receive):
+                    result = await state.recommender.recommend(prepared)
+            except ClientGone:
+                state.metrics.client_gone.inc()
+                return error_response(400, "client_disconnected", "the client hung up")
             return Response(msgspec.json.encode(result), media_type="application/json")
         return Stream(
             _stream(prepared),
