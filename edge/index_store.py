@@ -11,6 +11,7 @@ from pathlib import Path
 from edge.titles import TitleIndex
 from moviemind_core.bundle import Bundle, BundleError, read_manifest
 from moviemind_core.embedder import Embedder, EmbedderError
+from moviemind_core.embedder import read_manifest as read_model_manifest
 from moviemind_core.ranking import Priors
 from moviemind_core.storage import S3Settings, download_bundle, parse_s3_url, read_latest
 
@@ -65,10 +66,19 @@ class IndexStore:
         return self.source.startswith("s3://")
 
     def _embedder(self, variant: str) -> Embedder:
-        if variant not in self._embedders:
+        """The query embedder for `variant`, rebuilt when the model directory holds a new export.
+
+        The manifest is re-read on every bundle load (a small JSON file), so models updated in
+        place are used for the next bundle instead of having it rejected until a restart.
+        """
+        on_disk = read_model_manifest(self.model_dir)
+        cached = self._embedders.get(variant)
+        if cached is None or cached.manifest != on_disk:
             self._embedders[variant] = Embedder(
-                self.model_dir, variant=variant, threads=self.embed_threads
-            )  # type: ignore[arg-type]
+                self.model_dir,
+                variant=variant,  # type: ignore[arg-type]
+                threads=self.embed_threads,
+            )
         return self._embedders[variant]
 
     def _locate(self) -> tuple[str, Path] | None:
