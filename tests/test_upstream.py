@@ -404,9 +404,8 @@ async def test_breaker_opens_skips_then_probe_closes_it(stubs):
     metrics = RecordingMetrics()
     clock = FakeClock()
     pool = UpstreamPool(
-        settings(bad.url, good.url, breaker_failures=2, breaker_cooldown_s=15), metrics
+        settings(bad.url, good.url, breaker_failures=2, breaker_cooldown_s=15), metrics, clock=clock
     )
-    pool._clock = clock
     try:
         for _ in range(2):
             assert (await collect(pool))[0].url == good.url
@@ -443,9 +442,8 @@ async def test_failed_probe_reopens_the_breaker(stubs):
     metrics = RecordingMetrics()
     clock = FakeClock()
     pool = UpstreamPool(
-        settings(bad.url, good.url, breaker_failures=1, breaker_cooldown_s=10), metrics
+        settings(bad.url, good.url, breaker_failures=1, breaker_cooldown_s=10), metrics, clock=clock
     )
-    pool._clock = clock
     try:
         await collect(pool)
         clock.now += 10
@@ -463,8 +461,7 @@ async def test_failed_probe_reopens_the_breaker(stubs):
 async def test_all_breakers_open_fails_fast_without_contact(stubs):
     bad = stubs(Status(500))
     clock = FakeClock()
-    pool = UpstreamPool(settings(bad.url, breaker_failures=1, breaker_cooldown_s=10))
-    pool._clock = clock
+    pool = UpstreamPool(settings(bad.url, breaker_failures=1, breaker_cooldown_s=10), clock=clock)
     try:
         with pytest.raises(UpstreamUnavailable):
             await collect(pool)
@@ -527,6 +524,32 @@ async def test_requests_never_wait_for_the_tokenizer(stubs):
         assert isinstance(await rec.token_counter(wait=True), HFCounter)
         assert isinstance(await rec.token_counter(), HFCounter)
         assert tok.count("/v1/tokenizer") == 1
+    finally:
+        await pool.aclose()
+
+
+async def test_priming_goes_through_the_breaker(stubs, monkeypatch):
+    """A model server still loading (503) counts a failure and opens its breaker; priming asks
+    again when the breaker admits a probe, and the probe's success closes it."""
+    monkeypatch.setattr("edge.upstream.pool.PRIME_RETRY_S", 0.05)
+    stub = stubs(Stream(["x"]))
+    stub.script(Status(503, "loading"))
+    metrics = RecordingMetrics()
+    clock = FakeClock()
+    pool = UpstreamPool(
+        settings(stub.url, breaker_failures=1, breaker_cooldown_s=10), metrics, clock=clock
+    )
+    try:
+        priming = asyncio.create_task(pool.prime(MESSAGES, patience_s=10))
+        while not metrics.opened:
+            await asyncio.sleep(0.01)
+        assert pool.status()[0]["state"] == "open"
+        await asyncio.sleep(0.2)
+        assert len(stub.chat_requests) == 1  # not asked while its breaker is open
+        clock.now += 10
+        assert await priming == 1
+        assert metrics.failures == [(stub.url, "http_5xx")]
+        assert pool.status()[0]["state"] == "closed"
     finally:
         await pool.aclose()
 
@@ -606,8 +629,7 @@ def test_sse_decoder_flush_and_limits():
 async def test_probe_without_verdict_lets_the_next_request_probe(stubs):
     bad = stubs(Status(500))
     clock = FakeClock()
-    pool = UpstreamPool(settings(bad.url, breaker_failures=1, breaker_cooldown_s=10))
-    pool._clock = clock
+    pool = UpstreamPool(settings(bad.url, breaker_failures=1, breaker_cooldown_s=10), clock=clock)
     try:
         with pytest.raises(UpstreamUnavailable):
             await collect(pool)
@@ -632,9 +654,9 @@ async def test_only_one_probe_at_a_time(stubs):
     pool = UpstreamPool(
         settings(
             bad.url, good.url, breaker_failures=1, breaker_cooldown_s=10, first_token_timeout_s=1.0
-        )
+        ),
+        clock=clock,
     )
-    pool._clock = clock
     try:
         await collect(pool)
         clock.now += 10
