@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
 from edge.grounding import Pick, ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
@@ -36,19 +37,6 @@ from edge.wire import (
 )
 from moviemind_core.catalog import Movie, lookup_key
 from moviemind_core.ranking import RankingSettings, Scored, rank, taste_profile
-
-
-class ApiError(Exception):
-    """An error with an HTTP status, a stable type and a message safe to show a client."""
-
-    def __init__(
-        self, status: int, type_: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type_
-        self.message = message
-        self.headers = headers or {}
 
 
 def ms(seconds: float) -> float:
@@ -237,18 +225,12 @@ class Recommender:
         query = req.query.strip()
         if not liked and not query:
             if unresolved:
-                raise ApiError(
-                    422,
-                    "unresolved_titles",
+                raise UnresolvedTitles(
                     "none of the liked movies are in the catalog: "
                     + ", ".join(repr(u) for u in unresolved[:10])
                     + "; look titles up with GET /v1/movies?title=",
                 )
-            raise ApiError(
-                422,
-                "validation_error",
-                "name at least one liked movie (liked or liked_ids) or a query",
-            )
+            raise NothingToGoOn("name at least one liked movie (liked or liked_ids) or a query")
         t0 = time.perf_counter()
         qvec = snap.embedder.embed_one(query) if query else None
         t1 = time.perf_counter()
@@ -264,7 +246,7 @@ class Recommender:
             self.metrics.embed.observe(t1 - t0)
         self.metrics.search.observe(t2 - t1)
         if not ranked:
-            raise ApiError(404, "no_candidates", "no movie in the catalog passes these filters")
+            raise NoCandidates("no movie in the catalog passes these filters")
         timings = Timings(embed=ms(t1 - t0) if query else 0.0, search=ms(t2 - t1))
         return Prepared(
             snap, req, liked, resolved, unresolved, ranked, timings, started, liked_vectors

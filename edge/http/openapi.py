@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Reference, Schema
 
 from edge.wire import (
@@ -41,6 +42,30 @@ _SSE_EVENT = {
         "data": {"type": "string", "contentMediaType": "application/json"},
     },
 }
+
+
+_ERROR_MEANINGS = {
+    400: "Malformed JSON or no body",
+    401: "Missing or wrong API key",
+    404: "Not found (no such movie, or no movie passes the filters)",
+    413: "Body too large",
+    422: "Invalid fields, or only unknown liked titles",
+    429: "Rate limited; see Retry-After",
+    503: "No index loaded yet",
+}
+
+
+def error_specs(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors an operation answers, all in the edge's error shape (so a
+    generated client parses them), besides the 401, 429 and 503 every /v1 operation may give."""
+    return {
+        status: ResponseSpec(
+            data_container=ErrorResponse,
+            description=_ERROR_MEANINGS[status],
+            generate_examples=False,
+        )
+        for status in sorted({*statuses, 401, 429, 503})
+    }
 
 
 @dataclass
