@@ -29,25 +29,20 @@ class UpstreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     ca_file: str | None = None
 
     def __post_init__(self) -> None:
-        """Raise ValueError with one clear line if a value is unusable.
-
-        msgspec runs this on construction and on `msgspec.convert` (where it surfaces as a
-        ValidationError carrying the same line), so bad env settings fail at start.
-        """
+        """Raise ValueError "field: why" if a value is unusable (also when built in code, where
+        msgspec does not check the Meta constraints)."""
         if not self.urls:
-            raise ValueError("upstream urls: at least one model server URL is required")
+            raise ValueError("urls: at least one model server URL is required")
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"upstream url {url!r} must start with http:// or https://")
+                raise ValueError(f"urls: {url!r} must start with http:// or https://")
         for name in ("connect_timeout_s", "first_token_timeout_s", "total_timeout_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"upstream {name} must be > 0, got {getattr(self, name)!r}")
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)!r}")
         if self.breaker_failures < 1:
-            raise ValueError(f"upstream breaker_failures must be >= 1, got {self.breaker_failures}")
+            raise ValueError(f"breaker_failures: must be >= 1, got {self.breaker_failures}")
         if self.breaker_cooldown_s < 0:
-            raise ValueError(
-                f"upstream breaker_cooldown_s must be >= 0, got {self.breaker_cooldown_s}"
-            )
+            raise ValueError(f"breaker_cooldown_s: must be >= 0, got {self.breaker_cooldown_s}")
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext | bool:
