@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.titles import TitleIndex
@@ -26,7 +25,6 @@ class Snapshot:
     priors: Priors
     titles: TitleIndex
     embedder: Embedder  # embeds queries; may be a faster variant than the documents'
-    loaded_at: float = field(default_factory=time.time)
 
     @property
     def version(self) -> str:
