@@ -38,3 +38,10 @@ def test_python_m_edge_exits_2_on_an_unknown_setting() -> None:
     assert done.returncode == 2, done.stderr
     assert "unknown setting MOVIEMIND_EDGE_PROT" in done.stderr
     assert "MOVIEMIND_EDGE_PORT" in done.stderr
+
+
+def test_a_misspelt_object_storage_setting_is_rejected() -> None:
+    with pytest.raises(SettingsError, match="unknown setting MOVIEMIND_S3_ENDPONT"):
+        load_settings({"MOVIEMIND_S3_ENDPONT": "https://us-east-1.linodeobjects.com"})
+    s = load_settings({"MOVIEMIND_S3_ENDPOINT": "http://127.0.0.1:9000"})
+    assert s.s3.endpoint == "http://127.0.0.1:9000" and s.s3.region == "us-east-1"
