@@ -4,7 +4,7 @@ A dedicated edge on the sample index whose only upstream is a closed port: `/v1/
 with `explain: true` then degrades at once (one refused connection opens the breaker) instead
 of waiting on a model, so every generated request is answered in milliseconds.
 
-schemathesis runs as its CLI (`--checks all`, settings in tests/schemathesis.toml) against the
+schemathesis runs as its CLI (`--checks all`, settings in tests/integration/schemathesis.toml) against the
 live edge's /schema/openapi.json; the first test proves that document is the one the app builds.
 """
 
@@ -59,7 +59,7 @@ def test_schemathesis_finds_nothing_with_every_check(fuzz_edge: Server, tmp_path
         [
             str(Path(sys.executable).parent / "schemathesis"),
             "--config-file",
-            str(ROOT / "tests" / "schemathesis.toml"),
+            str(ROOT / "tests" / "integration" / "schemathesis.toml"),
             "run",
             f"{fuzz_edge.url}/schema/openapi.json",
             "--checks",
