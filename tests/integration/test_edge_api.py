@@ -1,146 +1,22 @@
 """The edge's HTTP API against real servers on loopback: the sample index (9,061 movies) and the
-real SmolLM2 model server.
-
-- `edge` (session fixture): default settings; everything that needs no model answer.
-- `model_edge`: a second edge on the same model server, patient with it (this 2-core machine is
-  shared and a 135M model's prefill can take seconds under load) and protected by an API key and
-  a CORS origin, so the protection tests need no third edge.
-- `limited_edge`: rate limit 30/minute, its upstream a closed port.
+real SmolLM2 model server. Errors and protection: test_edge_errors.py; fixtures: conftest.py.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import Server, free_port, start_edge
+from tests.support.edge_api import (
+    assert_error,
+    in_catalog,
+    metrics,
+    read_sse,
+    recommend,
+    sample_value,
+)
 
 pytestmark = pytest.mark.slow
-
-KEY = "test-key-3f9a"
-ORIGIN = "http://moviemind.test"
-PATIENT = {
-    "MOVIEMIND_EDGE_FIRST_TOKEN_TIMEOUT_S": "120",
-    "MOVIEMIND_EDGE_TOTAL_TIMEOUT_S": "240",
-    # A small prompt keeps the model's prefill short on a busy machine; k is small here too.
-    "MOVIEMIND_EDGE_PROMPT_TOKENS": "192",
-}
-
-
-# ---------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def api(edge: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=edge.url, timeout=60) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def model_edge(logs: Path, sample_index: Path, model_server: Server) -> Iterator[Server]:
-    s = start_edge(
-        logs,
-        [model_server.url],
-        index=str(sample_index),
-        MOVIEMIND_EDGE_API_KEY=KEY,
-        MOVIEMIND_EDGE_CORS_ORIGINS=f"{ORIGIN},http://other.test",
-        **PATIENT,
-    )
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def keyed(model_edge: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=model_edge.url, timeout=300, headers={"X-API-Key": KEY}) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def limited_edge(logs: Path, sample_index: Path) -> Iterator[Server]:
-    s = start_edge(
-        logs,
-        [f"http://127.0.0.1:{free_port()}"],
-        index=str(sample_index),
-        MOVIEMIND_EDGE_RATE_LIMIT_PER_MINUTE="30",
-    )
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-# ----------------------------------------------------------------------------------- helpers
-
-
-def assert_error(
-    r: httpx.Response, status: int | tuple[int, ...], type_: str | None = None
-) -> dict:
-    """The error contract: the status, {"error": {"type", "message"}}, and no internals."""
-    statuses = (status,) if isinstance(status, int) else status
-    assert r.status_code in statuses, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"type", "message"}, body
-    assert isinstance(body["error"]["type"], str) and body["error"]["type"]
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    for leak in ("Traceback", "/work/", "site-packages", '.py"', 'File "'):
-        assert leak not in r.text, r.text
-    if type_ is not None:
-        assert body["error"]["type"] == type_, body
-    return body["error"]
-
-
-def metrics(client: httpx.Client) -> dict[str, list]:
-    """Prometheus families by name -> samples."""
-    r = client.get("/metrics")
-    assert r.status_code == 200
-    return {f.name: f.samples for f in text_string_to_metric_families(r.text)}
-
-
-def sample_value(families: dict[str, list], sample: str, **labels: str) -> float:
-    for family in families.values():
-        for s in family:
-            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
-
-
-def read_sse(r: httpx.Response) -> list[tuple[str, dict]]:
-    """(event, data) pairs of a text/event-stream response, in order."""
-    events: list[tuple[str, dict]] = []
-    event, data = "message", []
-    for line in r.iter_lines():
-        if line == "":
-            if data:
-                events.append((event, json.loads("\n".join(data))))
-            event, data = "message", []
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-    if data:
-        events.append((event, json.loads("\n".join(data))))
-    return events
-
-
-def in_catalog(client: httpx.Client, ids: list[int]) -> None:
-    for movie_id in ids:
-        r = client.get(f"/v1/movies/{movie_id}")
-        assert r.status_code == 200, (movie_id, r.text)
-        assert r.json()["id"] == movie_id
-
-
-def recommend(client: httpx.Client, **body) -> httpx.Response:
-    return client.post("/v1/recommend", json=body)
 
 
 # ------------------------------------------------------------------------- search and lookup
@@ -335,103 +211,6 @@ def test_stream_events_in_order_and_grounded(keyed: httpx.Client) -> None:
     in_catalog(keyed, recs)
 
 
-# -------------------------------------------------------------------------------- bad inputs
-
-
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"liked": ["Troy"], "bogus": 1}, "bogus"),
-        ({"liked": ["Troy"], "k": 0}, "k"),
-        ({"liked": ["Troy"], "k": 51}, "k"),
-        ({"liked": ["Troy"], "k": "five"}, "k"),
-        ({"liked": ["Troy"], "k": 2.5}, "k"),
-        ({"liked": "Troy"}, "liked"),
-        ({"liked": [1, 2]}, "liked"),
-        ({"liked": [""]}, "liked"),
-        ({"liked": ["Troy"] * 51}, "liked"),
-        ({"liked_ids": [-1]}, "liked_ids"),
-        ({"liked": ["Troy"], "explain": "yes"}, "explain"),
-        ({"liked": ["Troy"], "query": "x" * 1001}, "query"),
-        ({"liked": ["Troy"], "filters": {"year_min": "nineties"}}, "year_min"),
-        ({"liked": ["Troy"], "filters": {"genres_none": "Drama"}}, "genres_none"),
-        ({"liked": ["Troy"], "filters": {"nope": 1}}, "nope"),
-        ({"liked": ["Troy"], "filters": []}, "filters"),
-    ],
-)
-def test_invalid_recommend_bodies_are_422_naming_the_field(
-    api: httpx.Client, body: dict, field: str
-) -> None:
-    err = assert_error(recommend(api, **body), 422, "validation_error")
-    assert field in err["message"], err
-
-
-@pytest.mark.parametrize(
-    "raw", [b'{"liked": [', b"{bad json}", b"\xff\xfe", b"[]", b"null", b"42", b""]
-)
-def test_bodies_that_are_not_a_json_object(api: httpx.Client, raw: bytes) -> None:
-    r = api.post("/v1/recommend", content=raw, headers={"content-type": "application/json"})
-    assert_error(r, (400, 422))
-
-
-def test_malformed_json_is_400(api: httpx.Client) -> None:
-    r = api.post(
-        "/v1/recommend", content=b'{"liked": ["Troy"', headers={"content-type": "application/json"}
-    )
-    assert_error(r, 400)
-
-
-def test_nothing_to_go_on_is_422(api: httpx.Client) -> None:
-    assert_error(recommend(api), 422, "validation_error")
-    assert_error(recommend(api, query="   "), 422, "validation_error")
-
-
-def test_only_unknown_titles_is_422_unresolved_titles(api: httpx.Client) -> None:
-    err = assert_error(
-        recommend(api, liked=["Qqzzxv Unknown", "Zzyzx Nothing"]), 422, "unresolved_titles"
-    )
-    assert "Qqzzxv Unknown" in err["message"]
-    assert_error(recommend(api, liked_ids=[999999999]), 422, "unresolved_titles")
-
-
-def test_body_over_the_limit_is_413(api: httpx.Client) -> None:
-    big = json.dumps({"liked": ["Troy"], "query": "x" * (70 * 1024)}).encode()
-    r = api.post("/v1/recommend", content=big, headers={"content-type": "application/json"})
-    assert_error(r, 413)
-
-
-def test_filters_nothing_passes(api: httpx.Client) -> None:
-    r = recommend(api, liked=["Troy"], explain=False, filters={"year_min": 2100})
-    assert_error(r, (404, 422))
-
-
-@pytest.mark.parametrize(
-    ("path", "params", "status"),
-    [
-        ("/v1/search", {}, 422),
-        ("/v1/search", {"q": ""}, 422),
-        ("/v1/search", {"q": "x", "k": "0"}, 422),
-        ("/v1/search", {"q": "x", "k": "101"}, 422),
-        ("/v1/search", {"q": "x", "k": "ten"}, 422),
-        ("/v1/search", {"q": "x" * 501}, 422),
-        ("/v1/movies", {}, 422),
-        ("/v1/movies", {"title": "heat", "limit": "0"}, 422),
-        ("/no/such/route", {}, 404),
-    ],
-)
-def test_bad_queries(api: httpx.Client, path: str, params: dict, status: int) -> None:
-    err = assert_error(api.get(path, params=params), status)
-    if "k" in params:
-        assert "k" in err["message"]
-    if path == "/v1/search" and not params:
-        assert "q" in err["message"]
-
-
-def test_wrong_method_is_405(api: httpx.Client) -> None:
-    assert_error(api.delete("/v1/search", params={"q": "x"}), 405)
-    assert_error(api.get("/v1/recommend"), 405)
-
-
 # ------------------------------------------------------------------------------- operations
 
 
@@ -478,91 +257,6 @@ def test_metrics_has_latency_embed_and_search_histograms(api: httpx.Client) -> N
         "moviemind_edge_rate_limited",
     ):
         assert family in fams, family
-
-
-# ------------------------------------------------------------------------------- protection
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "kwargs"),
-    [
-        ("GET", "/v1/search", {"params": {"q": "heist"}}),
-        ("GET", "/v1/movies", {"params": {"title": "heat"}}),
-        ("GET", "/v1/movies/1", {}),
-        ("POST", "/v1/recommend", {"json": {"liked": ["Heat"], "explain": False}}),
-    ],
-)
-def test_api_key_required(model_edge: Server, method: str, path: str, kwargs: dict) -> None:
-    with httpx.Client(base_url=model_edge.url, timeout=60) as c:
-        assert_error(c.request(method, path, **kwargs), 401, "unauthorized")
-        assert_error(c.request(method, path, headers={"X-API-Key": "wrong"}, **kwargs), 401)
-        assert_error(
-            c.request(method, path, headers={"Authorization": f"Bearer {KEY}x"}, **kwargs), 401
-        )
-        assert c.request(method, path, headers={"X-API-Key": KEY}, **kwargs).status_code == 200
-        assert (
-            c.request(
-                method, path, headers={"Authorization": f"Bearer {KEY}"}, **kwargs
-            ).status_code
-            == 200
-        )
-
-
-def test_probes_and_schema_need_no_key(model_edge: Server) -> None:
-    with httpx.Client(base_url=model_edge.url, timeout=60) as c:
-        assert c.get("/healthz").status_code == 200
-        assert c.get("/readyz").status_code == 200
-        assert c.get("/metrics").status_code == 200
-        assert c.get("/schema/openapi.json").status_code == 200
-
-
-def test_cors_allows_the_configured_origins_only(model_edge: Server) -> None:
-    with httpx.Client(base_url=model_edge.url, timeout=60, headers={"X-API-Key": KEY}) as c:
-        r = c.get("/v1/search", params={"q": "heist"}, headers={"Origin": ORIGIN})
-        assert r.status_code == 200
-        assert r.headers.get("access-control-allow-origin") == ORIGIN
-        r = c.get("/v1/search", params={"q": "heist"}, headers={"Origin": "http://evil.test"})
-        assert "access-control-allow-origin" not in r.headers
-        # A browser's preflight carries no API key; it must still be answered.
-        pre = httpx.options(
-            model_edge.url + "/v1/recommend",
-            headers={
-                "Origin": ORIGIN,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type, x-api-key",
-            },
-        )
-        assert pre.status_code in (200, 204)
-        assert pre.headers.get("access-control-allow-origin") == ORIGIN
-        assert "x-api-key" in pre.headers.get("access-control-allow-headers", "").lower()
-    # The 401 a browser gets without a key is readable by the page (it carries the CORS header).
-    r = httpx.get(model_edge.url + "/v1/search", params={"q": "x"}, headers={"Origin": ORIGIN})
-    assert r.status_code == 401 and r.headers.get("access-control-allow-origin") == ORIGIN
-
-
-def test_rate_limit_answers_429_with_retry_after(limited_edge: Server) -> None:
-    with httpx.Client(base_url=limited_edge.url, timeout=60) as c:
-        statuses = []
-        limited = None
-        for _ in range(15):
-            r = c.get("/v1/movies", params={"title": "heat"})
-            statuses.append(r.status_code)
-            if r.status_code == 429:
-                limited = r
-                break
-        assert statuses[0] == 200
-        assert limited is not None, statuses
-        assert_error(limited, 429, "rate_limited")
-        assert int(limited.headers["retry-after"]) >= 1
-        # Probes are never limited: an orchestrator must always see the edge.
-        assert c.get("/healthz").status_code == 200
-        assert c.get("/readyz").status_code == 200
-        fams = metrics(c)
-        assert sample_value(fams, "moviemind_edge_rate_limited_total") >= 1
-        assert (
-            sample_value(fams, "moviemind_edge_requests_total", route="/v1/movies", status="429")
-            >= 1
-        )
 
 
 def test_the_same_movie_named_twice_is_accounted_for(api: httpx.Client) -> None:
