@@ -66,7 +66,6 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
         r = self.ranking
         for field, ok, why in (
             ("mmr_lambda", 0.0 <= r.mmr_lambda <= 1.0, "must be 0..1"),
-            ("w_query", 0.0 <= r.w_query <= 1.0, "must be 0..1"),
             ("oversample", r.oversample >= 1, "must be >= 1"),
         ):
             if not ok:
