@@ -7,12 +7,15 @@ import os
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from edge.index_store import IndexStore
 from moviemind_core.bundle import Bundle, write_bundle
 from moviemind_core.storage import S3Settings
 
 NEW_EXPORT_SHA = "cd" * 32
+# Needs the exported MiniLM and the sample index (built by `make index`), so not in test-fast.
+pytestmark = pytest.mark.slow
 
 
 def test_a_new_model_export_is_used_for_the_next_bundle(
