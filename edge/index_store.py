@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.titles import TitleIndex
-from moviemind_core.bundle import Bundle, BundleError, read_manifest
-from moviemind_core.embedder import Embedder, EmbedderError
-from moviemind_core.embedder import read_manifest as read_model_manifest
+from moviemind_core.bundle import Bundle, BundleError, read_bundle_manifest
+from moviemind_core.embedder import Embedder, EmbedderError, read_embedder_manifest
 from moviemind_core.ranking import Priors
 from moviemind_core.storage import S3Settings, download_bundle, parse_s3_url, read_latest
 
@@ -69,7 +68,7 @@ class IndexStore:
         The manifest is re-read on every bundle load (a small JSON file), so models updated in
         place are used for the next bundle instead of having it rejected until a restart.
         """
-        on_disk = read_model_manifest(self.model_dir)
+        on_disk = read_embedder_manifest(self.model_dir)
         cached = self._embedders.get(variant)
         if cached is None or cached.manifest != on_disk:
             self._embedders[variant] = Embedder(
@@ -83,7 +82,7 @@ class IndexStore:
         """(version, local dir) of the newest bundle the source offers, downloading it if remote."""
         if not self.is_remote:
             path = Path(self.source)
-            return read_manifest(path).version, path
+            return read_bundle_manifest(path).version, path
         bucket, prefix = parse_s3_url(self.source)
         client = self.s3.client()
         latest = read_latest(client, bucket, prefix)
