@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.metrics import EdgeMetrics
 
 
-def request_metrics(metrics: EdgeMetrics):  # noqa: ANN201 -- Litestar middleware factory
+def request_metrics(metrics: EdgeMetrics) -> Callable[[ASGIApp], ASGIApp]:
     """Count and time every request, labelled by the route template Litestar matched."""
 
     def middleware(app: ASGIApp) -> ASGIApp:

@@ -13,7 +13,7 @@ from litestar.response import Stream
 from edge.http.errors import error_response
 from edge.http.guards import API_GUARDS
 from edge.http.openapi import error_specs
-from edge.http.state import Edge
+from edge.http.state import Edge, EdgeState
 from edge.service import Prepared, movie_out
 from edge.wire import RecommendRequest
 from moviemind_core.disconnect import ClientGone, cancel_on_disconnect
@@ -23,7 +23,7 @@ def sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
 
 
-async def sse_events(edge: Edge, p: Prepared) -> AsyncIterator[bytes]:
+async def sse_events(edge: EdgeState, p: Prepared) -> AsyncIterator[bytes]:
     """candidates, token*, error?, recommendations, done."""
     rec = edge.recommender
     yield sse(
