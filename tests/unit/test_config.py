@@ -57,3 +57,11 @@ def test_unknown_names_with_the_prefix_are_rejected() -> None:
     reject_unknown({"X_PORT": "1", "Y_PROT": "1"}, "X_", {"PORT"})
     with pytest.raises(SettingsError, match="unknown setting X_PROT; did you mean X_PORT"):
         reject_unknown({"X_PROT": "1"}, "X_", {"PORT"})
+
+
+def test_a_misspelt_tmdb_setting_is_rejected() -> None:
+    from index_builder.sources.tmdb_api import TmdbSettings, TmdbSettingsError
+
+    env = {"MOVIEMIND_TMDB_TOKEN": "t", "MOVIEMIND_TMDB_PAGE": "3"}
+    with pytest.raises(TmdbSettingsError, match="unknown setting MOVIEMIND_TMDB_PAGE; did you"):
+        TmdbSettings.from_env(env)
