@@ -51,18 +51,15 @@ def api(edge: Server) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def model_edge(logs: Path, sample_index: Path, model_server: Server) -> Iterator[Server]:
-    s = start_edge(
+    with start_edge(
         logs,
         [model_server.url],
         index=str(sample_index),
         MOVIEMIND_EDGE_API_KEY=KEY,
         MOVIEMIND_EDGE_CORS_ORIGINS=f"{ORIGIN},http://other.test",
         **PATIENT,
-    )
-    try:
+    ) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +70,10 @@ def keyed(model_edge: Server) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def limited_edge(logs: Path, sample_index: Path) -> Iterator[Server]:
-    s = start_edge(
+    with start_edge(
         logs,
         [f"http://127.0.0.1:{free_port()}"],
         index=str(sample_index),
         MOVIEMIND_EDGE_RATE_LIMIT_PER_MINUTE="30",
-    )
-    try:
+    ) as s:
         yield s
-    finally:
-        s.stop()

@@ -28,18 +28,15 @@ def slow_model() -> Iterator[OpenAIStub]:
 
 @pytest.fixture(scope="module")
 def edge_on_slow_model(logs: Path, sample_index: Path, slow_model: OpenAIStub) -> Iterator[Server]:
-    s = start_edge(
+    with start_edge(
         logs,
         [slow_model.url],
         index=str(sample_index),
         MOVIEMIND_EDGE_PRIME_PREFIX="false",
         MOVIEMIND_EDGE_FIRST_TOKEN_TIMEOUT_S="30",
         MOVIEMIND_EDGE_TOTAL_TIMEOUT_S="60",
-    )
-    try:
+    ) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def test_a_client_that_hangs_up_stops_the_upstream_stream(

@@ -30,17 +30,14 @@ SPEC = create_app(load_settings({})).openapi_schema.to_schema()
 
 @pytest.fixture(scope="module")
 def fuzz_edge(logs: Path, sample_index: Path) -> Iterator[Server]:
-    s = start_edge(
+    with start_edge(
         logs,
         [f"http://127.0.0.1:{free_port()}"],
         index=str(sample_index),
         MOVIEMIND_EDGE_BREAKER_FAILURES="1",
         MOVIEMIND_EDGE_BREAKER_COOLDOWN_S="600",
-    )
-    try:
+    ) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def test_the_live_edge_serves_the_fuzzed_schema(fuzz_edge: Server) -> None:
