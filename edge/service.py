@@ -15,7 +15,7 @@ from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
 from edge.grounding import Pick, ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
-from edge.mood import parse_mood
+from edge.mood import excluded_words, parse_mood
 from edge.prompt import ApproxCounter, HFCounter, TokenCounter, build_prompt, candidate_line
 from edge.settings import EdgeSettings
 from edge.titles import Resolved, pick_in_context
@@ -241,6 +241,9 @@ class Recommender:
         mood = parse_mood(query, snap.priors.genre_bit)
         qvec = snap.embedder.embed_one(mood.wanted) if mood.wanted else None
         negative = snap.embedder.embed_one(", ".join(mood.excluded)) if mood.excluded else None
+        avoid = snap.priors.rows_described_as(
+            set().union(*(excluded_words(p) for p in mood.excluded))
+        )
         t1 = time.perf_counter()
         filters = req.filters
         if mood.genres_none:
@@ -258,6 +261,7 @@ class Recommender:
             liked_rows=rows,
             mood=qvec,
             negative=negative,
+            avoid_rows=avoid,
             exclude=seen | {m.id for m in liked},
             filters=filters,
             settings=rs,

@@ -263,9 +263,9 @@ def _dense_ease(train: Ratings, bundle: Bundle, s: CollabSettings) -> np.ndarray
 
 # Weights tried on the validation users (w_collab is fixed at 1: only ratios matter).
 GRID = {
-    "w_similarity": (0.0, 0.1, 0.25, 0.5, 1.0),
-    "w_popularity": (0.0, 0.05, 0.1, 0.2, 0.4),
-    "w_quality": (0.0, 0.1, 0.3),
+    "w_similarity": (0.0, 0.25, 0.5, 1.0, 2.0),
+    "w_popularity": (0.0, 0.1, 0.2, 0.4, 0.8),
+    "w_quality": (0.0, 0.3, 0.6),
 }
 
 
