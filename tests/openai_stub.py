@@ -107,6 +107,8 @@ class OpenAIStub:
     def __post_init__(self) -> None:
         self.requests: list[Recorded] = []
         self.connections = 0
+        # Responses the client cut off (it closed the connection while we were answering).
+        self.cut_off = 0
         self._queue: deque[Behavior] = deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -207,6 +209,7 @@ class OpenAIStub:
                 if not keep or headers.get("connection", "").lower() == "close":
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
+            self.cut_off += 1
             return
         finally:
             self._tasks.discard(task)
