@@ -265,7 +265,7 @@ def _dense_ease(train: Ratings, bundle: Bundle, s: CollabSettings) -> np.ndarray
 GRID = {
     "w_similarity": (0.0, 0.25, 0.5, 1.0, 2.0),
     "w_popularity": (0.0, 0.1, 0.2, 0.4, 0.8),
-    "w_quality": (0.0, 0.3, 0.6),
+    "w_quality": (0.0, 0.3, 0.6, 1.2),
 }
 
 

@@ -33,9 +33,9 @@ class RankingSettings(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     w_collab: float = 1.0
-    w_similarity: float = 0.5
-    w_quality: float = 0.1
-    w_popularity: float = 0.1
+    w_similarity: float = 1.0
+    w_quality: float = 0.6
+    w_popularity: float = 0.2
     w_negative: float = 1.0
     # A stated mood is an explicit request: it must visibly shape the list, so it weighs more
     # than the liked movies' content. Set by hand (MovieLens has no moods to tune it on).
