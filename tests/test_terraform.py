@@ -1149,3 +1149,114 @@ def test_a_rollout_holds_back_the_listed_regions(harness, tmp_path) -> None:
     done = user_data("-var=model_image_tag=0.2.0")
     assert done["eu-central-1"] != before["eu-central-1"]
     assert done["us-ord-1"] == rollout["us-ord-1"], "finishing the rollout leaves us-ord alone"
+
+
+# ------------------------------------------------------------ the review's remaining defects
+
+
+def test_no_deprecated_instance_address_attribute() -> None:
+    """Defect 6: linode_instance.ip_address is deprecated (provider PR #1849)."""
+    for path in TF.glob("*.tf"):
+        code = re.sub(r"#.*", "", path.read_text())
+        assert not re.search(r"linode_instance\.[a-z_]+\[[^\]]*\]\.ip_address", code), path.name
+        assert ".ip_address" not in code, path.name
+
+
+def test_nodebalancer_node_labels_fit_the_api_limit(tf, locals_) -> None:
+    """Defect 7: node labels are at most 32 characters for the longest region and ordinal."""
+    node = resources(tf, "linode_nodebalancer_node")["model"]
+    label = node["label"].strip('"')
+    longest_key = max(hcl_value(locals_["regions"]), key=len) + "-10"
+    rendered = re.sub(r"\$\{each\.key\}", longest_key, label)
+    rendered = re.sub(r"\$\{nonsensitive\(substr\(sha256\([^}]*\), 0, 6\)\)\}", "x" * 6, rendered)
+    assert "${" not in rendered, rendered
+    assert len(rendered) <= 32, rendered
+    nb = resources(tf, "linode_nodebalancer")["model"]
+    nb_label = nb["label"].strip('"').replace("${var.project}", "p" * 16)
+    nb_label = nb_label.replace("${each.key}", max(hcl_value(locals_["regions"]), key=len))
+    assert len(nb_label) <= 32, nb_label
+
+
+def test_instances_pin_the_interface_generation(tf) -> None:
+    """Defect 9: firewall_id, interfaces and booted apply only to legacy config interfaces."""
+    for name, body in resources(tf, "linode_instance").items():
+        assert hcl_value(body["interface_generation"]) == "legacy_config", name
+        assert "private_ip" not in body, f"{name}: the VPC replaces the shared private network"
+
+
+def test_model_regions_keep_their_address_and_check_readiness(tf, locals_) -> None:
+    """Defects 4 and 5: every region's NodeBalancer is its stable address, checks /readyz over
+    HTTP, and a replaced server goes only after its successor passed that check."""
+    for rtype in ("linode_nodebalancer", "linode_nodebalancer_config", "linode_vpc"):
+        assert resources(tf, rtype)["model"]["for_each"] == "${var.model_regions}", rtype
+    assert "linode_nodebalancer.model[r].ipv4" in json.dumps(locals_["model_address"])
+    assert "linode_instance" not in json.dumps(locals_["model_address"])
+    config = resources(tf, "linode_nodebalancer_config")["model"]
+    assert hcl_value(config["protocol"]) == "https"
+    assert hcl_value(config["check"]) == "http" and hcl_value(config["check_path"]) == "/readyz"
+    gate = resources(tf, "terraform_data")["model_ready"]
+    assert "linode_nodebalancer_node.model[each.key].id" in json.dumps(gate["triggers_replace"])
+    (provisioner,) = gate["provisioner"]
+    assert provisioner['"local-exec"']["command"] == '"${path.module}/scripts/wait-node-up.sh"'
+    assert (TF / "scripts" / "wait-node-up.sh").stat().st_mode & 0o111
+    for rtype, name in (
+        ("linode_instance", "model"),
+        ("linode_nodebalancer_node", "model"),
+        ("terraform_data", "model_ready"),
+    ):
+        (lc,) = resources(tf, rtype)[name]["lifecycle"]
+        assert lc["create_before_destroy"] is True, rtype
+
+
+def test_wait_script_waits_for_up_and_gives_up_at_the_deadline(tmp_path) -> None:
+    """The rollout gate against a stand-in of the API endpoint it polls (same JSON shape)."""
+    import http.server
+    import threading
+
+    answers = iter(["unknown", "DOWN", "UP"])
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            assert self.path == "/v4/nodebalancers/1/configs/2/nodes/3"
+            assert self.headers["Authorization"] == "Bearer test-token"
+            body = json.dumps({"id": 3, "status": next(answers, "DOWN")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = tmp_path / "wait.sh"
+        # The same script with a short poll interval.
+        script.write_text(
+            (TF / "scripts" / "wait-node-up.sh").read_text().replace("sleep 20", "sleep 0.1")
+        )
+        env = {
+            "PATH": os.environ["PATH"],
+            "LINODE_TOKEN": "test-token",
+            "LINODE_API_URL": f"http://127.0.0.1:{server.server_address[1]}/v4",
+            "NB_ID": "1",
+            "CONFIG_ID": "2",
+            "NODE_ID": "3",
+            "TIMEOUT_S": "30",
+            "LABEL": "us-ord-1",
+        }
+        ok = subprocess.run(
+            ["sh", str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert ok.returncode == 0 and "ready (NodeBalancer node UP)" in ok.stdout, ok
+        late = subprocess.run(
+            ["sh", str(script)],
+            env={**env, "TIMEOUT_S": "0"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert late.returncode == 1 and "not ready after 0s" in late.stderr, late
+    finally:
+        server.shutdown()
