@@ -37,3 +37,11 @@ engine_limits() {
     printf '%s\n' --ulimit "nofile=4096:$(ulimit -Hn)" --ulimit nproc=4096:4096
   fi
 }
+
+# Build flags: podman writes OCI images by default, which drop HEALTHCHECK; the Docker format
+# keeps it (docker build always does).
+engine_build_flags() {
+  if [ "$ENGINE_NAME" = podman ]; then
+    printf '%s\n' --format docker
+  fi
+}

@@ -6,6 +6,11 @@ output "edge_urls" {
   value       = local.edge_url
 }
 
+output "edge_reserved_ipv4" {
+  description = "The reserved IPv4 address of each edge region (edge_reserved_ipv4): create the DNS A records for edge_hostnames here. Known after `terraform apply -target=linode_networking_ip.edge`, before any instance exists."
+  value       = { for e, ip in linode_networking_ip.edge : e => ip.address }
+}
+
 output "edge_addresses" {
   description = "Public IPv4 (reserved, when edge_reserved_ipv4) and IPv6 of each edge, by region: point DNS records here (the IPv6 address changes when an edge is re-created)."
   value       = { for e in var.edge_regions : e => { ipv4 = local.edge_ipv4[e], ipv6 = split("/", linode_instance.edge[e].ipv6)[0] } }
