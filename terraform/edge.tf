@@ -145,8 +145,8 @@ locals {
       edge_site_address      = local.edge_site_address[e]
       edge_index             = local.index_url
       edge_upstreams         = local.edge_upstreams[e]
-      first_token_timeout_s  = local.model_preset.first_token_timeout_s
-      total_timeout_s        = local.model_preset.total_timeout_s
+      first_token_timeout_s  = local.model_size.first_token_timeout_s
+      total_timeout_s        = local.model_size.total_timeout_s
       prometheus_image       = var.prometheus_image
       compose_profiles       = var.monitoring ? "monitoring" : ""
       prometheus_config_b64  = base64encode(file("${path.module}/monitoring/prometheus-edge.yml"))

@@ -65,42 +65,25 @@ locals {
   # change when the servers behind it are replaced.
   model_address = { for r, n in var.model_regions : r => linode_nodebalancer.model[r].ipv4 }
 
-  # Model presets: the file, its checksum (null: none published where this was written, so
-  # model_gguf_sha256 must supply it), the engine, the context, the plan memory the model
-  # needs, and timeouts that suit its speed on a 4-vCPU plan. The 7B decodes at ~5-7 tokens/s
-  # there (memory bandwidth bound) and evaluates a ~600-token prompt in roughly 20-40 s, so
-  # the first token may take most of a minute under load; the 135M model answers in seconds.
+  # Model presets: the file and its checksum (null: none published where this was written,
+  # so model_gguf_sha256 must supply it), the engine, and the size class whose context, plan
+  # memory and timeouts suit it.
   model_presets = {
     "mistral-7b-openorca-q4km" = {
-      url                   = "https://huggingface.co/TheBloke/Mistral-7B-OpenOrca-GGUF/resolve/main/mistral-7b-openorca.Q4_K_M.gguf"
-      sha256                = null
-      engine                = "ctransformers"
-      context               = 2048
-      min_memory_mb         = 8192
-      first_token_timeout_s = 60
-      total_timeout_s       = 180
-      deadline_s            = 240
+      url    = "https://huggingface.co/TheBloke/Mistral-7B-OpenOrca-GGUF/resolve/main/mistral-7b-openorca.Q4_K_M.gguf"
+      sha256 = null
+      engine = "ctransformers"
+      size   = "7b"
     }
-    "smollm2-135m-demo" = {
-      url                   = ""
-      sha256                = ""
-      engine                = "ctransformers"
-      context               = 2048
-      min_memory_mb         = 1024
-      first_token_timeout_s = 10
-      total_timeout_s       = 60
-      deadline_s            = 120
-    }
-    "custom" = {
-      url                   = var.model_gguf_url
-      sha256                = null
-      engine                = "ctransformers"
-      context               = 2048
-      min_memory_mb         = 8192
-      first_token_timeout_s = 60
-      total_timeout_s       = 180
-      deadline_s            = 240
-    }
+    "smollm2-135m-demo" = { url = "", sha256 = "", engine = "ctransformers", size = "135m" }
+    "custom"            = { url = var.model_gguf_url, sha256 = null, engine = "ctransformers", size = "7b" }
+  }
+  # A 7B Q4_K_M on a 4-vCPU plan decodes at ~5-7 tokens/s (memory bandwidth bound) and
+  # evaluates a ~600-token prompt in roughly 20-40 s, so the first token may take most of a
+  # minute under load; the 135M model answers in seconds.
+  model_sizes = {
+    "7b"   = { context = 2048, min_memory_mb = 8192, first_token_timeout_s = 60, total_timeout_s = 180, deadline_s = 240 }
+    "135m" = { context = 2048, min_memory_mb = 1024, first_token_timeout_s = 10, total_timeout_s = 60, deadline_s = 120 }
   }
 
   # RAM of each plan the price table knows, for the preset's memory check.
@@ -129,8 +112,8 @@ locals {
   model_release = {
     for r, n in var.model_regions : r => (contains(var.model_hold_regions, r) ? local.model_release_previous : local.model_release_current)
   }
-  model_preset  = local.model_presets[var.model_preset]
-  model_context = var.model_context > 0 ? var.model_context : local.model_preset.context
+  model_size    = local.model_sizes[local.model_presets[var.model_preset].size]
+  model_context = var.model_context > 0 ? var.model_context : local.model_size.context
 
   # For every edge, the model regions nearest first. The sort key is the chord distance in
   # millionths plus 10^7, so every key has the same number of digits and a string sort is a

@@ -87,8 +87,8 @@ resource "terraform_data" "model_settings" {
     }
 
     precondition {
-      condition     = lookup(local.plan_memory_mb, var.model_instance_type, 0) >= local.model_preset.min_memory_mb
-      error_message = "model_instance_type ${var.model_instance_type} has ${lookup(local.plan_memory_mb, var.model_instance_type, 0)} MB of RAM; model_preset ${var.model_preset} needs a plan with at least ${local.model_preset.min_memory_mb} MB (e.g. g6-standard-4 or g6-dedicated-4 for the 7B)."
+      condition     = lookup(local.plan_memory_mb, var.model_instance_type, 0) >= local.model_size.min_memory_mb
+      error_message = "model_instance_type ${var.model_instance_type} has ${lookup(local.plan_memory_mb, var.model_instance_type, 0)} MB of RAM; model_preset ${var.model_preset} needs a plan with at least ${local.model_size.min_memory_mb} MB (e.g. g6-standard-4 or g6-dedicated-4 for the 7B)."
     }
 
     precondition {
@@ -270,7 +270,7 @@ locals {
       model_context         = local.model_context
       model_slots           = var.model_slots
       model_queue           = var.model_queue
-      model_deadline_s      = local.model_presets[local.model_release[s.region].preset].deadline_s
+      model_deadline_s      = local.model_sizes[local.model_presets[local.model_release[s.region].preset].size].deadline_s
       model_token           = var.model_token
       prometheus_config_b64 = base64encode(file("${path.module}/monitoring/prometheus-model.yml"))
       alert_rules_b64       = base64encode(file("${path.module}/monitoring/alerts.yml"))

@@ -143,14 +143,15 @@ def model_address(values: dict[str, Any], st: dict[str, Any], region: str) -> st
 
 
 def preset(values: dict[str, Any], locals_: dict[str, Any]) -> dict[str, Any]:
-    """The model preset in force, as local.model_presets defines it."""
+    """The model preset in force with its size class, as local.model_presets/model_sizes say."""
     presets = {hcl_value(k): v for k, v in locals_["model_presets"].items()}
     raw = presets[values["model_preset"]]
     scope = {"var": values}
-    return {
+    chosen = {
         hcl_value(k) if k.startswith('"') else k: eval_text(v, scope) if isinstance(v, str) else v
         for k, v in raw.items()
     }
+    return {**chosen, **hcl_value(locals_["model_sizes"])[chosen["size"]]}
 
 
 def monitoring_inputs(values: dict[str, Any], tier: str) -> dict[str, Any]:

@@ -890,13 +890,14 @@ def test_the_reference_model_is_the_default(variables, locals_) -> None:
 def test_presets_carry_timeouts_that_suit_their_model(locals_) -> None:
     """Defect 12: a 7B on 4 vCPUs needs tens of seconds to its first token; the demo, seconds."""
     presets = named_presets(locals_)
-    seven_b = presets["mistral-7b-openorca-q4km"]
-    demo = presets["smollm2-135m-demo"]
+    sizes = hcl_value(locals_["model_sizes"])
+    seven_b = sizes[presets["mistral-7b-openorca-q4km"]["size"]]
+    demo = sizes[presets["smollm2-135m-demo"]["size"]]
     assert seven_b["first_token_timeout_s"] >= 45 > demo["first_token_timeout_s"]
-    for p in presets.values():
+    for s in sizes.values():
         # The edge gives up before the server's own deadline, and waits longer overall than
         # for the first token.
-        assert p["first_token_timeout_s"] < p["total_timeout_s"] < p["deadline_s"]
+        assert s["first_token_timeout_s"] < s["total_timeout_s"] < s["deadline_s"]
     memory = hcl_value(locals_["plan_memory_mb"])
     assert seven_b["min_memory_mb"] == 8192 and memory["g6-standard-4"] == 8192
     assert memory["g6-standard-2"] < seven_b["min_memory_mb"]
