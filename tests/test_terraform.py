@@ -1121,10 +1121,11 @@ def test_real_terraform_rejects_inconsistent_model_settings(harness, tmp_path) -
 
 
 def test_a_rollout_holds_back_the_listed_regions(harness, tmp_path) -> None:
-    """Defect 4: regions in model_hold_regions keep model_previous; their documents do not change."""
+    """Defect 4: a new model release leaves every edge untouched (they call the NodeBalancers'
+    stable addresses), and regions in model_hold_regions keep model_previous."""
     example = TF / "examples" / "multi-region.tfvars"
 
-    def user_data(*extra: str) -> dict[str, str]:
+    def user_data(*extra: str) -> tuple[dict[str, str], dict[str, str]]:
         state = tmp_path / f"s{len(list(tmp_path.iterdir()))}"
         terraform(
             ["apply", "-auto-approve", "-input=false", f"-state={state}", f"-var-file={example}"]
@@ -1132,22 +1133,24 @@ def test_a_rollout_holds_back_the_listed_regions(harness, tmp_path) -> None:
             + list(extra),
             harness,
         )
-        out = terraform(["output", "-json", f"-state={state}"], harness).stdout
-        return json.loads(out)["harness_model_user_data"]["value"]
+        out = json.loads(terraform(["output", "-json", f"-state={state}"], harness).stdout)
+        return out["harness_edge_user_data"]["value"], out["harness_model_user_data"]["value"]
 
-    before = user_data()
+    edges, before = user_data()
     sha = TEST_SECRETS["model_gguf_sha256"]
     previous = (
         '-var=model_previous={image_tag = "0.1.0", preset = "mistral-7b-openorca-q4km", '
         f'gguf_sha256 = "{sha}"}}'
     )
-    rollout = user_data(
+    rollout_edges, rollout = user_data(
         "-var=model_image_tag=0.2.0", previous, '-var=model_hold_regions=["eu-central"]'
     )
+    assert rollout_edges == edges, "a model rollout re-creates no edge"
     assert rollout["eu-central-1"] == before["eu-central-1"], "held region untouched"
     for k in ("us-ord-1", "us-ord-2"):
         assert rollout[k] != before[k] and "/model-server:0.2.0" in rollout[k]
-    done = user_data("-var=model_image_tag=0.2.0")
+    done_edges, done = user_data("-var=model_image_tag=0.2.0")
+    assert done_edges == edges
     assert done["eu-central-1"] != before["eu-central-1"]
     assert done["us-ord-1"] == rollout["us-ord-1"], "finishing the rollout leaves us-ord alone"
 
