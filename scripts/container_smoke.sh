@@ -42,6 +42,8 @@ T0=$(date +%s)
 say() { printf '[%4ds] %s\n' "$(($(date +%s) - T0))" "$*"; }
 fail() {
   say "FAIL: $*"
+  # The engine's own complaints (podman without systemd cannot schedule health checks).
+  [ -s "$WORK/engine.log" ] && tail -20 "$WORK/engine.log"
   for c in "${CONTAINERS[@]}"; do
     E inspect "$c" >/dev/null 2>&1 || continue
     E logs --tail 20 "$c" 2>&1 | sed "s/^/    $c| /" || true
@@ -62,7 +64,7 @@ TORCH_PORT=18481
 
 cleanup() {
   [ "${SMOKE_KEEP:-0}" = 1 ] && return 0
-  for c in "${CONTAINERS[@]}" "$PREFIX-index"; do E rm -f "$c" >/dev/null 2>&1 || true; done
+  for c in "${CONTAINERS[@]}" "$PREFIX-index"; do E rm -f -v "$c" >/dev/null 2>&1 || true; done
   E volume rm -f "$PREFIX-index" >/dev/null 2>&1 || true
   E network rm -f "$NET" >/dev/null 2>&1 || true
   [ -n "${TORCH_PID:-}" ] && kill "$TORCH_PID" 2>/dev/null || true
@@ -177,7 +179,7 @@ mkdir -p "$WORK/tls"
 HARDEN=(--read-only --cap-drop ALL --security-opt no-new-privileges --tmpfs /tmp "${LIMITS[@]}")
 ip_of() { echo "$SUBNET_PREFIX.$1"; }
 cleanup_containers() {
-  for c in "${CONTAINERS[@]}" "$PREFIX-index"; do E rm -f "$c" >/dev/null 2>&1 || true; done
+  for c in "${CONTAINERS[@]}" "$PREFIX-index"; do E rm -f -v "$c" >/dev/null 2>&1 || true; done
   E network rm -f "$NET" >/dev/null 2>&1 || true
 }
 cleanup_containers
@@ -186,16 +188,19 @@ E network create --subnet "$SUBNET_PREFIX.0/24" "$NET" >/dev/null
 say "index: python -m index_builder build (index_builder image)"
 E volume rm -f "$PREFIX-index" >/dev/null 2>&1 || true
 E volume create "$PREFIX-index" >/dev/null
+# The builder stages its output next to --out, so --out is a directory inside the volume.
 E run --rm --name "$PREFIX-index" "${HARDEN[@]}" --network none \
-  -v "$PREFIX-index:/app/var/index" "moviemind-index-builder:$TAG" build --out /app/var/index \
+  -v "$PREFIX-index:/app/var/index" "moviemind-index-builder:$TAG" build --out /app/var/index/bundle \
   >"$WORK/index.log" 2>&1 || { tail -20 "$WORK/index.log"; fail "index build"; }
 
+# The cache directory is a volume, as on the instances (an anonymous one, removed with the
+# container): the image's directory belongs to the server's user, and the volume inherits it.
 for m in a b; do
   ip=$([ $m = a ] && ip_of 11 || ip_of 12)
   E run -d --name "$PREFIX-model-$m" "${HARDEN[@]}" --network "$NET" --ip "$ip" \
     -e MOVIEMIND_MODEL_HOST=0.0.0.0 -e MOVIEMIND_MODEL_PORT=8001 \
     -e MOVIEMIND_MODEL_TOKEN="$TOKEN" -e MOVIEMIND_MODEL_THREADS=1 \
-    --tmpfs /app/var/cache:uid=10001,gid=10001 "moviemind-model:$TAG" >/dev/null
+    -v /app/var/cache "moviemind-model:$TAG" >/dev/null 2>>"$WORK/engine.log"
 done
 
 # The TLS terminator: one site per model endpoint, certificate per name (like the
@@ -221,7 +226,7 @@ EOF
 E run -d --name "$PREFIX-tls" "${HARDEN[@]}" --network "$NET" --ip "$(ip_of 20)" \
   -e HOME=/tmp -e XDG_DATA_HOME=/tmp -e XDG_CONFIG_HOME=/tmp \
   -v "$WORK/tls:/tls:ro" "moviemind-caddy:$TAG" run --config /tls/Caddyfile --adapter caddyfile \
-  >/dev/null
+  >/dev/null 2>>"$WORK/engine.log"
 
 wait_http() {  # wait_http NAME URL SECONDS [curl args...]: until the URL answers 200
   local name="$1" url="$2" limit="$3"
@@ -252,8 +257,8 @@ say "ok: model server a reachable over TLS, verified against the private CA only
 E run -d --name "$PREFIX-edge" "${HARDEN[@]}" --network "$NET" --ip "$(ip_of 30)" \
   --add-host "mm-a.moviemind.internal:$(ip_of 20)" --add-host "mm-b.moviemind.internal:$(ip_of 20)" \
   -v "$PREFIX-index:/app/var/index:ro" -v "$WORK/tls/ca.pem:/etc/moviemind/model-ca.pem:ro" \
-  --tmpfs /app/var/cache:uid=10001,gid=10001 \
-  -e MOVIEMIND_EDGE_INDEX=/app/var/index \
+  -v /app/var/cache \
+  -e MOVIEMIND_EDGE_INDEX=/app/var/index/bundle \
   -e MOVIEMIND_EDGE_UPSTREAMS=https://mm-a.moviemind.internal:8443,https://mm-b.moviemind.internal:8444 \
   -e MOVIEMIND_EDGE_UPSTREAM_TOKEN="$TOKEN" \
   -e MOVIEMIND_EDGE_UPSTREAM_CA_FILE=/etc/moviemind/model-ca.pem \
@@ -261,7 +266,7 @@ E run -d --name "$PREFIX-edge" "${HARDEN[@]}" --network "$NET" --ip "$(ip_of 30)
   -e MOVIEMIND_EDGE_RATE_LIMIT_PER_MINUTE=60 \
   -e MOVIEMIND_EDGE_TRUSTED_PROXIES="$SUBNET_PREFIX.1" \
   -e MOVIEMIND_EDGE_BREAKER_COOLDOWN_S=120 \
-  "moviemind-edge:$TAG" >/dev/null
+  "moviemind-edge:$TAG" >/dev/null 2>>"$WORK/engine.log"
 wait_http "edge" "http://$(ip_of 30):8000/readyz" 300
 
 # The front proxy runs in the host's network namespace, so it sees each client's own loopback
@@ -283,7 +288,7 @@ EOF
 E run -d --name "$PREFIX-front" "${HARDEN[@]}" --network host \
   -e HOME=/tmp -e XDG_DATA_HOME=/tmp -e XDG_CONFIG_HOME=/tmp \
   -v "$WORK/Caddyfile.front:/etc/caddy/Caddyfile:ro" "moviemind-caddy:$TAG" \
-  run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null
+  run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null 2>>"$WORK/engine.log"
 FRONT="http://127.0.0.1:$FRONT_PORT"
 wait_http "front proxy" "$FRONT/healthz" 60
 code=$(curl -s -o /dev/null -w '%{http_code}' "$FRONT/metrics")
@@ -312,7 +317,7 @@ check_answer "recommendation" "$WORK/rec1.json" "$code"
 say "ok: non-degraded recommendation"
 
 say "stop the nearest model server (a)"
-E stop -t 2 "$PREFIX-model-a" >/dev/null
+E stop -t 2 "$PREFIX-model-a" >/dev/null 2>>"$WORK/engine.log"
 code=$(recommend "$WORK/rec2.json")
 check_answer "failover" "$WORK/rec2.json" "$code"
 say "ok: failover to model server b, answer not degraded"

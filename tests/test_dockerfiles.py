@@ -227,9 +227,11 @@ def test_compose_runs_the_three_tiers_and_a_store(compose) -> None:
     assert deps["index-publish"]["condition"] == "service_completed_successfully"
     assert services["edge"]["environment"]["MOVIEMIND_EDGE_UPSTREAMS"] == "http://model_server:8001"
     assert services["edge"]["environment"]["MOVIEMIND_EDGE_INDEX"] == "s3://moviemind/index"
-    assert "publish --bundle /app/var/index --url s3://moviemind/index" in " ".join(
-        services["index-publish"]["command"]
-    )
+    command = " ".join(services["index-publish"]["command"])
+    assert "publish --bundle /app/var/index/bundle --url s3://moviemind/index" in command
+    # The builder stages next to --out: under a read-only root that must be inside the volume.
+    assert "build --out /app/var/index/bundle" in command
+    assert "index-work:/app/var/index" in services["index-publish"]["volumes"]
 
 
 def test_compose_publishes_loopback_ports_only_and_pins_images(compose) -> None:
