@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 DEMO_STAMP := $(VENV)/.demo-stamp
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup setup-demo models index test test-fast lint fmt bench demo loadtest clean eval
+.PHONY: help setup setup-demo models index test test-fast lint fmt bench demo loadtest smoke clean eval
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +35,10 @@ lint: setup ## static checks: ruff, terraform fmt, checkov, hadolint
 
 test: setup index lint ## every test and static check
 	$(PY) -m pytest tests
+	bash scripts/container_smoke.sh --if-available
+
+smoke: ## build the three images and run them hardened: TLS, failover, per-client rate limit
+	bash scripts/container_smoke.sh
 
 # Unit tests: no model server, edge or browser process and no model inference; tests/unit/ plus the
 # unit-test files not moved there yet (a name that no longer exists is skipped), without the tests
