@@ -37,16 +37,18 @@ def synthetic(n_ratings: int, seed: int = 0):
     groups = 40
     movie_group = rng.integers(0, groups, movies)
     user_group = rng.integers(0, groups, users)
-    user = np.repeat(np.arange(users), per_user)
+    user = np.repeat(np.arange(users, dtype=np.int64), per_user)
     in_group = rng.random(len(user)) < 0.7
+    group_of_rating = user_group.astype(np.int8)[user]
     movie = np.empty(len(user), np.int64)
     p_all = popularity / popularity.sum()
     movie[~in_group] = rng.choice(movies, int((~in_group).sum()), p=p_all)
     for g in range(groups):
         members = np.flatnonzero(movie_group == g)
         p = popularity[members] / popularity[members].sum()
-        slots = np.flatnonzero(in_group & (user_group[user] == g))
+        slots = np.flatnonzero(in_group & (group_of_rating == g))
         movie[slots] = members[rng.choice(len(members), len(slots), p=p)]
+    del group_of_rating, in_group
     stars = rng.choice(np.arange(1, 11) / 2, len(user)).astype(np.float32)
     when = rng.integers(1_000_000_000, 1_700_000_000, len(user))
     return Ratings(user.astype(np.int64), movie, stars, when), movies

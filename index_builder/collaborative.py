@@ -84,6 +84,18 @@ def _interaction_matrix(ratings: Ratings, catalog_ids: np.ndarray, s: CollabSett
     return x, items
 
 
+def cooccurrence(x, block: int = 2048) -> np.ndarray:
+    """X^T X as a dense float32 matrix, a block of columns at a time: the sparse product of a
+    32M-rating matrix in one go holds hundreds of millions of non-zeros (several GB) at once."""
+    n = x.shape[1]
+    xt = x.T.tocsr()
+    xc = x.tocsc()
+    gram = np.empty((n, n), dtype=np.float32)
+    for start in range(0, n, block):
+        gram[:, start : start + block] = (xt @ xc[:, start : start + block]).toarray()
+    return gram
+
+
 def _top_n(weights: np.ndarray, item_rows: np.ndarray, n_catalog: int, top_n: int) -> Neighbours:
     """Keep each item's strongest positive weights, mapped back to catalog rows."""
     out = Neighbours.empty(n_catalog, top_n)
@@ -120,7 +132,8 @@ def learn_neighbours(
     )
     if len(items) < 2:
         return Neighbours.empty(len(catalog_ids), settings.top_n)
-    gram = (x.T @ x).toarray().astype(np.float32)
+    gram = cooccurrence(x)
+    del x
     t1 = time.perf_counter()
     if settings.method == "ease":
         gram[np.diag_indices_from(gram)] += settings.ease_lambda

@@ -248,10 +248,10 @@ class Methods:
 
 def _dense_ease(train: Ratings, bundle: Bundle, s: CollabSettings) -> np.ndarray:
     """EASE's full weight matrix (catalog rows x catalog rows; zero outside its items)."""
-    from index_builder.collaborative import _interaction_matrix
+    from index_builder.collaborative import _interaction_matrix, cooccurrence
 
     x, items = _interaction_matrix(train, bundle.ids, s)
-    gram = (x.T @ x).toarray().astype(np.float64)
+    gram = cooccurrence(x).astype(np.float64)
     gram[np.diag_indices_from(gram)] += s.ease_lambda
     p = np.linalg.inv(gram)
     w = p / (-np.diag(p))[None, :]
