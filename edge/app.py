@@ -20,6 +20,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import File, Stream
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from edge.disconnect import unless_disconnected
 from edge.index_store import IndexStore, Snapshot
 from edge.metrics import EdgeMetrics
 from edge.protection import ApiKeyGuard, RateLimiter
@@ -153,11 +154,12 @@ def create_app(
     tasks: list[asyncio.Task] = []
 
     @post("/v1/recommend", summary="Recommend movies from liked movies and a mood", status_code=200)
-    async def recommend(data: JSONBody[RecommendRequest]) -> Response:
+    async def recommend(request: Request, data: JSONBody[RecommendRequest]) -> Response:
         snap = state.snapshot()
         prepared = state.recommender.prepare(snap, data)
         if not data.stream:
-            result = await state.recommender.recommend(prepared)
+            # A client that hangs up must not keep a model server busy on its answer.
+            result = await unless_disconnected(request, state.recommender.recommend(prepared))
             return Response(msgspec.json.encode(result), media_type="application/json")
         return Stream(
             _stream(prepared),
@@ -167,19 +169,20 @@ def create_app(
 
     async def _stream(p) -> AsyncIterator[bytes]:
         rec = state.recommender
+        # The ranker's picks go out at once, with catalog reasons; model reasons follow.
         yield sse(
             "candidates",
             {
                 "resolved_liked": p.resolved,
                 "unresolved_liked": p.unresolved,
-                "candidates": [movie_out(s.movie) for s in p.ranked],
+                "candidates": rec.shown_first(p),
                 "timings_ms": p.timings,
             },
         )
         result = None
         async for kind, data in rec.answer(p):
-            if kind == "token":
-                yield sse("token", {"text": data})
+            if kind in ("token", "reason"):
+                yield sse(kind, {"text": data} if kind == "token" else data)
             elif kind == "error":
                 yield sse("error", data)
             else:

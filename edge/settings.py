@@ -36,6 +36,13 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int = 512
     max_answer_tokens: int = 256
     candidates: int = 8
+    # Guided reasons: the token cap of each pick's reason, and the wall-clock budget for all of
+    # a request's reasons (picks whose reason is not written by then keep the catalog reason).
+    reason_tokens: int = 32
+    reasons_timeout_s: float = 8.0
+    # Let the model reorder the ranker's candidates (the older single-answer path). Off: only
+    # worth turning on where it was measured to pick better than the ranker.
+    llm_rerank: bool = False
     # At start-up, send the fixed prompt prefix to every model server once, so the first user
     # does not pay for evaluating it.
     prime_prefix: bool = True
@@ -84,6 +91,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
         "PROMPT_TOKENS": ("prompt_tokens", int),
         "MAX_ANSWER_TOKENS": ("max_answer_tokens", int),
         "CANDIDATES": ("candidates", int),
+        "REASON_TOKENS": ("reason_tokens", int),
+        "REASONS_TIMEOUT_S": ("reasons_timeout_s", float),
+        "LLM_RERANK": ("llm_rerank", bool),
         "PRIME_PREFIX": ("prime_prefix", bool),
         "LOG_LEVEL": ("log_level", str),
         "TRUSTED_PROXIES": ("trusted_proxies", str),
@@ -159,6 +169,8 @@ def _validate(s: EdgeSettings) -> None:
         (64 <= s.prompt_tokens <= 32768, "PROMPT_TOKENS must be 64..32768"),
         (8 <= s.max_answer_tokens <= 4096, "MAX_ANSWER_TOKENS must be 8..4096"),
         (5 <= s.candidates <= 200, "CANDIDATES must be 5..200"),
+        (8 <= s.reason_tokens <= 256, "REASON_TOKENS must be 8..256"),
+        (0 < s.reasons_timeout_s <= 600, "REASONS_TIMEOUT_S must be > 0 and <= 600"),
         (len(s.upstream.urls) >= 1, "UPSTREAMS needs at least one URL"),
         (0.0 <= s.ranking.mmr_lambda <= 1.0, "RANK_MMR_LAMBDA must be 0..1"),
         (0.0 <= s.ranking.w_query <= 1.0, "RANK_W_QUERY must be 0..1"),

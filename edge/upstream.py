@@ -236,6 +236,8 @@ class _Chunk(msgspec.Struct):
 
 class _ModelEntry(msgspec.Struct):
     id: str
+    # What the server can do beyond plain chat, e.g. {"continue_final_message": true}.
+    capabilities: dict[str, bool] = {}
 
 
 class _ModelList(msgspec.Struct):
@@ -281,6 +283,7 @@ class _Upstream:
     __slots__ = (
         "chat_url",
         "consecutive_failures",
+        "continues",
         "last_error",
         "model",
         "model_known",
@@ -307,6 +310,7 @@ class _Upstream:
         self.probing = False
         self.model: str | None = None
         self.model_known = False
+        self.continues: bool | None = None  # advertises continue_final_message (prefill)
 
 
 class _Stream:
@@ -856,6 +860,29 @@ class UpstreamPool:
 
         done = await asyncio.gather(*(one(up) for up in self._upstreams))
         return sum(done)
+
+    async def continues_final_message(self, patience_s: float = 2.0) -> bool:
+        """True when every upstream that answers GET /v1/models advertises continuing a final
+        assistant message (and at least one answers): then any failover target can take a
+        prefilled request. Asked once per upstream; an unreachable one is asked again later."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience_s
+        for up in self._upstreams:
+            if up.continues is None:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        resp = await self._client.get(up.models_url, headers=self._headers)
+                    if resp.is_success:
+                        entries = _models_decoder.decode(resp.content).data
+                        up.continues = bool(
+                            entries and entries[0].capabilities.get("continue_final_message")
+                        )
+                    elif resp.status_code < 500 and resp.status_code != 429:
+                        up.continues = False
+                except (TimeoutError, httpx.HTTPError, msgspec.DecodeError):
+                    pass
+        known = [up.continues for up in self._upstreams if up.continues is not None]
+        return bool(known) and all(known)
 
     def status(self) -> list[dict]:
         """Per upstream: url, state (closed/open/half_open), consecutive_failures, last_error."""

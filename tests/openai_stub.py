@@ -101,12 +101,16 @@ class OpenAIStub:
 
     default: Behavior = field(default_factory=Stream)
     models: tuple[str, ...] = ("stub-model",)
+    # Advertised in /v1/models entries, e.g. {"continue_final_message": True} (prefill).
+    capabilities: dict[str, bool] | None = None
     tokenizer: bytes | None = None
     host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         self.requests: list[Recorded] = []
         self.connections = 0
+        # Connections the client closed while a reply was being written (an abandoned stream).
+        self.abandoned = 0
         self._queue: deque[Behavior] = deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -203,7 +207,11 @@ class OpenAIStub:
                 raw = await reader.readexactly(int(headers.get("content-length", "0") or 0))
                 body = json.loads(raw) if raw else None
                 self.requests.append(Recorded(method, path, headers, body, conn.id))
-                keep = await self._route(conn, method, path, body)
+                try:
+                    keep = await self._route(conn, method, path, body)
+                except ConnectionError:
+                    self.abandoned += 1
+                    return
                 if not keep or headers.get("connection", "").lower() == "close":
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -218,6 +226,9 @@ class OpenAIStub:
             data = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "stub"} for m in self.models
             ]
+            if self.capabilities is not None:
+                for entry in data:
+                    entry["capabilities"] = self.capabilities
             return await self._json(conn, 200, {"object": "list", "data": data})
         if method == "GET" and path == "/v1/tokenizer":
             if self.tokenizer is None:
