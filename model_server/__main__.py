@@ -9,14 +9,14 @@ import sys
 
 from model_server.chat_template import ChatTemplateError
 from model_server.engines.base import EngineError
-from model_server.gguf_file import GGUFError
+from model_server.gguf_file import GgufError
 from model_server.model_source import ModelSourceError
 from model_server.settings import SettingsError, load_settings
 
 USAGE = """usage: python -m model_server            serve (settings from MOVIEMIND_MODEL_* variables)
        python -m model_server compat IN.gguf OUT.gguf   rewrite a GGUF so ctransformers loads it"""
 
-_EXPECTED = (SettingsError, GGUFError, ModelSourceError, ChatTemplateError, EngineError)
+_EXPECTED = (SettingsError, GgufError, ModelSourceError, ChatTemplateError, EngineError)
 
 
 def main(argv: list[str]) -> int:

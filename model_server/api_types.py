@@ -79,6 +79,9 @@ class ChatCompletionRequest(_GenerationFields, kw_only=True):
 
     messages: Annotated[list[ChatMessage], Meta(min_length=1)]
     max_completion_tokens: MaxTokens | None = None
+    # vLLM's names. None: continue a final assistant message, else open the assistant's turn.
+    continue_final_message: bool | None = None
+    add_generation_prompt: bool | None = None
 
 
 class CompletionRequest(_GenerationFields, kw_only=True):
@@ -95,12 +98,19 @@ class TokenizeRequest(msgspec.Struct, kw_only=True):
     add_special: bool = False  # prepend BOS when the vocabulary uses one
 
 
+class PromptTokensDetails(msgspec.Struct, kw_only=True):
+    """OpenAI's breakdown of the prompt tokens."""
+
+    cached_tokens: int  # taken from the KV cache: prompt_tokens - cached_tokens were evaluated
+
+
 class Usage(msgspec.Struct, kw_only=True):
     """Token counts of one request."""
 
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
 
 
 class ResponseMessage(msgspec.Struct, kw_only=True):
@@ -178,6 +188,12 @@ class Completion(msgspec.Struct, kw_only=True):
     usage: Usage | None = None
 
 
+class ModelCapabilities(msgspec.Struct, kw_only=True):
+    """What a client may rely on beyond the OpenAI API (detect before using it)."""
+
+    continue_final_message: bool = True  # a final assistant message is continued (prefill)
+
+
 class ModelCard(msgspec.Struct, kw_only=True):
     """One entry of GET /v1/models."""
 
@@ -187,6 +203,7 @@ class ModelCard(msgspec.Struct, kw_only=True):
     owned_by: str = "moviemind"
     context_length: int = 0
     engine: str = ""
+    capabilities: ModelCapabilities = msgspec.field(default_factory=ModelCapabilities)
 
 
 class ModelList(msgspec.Struct, kw_only=True):

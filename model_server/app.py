@@ -32,6 +32,7 @@ from model_server.api_types import (
     Delta,
     ModelCard,
     ModelList,
+    PromptTokensDetails,
     ResponseMessage,
     TokenizeRequest,
     Usage,
@@ -40,7 +41,7 @@ from model_server.api_types import (
 from model_server.chat_template import ChatTemplate, ChatTemplateError
 from model_server.engines.base import Engine
 from model_server.errors import (
-    ApiError,
+    HttpErrorReply,
     error_body,
     handle_api_error,
     handle_http_exception,
@@ -85,17 +86,21 @@ class ServerState:
         self.engine_factory = engine_factory
         self.metrics = Metrics()
         self.scheduler: Scheduler | None = None
-        self.load_error: str | None = None
         self.created = int(time.time())
         self.tokenizer_json = tokenizer.to_json().encode()
 
     def load_engines(self) -> None:
         """Load one engine per slot (blocking; run in a thread). Sets `scheduler` when done."""
-        engines = []
-        for slot in range(self.settings.slots):
-            engine = self.engine_factory(slot)
-            engine.load()
-            engines.append(engine)
+        engines: list[Engine] = []
+        try:
+            for slot in range(self.settings.slots):
+                engine = self.engine_factory(slot)
+                engines.append(engine)
+                engine.load()
+        except BaseException:
+            for engine in engines:
+                engine.close()
+            raise
         self.scheduler = Scheduler(engines, self.settings.queue, self.metrics)
         self.metrics.ready.set(1)
 
@@ -112,7 +117,7 @@ def auth_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     scheme, _, given = header.partition(" ")
     ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
     if not ok:
-        raise ApiError(
+        raise HttpErrorReply(
             401,
             "authentication_error",
             "missing or wrong bearer token",
@@ -131,13 +136,13 @@ _DECODERS = {
 async def _decode(request: Request, type_: type) -> Any:
     body = await request.body()
     if not body.strip():
-        raise ApiError(400, "invalid_request_error", "request body is empty; send JSON")
+        raise HttpErrorReply(400, "invalid_request_error", "request body is empty; send JSON")
     try:
         return _DECODERS[type_].decode(body)
     except msgspec.ValidationError as exc:
-        raise ApiError(422, "validation_error", str(exc)) from None
+        raise HttpErrorReply(422, "validation_error", str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_request_error", f"malformed JSON: {exc}") from None
+        raise HttpErrorReply(400, "invalid_request_error", f"malformed JSON: {exc}") from None
 
 
 def _state(request: Request) -> ServerState:
@@ -146,7 +151,7 @@ def _state(request: Request) -> ServerState:
 
 def _ready_scheduler(state: ServerState) -> Scheduler:
     if state.scheduler is None:
-        raise ApiError(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
+        raise HttpErrorReply(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
     return state.scheduler
 
 
@@ -156,9 +161,16 @@ def _ready_scheduler(state: ServerState) -> Scheduler:
 class TextRun:
     """Turns one generation's token ids into text pieces, applying end tokens and stop strings."""
 
-    def __init__(self, state: ServerState, stops: list[str], ignore_eos: bool, max_tokens: int):
+    def __init__(
+        self,
+        state: ServerState,
+        stops: list[str],
+        ignore_eos: bool,
+        max_tokens: int,
+        continues: bool = False,
+    ):
         self.state = state
-        self.decoder = IncrementalDecoder(state.tokenizer)
+        self.decoder = IncrementalDecoder(state.tokenizer, reply_start=not continues)
         self.matcher = StopMatcher(stops)
         self.ignore_eos = ignore_eos
         self.max_tokens = max_tokens
@@ -203,6 +215,8 @@ def _sampling(state: ServerState, req: _GenerationFields, max_tokens: int) -> Sa
         top_p=1.0 if req.top_p is None else req.top_p,
         top_k=0 if req.top_k is None else req.top_k,
         repetition_penalty=1.0 if req.repetition_penalty is None else req.repetition_penalty,
+        frequency_penalty=req.frequency_penalty or 0.0,
+        presence_penalty=req.presence_penalty or 0.0,
         seed=None if req.seed is None else req.seed % (1 << 63),
         end_ids=state.tokenizer.end_ids,
         ignore_eos=req.ignore_eos,
@@ -214,9 +228,9 @@ def _budget(state: ServerState, n_prompt: int, requested: int | None) -> int:
     """Tokens the reply may have; 400 when the prompt leaves no room in the context."""
     room = state.context - n_prompt
     if n_prompt == 0:
-        raise ApiError(400, "invalid_request_error", "the prompt is empty")
+        raise HttpErrorReply(400, "invalid_request_error", "the prompt is empty")
     if room < 1:
-        raise ApiError(
+        raise HttpErrorReply(
             400,
             "invalid_request_error",
             f"the prompt has {n_prompt} tokens but the context holds {state.context} "
@@ -274,9 +288,11 @@ async def _start(
             return await scheduler.start(prompt_ids, opts, deadline)
     except ClientGone:
         state.metrics.cancelled.labels(reason="disconnect").inc()
-        raise ApiError(400, "client_disconnected", "the client hung up while queued") from None
+        raise HttpErrorReply(
+            400, "client_disconnected", "the client hung up while queued"
+        ) from None
     except QueueFull as exc:
-        raise ApiError(
+        raise HttpErrorReply(
             429,
             "queue_full",
             f"all {state.settings.slots} slot(s) busy and {state.settings.queue} request(s) "
@@ -284,7 +300,7 @@ async def _start(
             {"Retry-After": str(exc.retry_after)},
         ) from None
     except DeadlineExceeded:
-        raise ApiError(
+        raise HttpErrorReply(
             504, "deadline_exceeded", f"no slot became free within {state.settings.deadline_s} s"
         ) from None
 
@@ -303,15 +319,15 @@ async def _collect(
             async for piece in run.pieces(gen):
                 parts.append(piece)
     except ClientGone:
-        raise ApiError(400, "client_disconnected", "the client hung up") from None
+        raise HttpErrorReply(400, "client_disconnected", "the client hung up") from None
     except DeadlineExceeded:
-        raise ApiError(
+        raise HttpErrorReply(
             504,
             "deadline_exceeded",
             f"generation did not finish within {state.settings.deadline_s} s",
         ) from None
     except GenerationFailed:
-        raise ApiError(500, "server_error", "the engine failed; see the server log") from None
+        raise HttpErrorReply(500, "server_error", "the engine failed; see the server log") from None
     finally:
         gen.abort("disconnect")  # no-op when finished; frees the slot if we got here early
         _observe_ttft(state, gen, started, t0)
@@ -364,11 +380,12 @@ async def _stream_events(
     yield b"data: [DONE]\n\n"
 
 
-def _usage(n_prompt: int, run: TextRun) -> Usage:
+def _usage(n_prompt: int, run: TextRun, gen: Any) -> Usage:
     return Usage(
         prompt_tokens=n_prompt,
         completion_tokens=run.completion_tokens,
         total_tokens=n_prompt + run.completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=gen.stats.cached_tokens),
     )
 
 
@@ -394,16 +411,18 @@ async def chat_completions(request: Request) -> Any:
         for m in req.messages
     ]
     try:
-        prompt = state.template.render(messages)
+        prompt, continues = state.template.render_request(
+            messages, req.continue_final_message, req.add_generation_prompt
+        )
     except ChatTemplateError as exc:
-        raise ApiError(400, "invalid_request_error", str(exc)) from None
+        raise HttpErrorReply(400, "invalid_request_error", str(exc)) from None
     prompt_ids = state.tokenizer.encode(prompt)
     requested = req.max_completion_tokens or req.max_tokens
     max_tokens = _budget(state, len(prompt_ids), requested)
     opts = _sampling(state, req, max_tokens)
     t0 = asyncio.get_running_loop().time()
     gen = await _start(request, state, prompt_ids, opts, started)
-    run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens)
+    run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens, continues)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = state.model_name
@@ -423,7 +442,7 @@ async def chat_completions(request: Request) -> Any:
                     finish_reason=run.finish_reason,
                 )
             ],
-            usage=_usage(len(prompt_ids), run),
+            usage=_usage(len(prompt_ids), run, gen),
         )
 
     def chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
@@ -445,7 +464,7 @@ async def chat_completions(request: Request) -> Any:
                     created=created,
                     model=model,
                     choices=[],
-                    usage=_usage(len(prompt_ids), run),
+                    usage=_usage(len(prompt_ids), run, gen),
                 )
             )
         return docs
@@ -478,13 +497,13 @@ async def completions(request: Request) -> Any:
         prompt_ids = [int(p) for p in req.prompt]  # type: ignore[arg-type]
         vocab = state.tokenizer.vocab_size
         if any(not 0 <= t < vocab for t in prompt_ids):
-            raise ApiError(422, "validation_error", f"token ids must be in [0, {vocab})")
+            raise HttpErrorReply(422, "validation_error", f"token ids must be in [0, {vocab})")
         prompt_text = state.tokenizer.decode(prompt_ids) if req.echo else ""
     elif len(req.prompt) == 1 and isinstance(req.prompt[0], str):
         prompt_text = req.prompt[0]
         prompt_ids = state.tokenizer.encode(prompt_text)
     else:
-        raise ApiError(
+        raise HttpErrorReply(
             422, "validation_error", "prompt must be a string, one string in a list, or token ids"
         )
     max_tokens = _budget(state, len(prompt_ids), req.max_tokens or 16)
@@ -510,7 +529,7 @@ async def completions(request: Request) -> Any:
 
     if not req.stream:
         text = await _collect(request, state, run, gen, started, t0)
-        return doc(echo + text, run.finish_reason, _usage(len(prompt_ids), run))
+        return doc(echo + text, run.finish_reason, _usage(len(prompt_ids), run, gen))
 
     def final() -> list[Any]:
         docs: list[Any] = [doc("", run.finish_reason)]
@@ -522,7 +541,7 @@ async def completions(request: Request) -> Any:
                     created=created,
                     model=model,
                     choices=[],
-                    usage=_usage(len(prompt_ids), run),
+                    usage=_usage(len(prompt_ids), run, gen),
                 )
             )
         return docs
@@ -610,11 +629,11 @@ def create_app(state: ServerState, load_in_background: bool = True) -> Litestar:
                     state.context,
                 )
             except Exception as exc:
-                state.load_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                log.error("model failed to load: %s", state.load_error)
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.error("model failed to load: %s", reason)
                 on_fail = getattr(app.state, "on_load_failure", None)
                 if on_fail is not None:
-                    on_fail(state.load_error)
+                    on_fail(reason)
 
         threading.Thread(target=load, name="model-load", daemon=True).start()
 
@@ -634,7 +653,7 @@ def create_app(state: ServerState, load_in_background: bool = True) -> Litestar:
             metrics,
         ],
         exception_handlers={
-            ApiError: handle_api_error,
+            HttpErrorReply: handle_api_error,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },

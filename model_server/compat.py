@@ -18,8 +18,8 @@ from model_server.gguf_file import (
     COMPAT_RENAMED_FROM,
     COMPAT_RENAMED_ID,
     COMPAT_SOURCE_SHA256,
-    GGUFError,
-    GGUFInfo,
+    GgufError,
+    GgufMetadata,
     check_gguf_header,
     copy_fields,
     rewriting,
@@ -33,7 +33,7 @@ logging.getLogger("gguf").setLevel(logging.WARNING)
 BYTE_LEVEL_NEWLINE = "\u010a"  # "Ċ": GPT-2's printable stand-in for byte 0x0A
 
 
-def compat_reasons(info: GGUFInfo) -> list[str]:
+def compat_reasons(info: GgufMetadata) -> list[str]:
     """Why ctransformers cannot load this file as it is (empty: it can)."""
     reasons = []
     if info.scores is None:
@@ -55,12 +55,12 @@ def rewrite(src: Path, dst: Path, source_sha256: str | None = None) -> list[str]
         tensors = {t.name: t for t in reader.tensors}
         tokens_field = reader.get_field(gguf.Keys.Tokenizer.LIST)
         if tokens_field is None:
-            raise GGUFError(f"{src} has no tokenizer vocabulary")
+            raise GgufError(f"{src} has no tokenizer vocabulary")
         tokens: list[str] = tokens_field.contents()
         renamed_id: int | None = None
         if "\n" not in tokens:
             if BYTE_LEVEL_NEWLINE not in tokens:
-                raise GGUFError(f'{src}: no "\\n" or byte-level newline entry to rename')
+                raise GgufError(f'{src}: no "\\n" or byte-level newline entry to rename')
             renamed_id = tokens.index(BYTE_LEVEL_NEWLINE)
             tokens = list(tokens)
             tokens[renamed_id] = "\n"
@@ -88,7 +88,7 @@ def rewrite(src: Path, dst: Path, source_sha256: str | None = None) -> list[str]
         add_output = "output.weight" not in tensors
         if add_output:
             if "token_embd.weight" not in tensors:
-                raise GGUFError(f"{src} has neither output.weight nor token_embd.weight")
+                raise GgufError(f"{src} has neither output.weight nor token_embd.weight")
             changes.append("added output.weight as a copy of token_embd.weight")
         for t in order:
             writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
@@ -109,7 +109,7 @@ def rewrite(src: Path, dst: Path, source_sha256: str | None = None) -> list[str]
     return changes
 
 
-def ensure_compatible(info: GGUFInfo, cache_dir: Path) -> Path:
+def ensure_compatible(info: GgufMetadata, cache_dir: Path) -> Path:
     """Path of a file ctransformers can load: the original, or a cached rewrite keyed by sha256."""
     reasons = compat_reasons(info)
     if not reasons:

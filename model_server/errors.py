@@ -24,7 +24,7 @@ _FRAMEWORK_TYPES = {
 }
 
 
-class ApiError(Exception):
+class HttpErrorReply(Exception):
     """An error reply: HTTP status, a stable `type` string, a message for a person."""
 
     def __init__(
@@ -42,8 +42,8 @@ def error_body(type_: str, message: str) -> bytes:
     return msgspec.json.encode({"error": {"type": type_, "message": message}})
 
 
-def error_response(exc: ApiError) -> Response[bytes]:
-    """A Litestar response for an ApiError."""
+def error_response(exc: HttpErrorReply) -> Response[bytes]:
+    """A Litestar response for an HttpErrorReply."""
     return Response(
         content=error_body(exc.type, exc.message),
         status_code=exc.status,
@@ -58,8 +58,8 @@ def _count(request: Request, type_: str) -> None:
         metrics.errors.labels(type=type_).inc()
 
 
-def handle_api_error(request: Request, exc: ApiError) -> Response[bytes]:
-    """Exception handler for ApiError."""
+def handle_api_error(request: Request, exc: HttpErrorReply) -> Response[bytes]:
+    """Exception handler for HttpErrorReply."""
     _count(request, exc.type)
     return error_response(exc)
 
@@ -77,11 +77,11 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response[byte
         message = str(exc.detail) if exc.detail else type_
     _count(request, type_)
     headers = dict(exc.headers or {})
-    return error_response(ApiError(status, type_, message, headers))
+    return error_response(HttpErrorReply(status, type_, message, headers))
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response[bytes]:
     """Last resort: log the traceback, tell the client only that something failed."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     _count(request, "server_error")
-    return error_response(ApiError(500, "server_error", "internal error; see the server log"))
+    return error_response(HttpErrorReply(500, "server_error", "internal error; see the server log"))

@@ -1,8 +1,8 @@
 """What the server needs to know about a GGUF file: architecture, vocabulary, chat template, sizes.
 
 Reading a GGUF with `gguf.GGUFReader` takes seconds for a 49k-token vocabulary, so the extracted
-`GGUFInfo` is cached on disk next to the compat copies, keyed by the file's sha256. Also the steps
-every rewritten copy shares (compat.py, weights.py): atomic writing and copying the metadata.
+`GgufMetadata` is cached on disk next to the compat copies, keyed by the file's sha256. Also the
+steps every rewritten copy shares (compat.py, weights.py): atomic writing and copying the metadata.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ COMPAT_RENAMED_FROM = "moviemind.compat.renamed_token_from"
 COMPAT_SOURCE_SHA256 = "moviemind.compat.source_sha256"
 
 
-class GGUFError(ValueError):
+class GgufError(ValueError):
     """The file is missing, is not GGUF, or lacks what the server needs; one line for a person."""
 
 
-class GGUFInfo(msgspec.Struct, kw_only=True):
+class GgufMetadata(msgspec.Struct, kw_only=True):
     """Metadata and vocabulary extracted from one GGUF file."""
 
     path: str
@@ -87,21 +87,21 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 
 
 def check_gguf_header(path: Path) -> None:
-    """Raise GGUFError unless `path` is a readable file that starts with the GGUF magic."""
+    """Raise GgufError unless `path` is a readable file that starts with the GGUF magic."""
     if not path.exists():
-        raise GGUFError(f"model file {path} does not exist")
+        raise GgufError(f"model file {path} does not exist")
     if not path.is_file():
-        raise GGUFError(f"model path {path} is not a file")
+        raise GgufError(f"model path {path} is not a file")
     try:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as exc:
-        raise GGUFError(f"model file {path} cannot be read: {exc.strerror}") from None
+        raise GgufError(f"model file {path} cannot be read: {exc.strerror}") from None
     if head[:4] != GGUF_MAGIC:
-        raise GGUFError(f"model file {path} is not a GGUF file (no GGUF magic at its start)")
+        raise GgufError(f"model file {path} is not a GGUF file (no GGUF magic at its start)")
     version = int.from_bytes(head[4:8], "little")
     if version not in (2, 3):
-        raise GGUFError(
+        raise GgufError(
             f"model file {path} is GGUF version {version}; versions 2 and 3 are supported"
         )
 
@@ -117,7 +117,7 @@ def rewriting(src: Path, dst: Path) -> Iterator[tuple[Any, Any]]:
     reader = gguf.GGUFReader(src, "r")
     arch_field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
     if arch_field is None:
-        raise GGUFError(f"{src} has no general.architecture")
+        raise GgufError(f"{src} has no general.architecture")
     tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
     dst.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(tmp, arch_field.contents())
@@ -150,15 +150,15 @@ def copy_fields(
         writer.add_key_value(field.name, value, vtype, sub_type=sub_type)
 
 
-def read_info(path: Path, cache_dir: Path | None = None, sha256: str | None = None) -> GGUFInfo:
-    """Extract `GGUFInfo` from `path`, using (and filling) the on-disk cache when `cache_dir` is set."""
+def read_info(path: Path, cache_dir: Path | None = None, sha256: str | None = None) -> GgufMetadata:
+    """`GgufMetadata` of `path`, using (and filling) the on-disk cache when `cache_dir` is set."""
     path = Path(path)
     check_gguf_header(path)
     digest = sha256 or sha256_file(path)
     cached = _cache_path(cache_dir, digest) if cache_dir else None
     if cached and cached.is_file():
         try:
-            info = msgspec.msgpack.decode(cached.read_bytes(), type=GGUFInfo)
+            info = msgspec.msgpack.decode(cached.read_bytes(), type=GgufMetadata)
             return msgspec.structs.replace(info, path=str(path))
         except (msgspec.DecodeError, msgspec.ValidationError):
             log.warning("ignoring unreadable metadata cache %s", cached)
@@ -175,13 +175,13 @@ def _cache_path(cache_dir: Path, digest: str) -> Path:
     return Path(cache_dir) / "meta" / f"{digest}.v{INFO_CACHE_VERSION}.msgpack"
 
 
-def _read_with_gguf(path: Path, digest: str) -> GGUFInfo:
+def _read_with_gguf(path: Path, digest: str) -> GgufMetadata:
     import gguf
 
     try:
         reader = gguf.GGUFReader(path, "r")
     except Exception as exc:  # the reader raises bare ValueError/struct errors on damaged files
-        raise GGUFError(f"model file {path} is not a readable GGUF file: {exc}") from None
+        raise GgufError(f"model file {path} is not a readable GGUF file: {exc}") from None
 
     def get(key: str, default: object = None) -> object:
         field = reader.get_field(key)
@@ -189,10 +189,10 @@ def _read_with_gguf(path: Path, digest: str) -> GGUFInfo:
 
     arch = get("general.architecture")
     if not isinstance(arch, str):
-        raise GGUFError(f"model file {path} has no general.architecture")
+        raise GgufError(f"model file {path} has no general.architecture")
     tokens = get("tokenizer.ggml.tokens")
     if not isinstance(tokens, list) or not tokens:
-        raise GGUFError(f"model file {path} has no tokenizer vocabulary (tokenizer.ggml.tokens)")
+        raise GgufError(f"model file {path} has no tokenizer vocabulary (tokenizer.ggml.tokens)")
     token_types = get("tokenizer.ggml.token_type") or [1] * len(tokens)
     vocab_model = get("tokenizer.ggml.model", "llama")
     tensor_bytes = sum(int(t.n_bytes) for t in reader.tensors)
@@ -204,7 +204,7 @@ def _read_with_gguf(path: Path, digest: str) -> GGUFInfo:
         value = get(key)
         return int(value) if value is not None else None
 
-    return GGUFInfo(
+    return GgufMetadata(
         path=str(path),
         sha256=digest,
         file_size=path.stat().st_size,

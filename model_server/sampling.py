@@ -21,6 +21,10 @@ class SamplingOptions(msgspec.Struct, kw_only=True, frozen=True):
     top_k: int = 0  # 0: no limit
     repetition_penalty: float = 1.0  # 1: off; >1 discourages tokens seen in the last window
     repeat_last_n: int = 64
+    # OpenAI's: subtract count * frequency_penalty + presence_penalty from the logit of every
+    # token this generation has already produced (negative values encourage repeats).
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
     seed: int | None = None
     end_ids: frozenset[int] = frozenset()  # generation stops after yielding one of these
     ignore_eos: bool = False  # never pick an end id (fixed-length runs for benchmarks)
@@ -35,12 +39,21 @@ class Sampler:
         self._rng = np.random.default_rng(opts.seed)
         self._greedy = opts.temperature <= 0.0 or opts.top_k == 1
         self._banned = np.fromiter(opts.end_ids, dtype=np.int64) if opts.ignore_eos else None
+        self._counts: dict[int, int] = {}  # tokens this sampler picked, for the OpenAI penalties
+        self._openai_penalties = opts.frequency_penalty != 0.0 or opts.presence_penalty != 0.0
 
     def sample(self, logits: np.ndarray, recent: Sequence[int]) -> int:
         """Next token id from the last position's logits (not modified) and the tokens so far."""
+        token = self._pick(logits, recent)
+        if self._openai_penalties:
+            self._counts[token] = self._counts.get(token, 0) + 1
+        return token
+
+    def _pick(self, logits: np.ndarray, recent: Sequence[int]) -> int:
         opts = self.opts
         penalize = opts.repetition_penalty != 1.0 and opts.repeat_last_n > 0 and len(recent) > 0
-        if penalize or self._banned is not None:
+        produced = self._openai_penalties and bool(self._counts)
+        if penalize or produced or self._banned is not None:
             logits = np.array(logits, dtype=np.float32, copy=True)
             if penalize:
                 seen = np.unique(np.asarray(recent[-opts.repeat_last_n :], dtype=np.int64))
@@ -49,6 +62,13 @@ class Sampler:
                 # The CTRL/llama.cpp rule: shrink positive logits, push negative ones further down.
                 logits[seen] = np.where(
                     vals > 0, vals / opts.repetition_penalty, vals * opts.repetition_penalty
+                )
+            if produced:
+                ids = np.fromiter(self._counts, dtype=np.int64, count=len(self._counts))
+                counts = np.fromiter(self._counts.values(), dtype=np.float32, count=len(ids))
+                inside = ids < logits.shape[0]
+                logits[ids[inside]] -= (
+                    counts[inside] * opts.frequency_penalty + opts.presence_penalty
                 )
             if self._banned is not None and self._banned.size:
                 logits[self._banned[self._banned < logits.shape[0]]] = -np.inf

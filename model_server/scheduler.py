@@ -104,6 +104,7 @@ class Scheduler:
         self._pool = ThreadPoolExecutor(max_workers=len(engines), thread_name_prefix="slot")
         self._avg_job_s = 5.0
         self._active: set[Generation] = set()
+        self._closed = False
         metrics.slots_total.set(len(engines))
         self._update_gauges()
 
@@ -174,6 +175,9 @@ class Scheduler:
             self._update_gauges()
 
     def _release(self, engine: Engine) -> None:
+        if self._closed:
+            engine.close()  # its generation ran on past close(); nothing else uses it now
+            return
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -216,7 +220,13 @@ class Scheduler:
             self._avg_job_s = 0.8 * self._avg_job_s + 0.2 * elapsed
 
     def close(self) -> None:
-        """Cancel running generations (they stop within a token) and stop the worker threads."""
+        """Cancel running generations (they stop within a token), stop the worker threads and
+        close the engines: idle ones now, busy ones as soon as their generation returns (never
+        under a running generation: freeing a native model mid-call would crash)."""
+        self._closed = True
         for gen in list(self._active):
             gen.abort("shutdown")
+        for engine in self._free:
+            engine.close()
+        self._free.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)

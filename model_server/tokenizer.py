@@ -20,7 +20,7 @@ from functools import lru_cache
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from tokenizers.processors import TemplateProcessing
 
-from model_server.gguf_file import GGUFError, GGUFInfo
+from model_server.gguf_file import GgufError, GgufMetadata
 
 log = logging.getLogger("model_server.tokenizer")
 
@@ -96,18 +96,18 @@ def _spm_merges(tokens: list[str], scores: list[float], types: list[int]) -> lis
     return [(left, right) for _, _, _, left, right in ranked]
 
 
-def build_tokenizer(info: GGUFInfo) -> Tokenizer:
+def build_tokenizer(info: GgufMetadata) -> Tokenizer:
     """A `tokenizers.Tokenizer` equivalent to llama.cpp's tokenizer for this GGUF's vocabulary."""
     tokens = list(info.tokens)
     if info.compat_renamed_id is not None and info.compat_renamed_from:
         tokens[info.compat_renamed_id] = info.compat_renamed_from
     types = info.token_types
     if len(types) != len(tokens):
-        raise GGUFError(f"{info.path}: {len(tokens)} tokens but {len(types)} token types")
+        raise GgufError(f"{info.path}: {len(tokens)} tokens but {len(types)} token types")
 
     if info.vocab_model == "gpt2":
         if not info.merges:
-            raise GGUFError(f"{info.path}: byte-level BPE vocabulary without merges")
+            raise GgufError(f"{info.path}: byte-level BPE vocabulary without merges")
         merges = [tuple(m.split(" ", 1)) for m in info.merges]
         tok = Tokenizer(
             models.BPE(
@@ -120,7 +120,7 @@ def build_tokenizer(info: GGUFInfo) -> Tokenizer:
         tok.decoder = decoders.ByteLevel()
     elif info.vocab_model == "llama":
         if info.scores is None or len(info.scores) != len(tokens):
-            raise GGUFError(f"{info.path}: SentencePiece vocabulary without one score per token")
+            raise GgufError(f"{info.path}: SentencePiece vocabulary without one score per token")
         unk = tokens[info.unk_id] if info.unk_id is not None else None
         tok = Tokenizer(
             models.BPE(
@@ -145,7 +145,7 @@ def build_tokenizer(info: GGUFInfo) -> Tokenizer:
             dec.append(decoders.Strip(" ", 1, 0))
         tok.decoder = decoders.Sequence(dec)
     else:
-        raise GGUFError(
+        raise GgufError(
             f"{info.path}: tokenizer model {info.vocab_model!r} is not supported (gpt2 or llama)"
         )
 
@@ -167,7 +167,7 @@ def build_tokenizer(info: GGUFInfo) -> Tokenizer:
 class ServerTokenizer:
     """Encoding, the per-token bytes used to stream text, and the ids that end generation."""
 
-    def __init__(self, info: GGUFInfo):
+    def __init__(self, info: GgufMetadata):
         self.info = info
         self.hf = build_tokenizer(info)
         tokens = list(info.tokens)
@@ -239,10 +239,12 @@ class ServerTokenizer:
 class IncrementalDecoder:
     """Turns generated token ids into text piece by piece, holding back incomplete UTF-8."""
 
-    def __init__(self, tokenizer: ServerTokenizer):
+    def __init__(self, tokenizer: ServerTokenizer, reply_start: bool = True):
+        """`reply_start`: the ids begin a reply (False when they continue a prefilled message,
+        whose first space separates words and must be kept)."""
         self._tok = tokenizer
         self._pending = b""
-        self._first = tokenizer.strip_first_space
+        self._first = tokenizer.strip_first_space and reply_start
 
     def feed(self, token_id: int) -> str:
         """Text that is complete after this token (may be empty)."""

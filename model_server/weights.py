@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_server.gguf_file import GGUFError, GGUFInfo, copy_fields, rewriting
+from model_server.gguf_file import GgufError, GgufMetadata, copy_fields, rewriting
 
 log = logging.getLogger("model_server.weights")
 logging.getLogger("gguf").setLevel(logging.WARNING)
@@ -65,7 +65,7 @@ def write_f16(src: Path, dst: Path) -> int:
             try:
                 values = dequantize(t.data, t.tensor_type)
             except NotImplementedError:
-                raise GGUFError(
+                raise GgufError(
                     f"{src}: tensor {t.name} has type {t.tensor_type.name}, which cannot be "
                     "converted to f16"
                 ) from None
@@ -73,7 +73,7 @@ def write_f16(src: Path, dst: Path) -> int:
     return len(converted)
 
 
-def ensure_f16(info: GGUFInfo, cache_dir: Path) -> Path:
+def ensure_f16(info: GgufMetadata, cache_dir: Path) -> Path:
     """Path of the cached f16 copy of `info`'s file, written on first use."""
     out = Path(cache_dir) / "f16" / f"{f16_key(info.sha256)}.gguf"
     if out.is_file():

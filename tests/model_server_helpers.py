@@ -7,11 +7,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
+import numpy as np
+
+from model_server.engines.base import Engine, EngineConfig
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -27,7 +31,7 @@ def shared_cache(tmp_path_factory) -> Path:
 
 
 def embedded_info(cache_dir: Path):
-    """GGUFInfo of the embedded SmolLM2, through the cache."""
+    """GgufMetadata of the embedded SmolLM2, through the cache."""
     from model_server.gguf_file import read_info
     from model_server.model_source import cached_sha256
     from model_server.settings import embedded_model_path
@@ -148,6 +152,39 @@ def run_cli(
 def sse_data(lines: Sequence[str]) -> list[str]:
     """The `data:` payloads of SSE lines."""
     return [line[len("data: ") :] for line in lines if line.startswith("data: ")]
+
+
+# ---- an engine without a model ----------------------------------------------------------------
+
+
+class ScriptedEngine(Engine):
+    """Emits token ids from a fixed script, slowly; `load` waits until it is allowed to finish."""
+
+    name = "scripted"
+
+    def __init__(self, script: Sequence[int], delay_s: float, loaded: threading.Event, vocab: int):
+        super().__init__(EngineConfig(model_path="-", context=2048, threads=1))
+        self._script = list(script)
+        self._delay = delay_s
+        self._loaded = loaded
+        self._vocab = vocab
+        self._step = 0
+        self.closed = 0  # close() calls
+
+    def load(self) -> None:
+        assert self._loaded.wait(30)
+
+    def _eval(self, ids: Sequence[int], n_past: int) -> None:
+        time.sleep(self._delay)
+        self._step = n_past + len(ids)
+
+    def _logits(self) -> np.ndarray:
+        logits = np.zeros(self._vocab, dtype=np.float32)
+        logits[self._script[self._step % len(self._script)]] = 1.0
+        return logits
+
+    def close(self) -> None:
+        self.closed += 1
 
 
 # ---- synthetic GGUF files -----------------------------------------------------------------------

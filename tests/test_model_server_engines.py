@@ -6,11 +6,10 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from litestar.testing import TestClient
 
@@ -22,7 +21,13 @@ from model_server.engines.ctransformers_engine import CTransformersEngine
 from model_server.sampling import SamplingOptions
 from model_server.settings import embedded_model_path, load_settings
 from model_server.tokenizer import ServerTokenizer
-from tests.model_server_helpers import RunningServer, embedded_info, model_server, shared_cache
+from tests.model_server_helpers import (
+    RunningServer,
+    ScriptedEngine,
+    embedded_info,
+    model_server,
+    shared_cache,
+)
 
 HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 needs_llama_cpp = pytest.mark.skipif(
@@ -154,32 +159,6 @@ def test_llama_cpp_engine_over_http(
 
 
 # ---- the HTTP layer with a scripted engine ------------------------------------------------------
-
-
-class ScriptedEngine(Engine):
-    """Emits token ids from a fixed script, slowly; `load` waits until it is allowed to finish."""
-
-    name = "scripted"
-
-    def __init__(self, script: Sequence[int], delay_s: float, loaded: threading.Event, vocab: int):
-        super().__init__(EngineConfig(model_path="-", context=2048, threads=1))
-        self._script = list(script)
-        self._delay = delay_s
-        self._loaded = loaded
-        self._vocab = vocab
-        self._step = 0
-
-    def load(self) -> None:
-        assert self._loaded.wait(30)
-
-    def _eval(self, ids: Sequence[int], n_past: int) -> None:
-        time.sleep(self._delay)
-        self._step = n_past + len(ids)
-
-    def _logits(self) -> np.ndarray:
-        logits = np.zeros(self._vocab, dtype=np.float32)
-        logits[self._script[self._step % len(self._script)]] = 1.0
-        return logits
 
 
 def _scripted_app(tok: ServerTokenizer, delay_s: float, loaded: threading.Event, **env: str):
