@@ -36,6 +36,7 @@ UNKNOWN_NAME = "unknown_name"
 WRONG_YEAR = "wrong_year"
 ECHO = "echo"
 REPEAT = "repeat"
+UNSUPPORTED = "unsupported"
 REJECTIONS = (
     EMPTY,
     TRUNCATED,
@@ -50,6 +51,7 @@ REJECTIONS = (
     WRONG_YEAR,
     ECHO,
     REPEAT,
+    UNSUPPORTED,
 )
 
 # Words that claim a genre, by the catalog genre that makes them true. "War", "family" and
@@ -224,6 +226,8 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
         return WRONG_YEAR
     if _echoes(reason, ctx.prompt):
         return ECHO
+    if not _supported(reason, movie):
+        return UNSUPPORTED
     key = lookup_key(reason)
     if any(SequenceMatcher(None, key, lookup_key(e)).ratio() >= 0.8 for e in earlier):
         return REPEAT
@@ -238,6 +242,54 @@ def _is_keyword_list(reason: str, movie: Movie) -> bool:
     facts = {w.lower() for t in (*movie.genres, *movie.keywords) for w in _WORD.findall(t)}
     words = [w.lower() for w in _WORD.findall(reason)]
     return bool(words) and sum(w in facts for w in words) / len(words) > 0.6
+
+
+def _stems(text: str) -> set[str]:
+    return {w.lower()[:5] for w in _WORD.findall(text) if len(w) >= 4}
+
+
+def _supported(reason: str, movie: Movie) -> bool:
+    """At least one word of the reason is backed by the catalog's facts about this movie (its
+    genres, keywords, overview): "You will enjoy its plot and characters" says nothing."""
+    facts = _stems(" ".join((*movie.genres, *movie.keywords, movie.overview)))
+    facts -= _GENERIC_STEMS
+    return bool(_stems(reason) & facts)
+
+
+# Words so general that sharing them with the catalog shows nothing (prefixes of 5 letters).
+_GENERIC_STEMS = frozenset(
+    w[:5]
+    for w in [
+        "movie",
+        "movies",
+        "film",
+        "films",
+        "story",
+        "stories",
+        "about",
+        "their",
+        "there",
+        "where",
+        "which",
+        "while",
+        "with",
+        "this",
+        "that",
+        "these",
+        "those",
+        "from",
+        "into",
+        "when",
+        "what",
+        "have",
+        "been",
+        "will",
+        "your",
+        "they",
+        "them",
+        "other",
+    ]
+)
 
 
 def _unknown_name(reason: str, movie: Movie, ctx: GateContext) -> bool:

@@ -162,9 +162,13 @@ class Recommender:
         first user's request is as fast as the rest; returns how many servers took it."""
         try:
             counter = await self.token_counter()
-            k = RecommendRequest().k  # the request line is part of the prefix: prime the default
-            prompt = build_prompt([], "", [], k, counter, self.settings.prompt_tokens)
-            primed = await self.upstream.prime(prompt.messages)
+            if self.settings.llm_rerank:
+                k = RecommendRequest().k  # the request line is part of the prefix: prime it
+                prompt = build_prompt([], "", [], k, counter, self.settings.prompt_tokens)
+                messages = prompt.messages
+            else:
+                messages = build_reason_prompt([], "", [])[:1]  # the fixed system message
+            primed = await self.upstream.prime(messages)
         except Exception as exc:  # an optimisation: never let it disturb start-up
             log.warning("prefix priming failed: %s: %s", type(exc).__name__, exc)
             return 0
