@@ -88,15 +88,21 @@ def one_request(client: httpx.Client, edge: str, liked: list[str], query: str) -
 
 
 def run_engine(
-    engine: str, log_dir: Path, samples: list[dict], requests: list[tuple[list[str], str]]
+    engine: str,
+    log_dir: Path,
+    samples: list[dict],
+    requests: list[tuple[list[str], str]],
+    index: str,
 ) -> dict[str, Any]:
     from tests.servers import start_edge, start_model_server
 
-    env = {"MOVIEMIND_MODEL_THREADS": "2"}
+    # One thread: on a shared 2-core machine two ggml threads spin-wait on each other (measured
+    # 20-30x slower decode under load); the edge and the client need the other core anyway.
+    env = {"MOVIEMIND_MODEL_THREADS": "1"}
     if engine != "ctransformers":
         env["MOVIEMIND_MODEL_ENGINE"] = engine
     model = start_model_server(log_dir, **env)
-    edge = start_edge(log_dir, [model.url], index="var/index", MOVIEMIND_EDGE_PRIME_PREFIX="true")
+    edge = start_edge(log_dir, [model.url], index=index, MOVIEMIND_EDGE_PRIME_PREFIX="true")
     rows = []
     try:
         client = httpx.Client(timeout=120, trust_env=False)
@@ -194,7 +200,7 @@ def render(report: dict[str, Any]) -> str:
         f"{m['cores']} cores (flags: {flags}); load average before {report['load_before']}, "
         f"after {report['load_after']}. {report['requests']} fixed requests "
         "(benchmarks/reason_requests.py), k=5, streamed, one at a time, model server with "
-        "2 threads, SmolLM2-135M-Instruct Q4_1. The machine is shared: absolute times move "
+        "1 thread, SmolLM2-135M-Instruct Q4_1. The machine is shared: absolute times move "
         "with the load.",
         "",
         table(
@@ -252,13 +258,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engines", default="ctransformers,llama_cpp")
     ap.add_argument("--samples", type=Path, help="write every pick's reason here (JSONL)")
+    ap.add_argument("--index", default="var/index", help="bundle directory the edge serves")
     ap.add_argument("--limit", type=int, default=len(REQUESTS), help="first N requests only")
     ap.add_argument("--logs", type=Path, default=Path("/tmp/moviemind-reasons-bench"))
     args = ap.parse_args()
     load_before = loadavg()
     samples: list[dict] = []
     requests = REQUESTS[: args.limit]
-    engines = [run_engine(e, args.logs, samples, requests) for e in args.engines.split(",") if e]
+    engines = [
+        run_engine(e, args.logs, samples, requests, args.index)
+        for e in args.engines.split(",")
+        if e
+    ]
     report = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),

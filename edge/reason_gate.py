@@ -54,9 +54,15 @@ REJECTIONS = (
     UNSUPPORTED,
 )
 
-# Words that claim a genre, by the catalog genre that makes them true. "War", "family" and
-# "drama" are left out on purpose: they are also plain topics ("a movie about war").
+# Words that claim a genre, by the catalog genre (or keyword) that makes them true. "War" and
+# "family" are left out on purpose: they are also plain topics ("a movie about war").
 _GENRE_WORDS: dict[str, tuple[str, ...]] = {
+    "action": ("action",),
+    "adventure": ("adventure",),
+    "crime": ("crime", "heist", "gangster", "mob", "detective", "police", "cop"),
+    "drama": ("drama",),
+    "dramatic": ("drama",),
+    "kids": ("children", "animation", "family"),
     "comedy": ("comedy",),
     "comedies": ("comedy",),
     "comedic": ("comedy",),
