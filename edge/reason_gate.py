@@ -34,9 +34,12 @@ KEYWORD_LIST = "keyword_list"
 WRONG_GENRE = "wrong_genre"
 UNKNOWN_NAME = "unknown_name"
 WRONG_YEAR = "wrong_year"
+NUMBER = "number"
 ECHO = "echo"
 REPEAT = "repeat"
 UNSUPPORTED = "unsupported"
+INVENTED_PLOT = "invented_plot"
+META = "meta"
 REJECTIONS = (
     EMPTY,
     TRUNCATED,
@@ -49,9 +52,12 @@ REJECTIONS = (
     WRONG_GENRE,
     UNKNOWN_NAME,
     WRONG_YEAR,
+    NUMBER,
     ECHO,
     REPEAT,
     UNSUPPORTED,
+    INVENTED_PLOT,
+    META,
 )
 
 # Words that claim a genre, by the catalog genre (or keyword) that makes them true. "War" and
@@ -66,6 +72,15 @@ _GENRE_WORDS: dict[str, tuple[str, ...]] = {
     "comedy": ("comedy",),
     "comedies": ("comedy",),
     "comedic": ("comedy",),
+    "funny": ("comedy",),
+    "laughs": ("comedy",),
+    "humor": ("comedy",),
+    "humour": ("comedy",),
+    "humorous": ("comedy",),
+    "hilarious": ("comedy",),
+    "rom-com": ("comedy",),
+    "scary": ("horror",),
+    "terrifying": ("horror",),
     "horror": ("horror",),
     "romance": ("romance",),
     "romantic": ("romance",),
@@ -84,10 +99,13 @@ _GENRE_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 _LIST_MARKER = re.compile(
-    r"\[\d{1,3}\]|^\s*(?:\d{1,2}[.)]|[-*•])\s|(?:^|\s)\d{1,2}[.)]\s+[A-Z\"“]|\*\*|\|"
+    r"\[\d{1,3}\]|\(\d{4}\)|^\s*(?:\d{1,2}[.)]|[-*•])\s|(?:^|\s)\d{1,2}[.)]\s+[A-Z\"“]|\*\*|\|"
 )
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I’m|I've|I’ve|I'd|I’d|me|my|myself)\b")
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)s?\b")
+# Talk about the film as a product (its genre, release, remakes) instead of about the film:
+# SmolLM2's way of filling a line ("reimagined in various ways to fit different genres").
+_META = re.compile(r"\b(?:genres?|released|DVD|franchise|remake|reimagined|box office)\b", re.I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*")
 _SENTENCE_END = re.compile(r"[.!?](?=[\"'”’)]?(?:\s|$))")
 # Capitalised words that are ordinary at any position (not names a model could invent).
@@ -230,10 +248,17 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
     years = {int(y) for y in _YEAR.findall(reason)}
     if years - {movie.year}:
         return WRONG_YEAR
+    if re.search(r"\d", _YEAR.sub("", reason)):
+        # Counts, ages, percentages: the catalog gives the model none, so they are made up.
+        return NUMBER
     if _echoes(reason, ctx.prompt):
         return ECHO
     if not _supported(reason, movie):
         return UNSUPPORTED
+    if _invents_plot(reason, movie):
+        return INVENTED_PLOT
+    if _META.search(reason):
+        return META
     key = lookup_key(reason)
     if any(SequenceMatcher(None, key, lookup_key(e)).ratio() >= 0.8 for e in earlier):
         return REPEAT
@@ -260,6 +285,85 @@ def _supported(reason: str, movie: Movie) -> bool:
     facts = _stems(" ".join((*movie.genres, *movie.keywords, movie.overview)))
     facts -= _GENERIC_STEMS
     return bool(_stems(reason) & facts)
+
+
+# People a plot summary is about. A small model invents them freely ("a young woman who can
+# control water"); one the catalog's own text does not mention makes the reason fiction.
+_PERSONS = frozenset(
+    [
+        "man",
+        "men",
+        "woman",
+        "women",
+        "girl",
+        "girls",
+        "boy",
+        "boys",
+        "couple",
+        "friends",
+        "friend",
+        "teenager",
+        "teenagers",
+        "teen",
+        "teens",
+        "student",
+        "students",
+        "child",
+        "mathematician",
+        "scientist",
+        "doctor",
+        "detective",
+        "hero",
+        "heroes",
+        "heroine",
+        "soldier",
+        "soldiers",
+        "family",
+        "daughter",
+        "son",
+        "mother",
+        "father",
+        "brother",
+        "sister",
+        "wife",
+        "husband",
+        "king",
+        "queen",
+        "prince",
+        "princess",
+        "robot",
+        "creature",
+        "monster",
+        "monsters",
+        "group",
+        "team",
+        "character",
+        "characters",
+        "people",
+        "person",
+        "kids",
+        "orphan",
+        "orphans",
+        "genius",
+    ]
+)
+
+
+def _invents_plot(reason: str, movie: Movie) -> bool:
+    """Names a person the catalog does not, or says what the movie is about with a word the
+    catalog does not back ("a documentary about music" for one about a family trial)."""
+    text = " ".join((movie.title, *movie.keywords, movie.overview, *movie.genres))
+    facts = _stems(text) | {w.lower() for w in _WORD.findall(text)}
+    words = [w.lower() for w in _WORD.findall(reason)]
+    for w in words:
+        if w in _PERSONS and w[:5] not in facts and w.rstrip("s")[:5] not in facts:
+            return True
+    for m in re.finditer(
+        r"\b(?:about|follows|on|explores)\s+((?:[A-Za-z'’\-]+\s+){0,3}?)([A-Za-z'’\-]{4,})", reason
+    ):
+        if m.group(2).lower()[:5] not in facts | _GENERIC_STEMS:
+            return True
+    return False
 
 
 # Words so general that sharing them with the catalog shows nothing (prefixes of 5 letters).

@@ -38,7 +38,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     candidates: int = 8
     # Guided reasons: the token cap of each pick's reason, and the wall-clock budget for all of
     # a request's reasons (picks whose reason is not written by then keep the catalog reason).
-    reason_tokens: int = 32
+    reason_tokens: int = 48
     reasons_timeout_s: float = 8.0
     # Let the model reorder the ranker's candidates (the older single-answer path). Off: only
     # worth turning on where it was measured to pick better than the ranker.

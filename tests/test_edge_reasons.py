@@ -96,7 +96,7 @@ def test_picks_first_then_one_gated_reason_per_pick(edge: Server, stub: OpenAISt
     assert heads[0]["content"] == f"1. {first[0]['title']} ({first[0]['year']}):"
     assert heads[1]["content"].startswith(heads[0]["content"] + GOOD + "\n2. ")
     assert heads[2]["content"].startswith(heads[1]["content"] + JUNK + "\n3. ")
-    assert all(c["stop"] == ["\n"] and c["max_tokens"] == 32 for c in calls)
+    assert all(c["stop"] == ["\n"] and c["max_tokens"] == 48 for c in calls)
     metrics = httpx.get(edge.url + "/metrics").text
     assert 'moviemind_edge_reasons_total{verdict="list_marker"} 1.0' in metrics
     assert 'moviemind_edge_reasons_total{verdict="shown"} 2.0' in metrics

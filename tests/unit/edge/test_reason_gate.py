@@ -53,8 +53,13 @@ def test_a_good_sentence_passes() -> None:
         ("A horror-tinged heist with a shootout in the city streets.", g.WRONG_GENRE),
         ("A crime epic directed by Christopher Nolan with a great shootout.", g.UNKNOWN_NAME),
         ("A crime epic from 2004 with a heist and a shootout downtown.", g.WRONG_YEAR),
+        ("A crime epic with 3 heists and a shootout in the city streets.", g.NUMBER),
+        ("A funny heist movie with a shootout in the city streets.", g.WRONG_GENRE),
         ("A disciplined professional thief and an obsessive LAPD detective meet.", g.ECHO),
         ("You will enjoy its plot and characters and the way it ends.", g.UNSUPPORTED),
+        ("A crime epic about a young woman who can control water in a heist.", g.INVENTED_PLOT),
+        ("A crime epic that was reimagined as a remake with a heist shootout.", g.META),
+        ("A slow crime epic about music and a heist that goes wrong.", g.INVENTED_PLOT),
     ],
 )
 def test_each_rule(text: str, rule: str) -> None:
@@ -68,7 +73,7 @@ def test_the_same_reason_twice_in_one_answer_is_a_repeat() -> None:
 
 def test_a_liked_movie_named_in_a_comparison_is_allowed_but_not_alone() -> None:
     # "Alien" is a one-word title: indistinguishable from the word, so never counted as a title.
-    assert g.check("A crime epic about an alien heist crew with a shootout.", HEAT, CTX) is None
+    assert g.check("A crime epic with an alien heist crew and a shootout.", HEAT, CTX) is None
     liked2 = Movie(id=9, title="Reservoir Dogs", year=1992, genres=("Crime",))
     ctx = g.GateContext(CTX.picks, (liked2,))
     assert g.check("Reservoir Dogs is a crime epic with a heist shootout.", HEAT, ctx) == (
