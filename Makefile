@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 DEMO_STAMP := $(VENV)/.demo-stamp
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup setup-demo models index test lint fmt bench demo loadtest clean
+.PHONY: help setup setup-demo models index test test-fast lint fmt bench demo loadtest clean eval
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,17 @@ lint: setup ## static checks: ruff, terraform fmt, checkov, hadolint
 test: setup index lint ## every test and static check
 	$(PY) -m pytest tests
 
+# Unit tests: no model server, edge or browser process and no model inference; tests/unit/ plus the
+# unit-test files not moved there yet (a name that no longer exists is skipped), without the tests
+# marked slow or browser.
+UNIT_TESTS = $(wildcard tests/unit tests/test_devstack.py tests/test_loadtests.py \
+	tests/test_edge_units.py tests/test_upstream.py tests/test_model_server_units.py \
+	tests/test_model_server_tokenizer.py tests/test_bundle.py tests/test_layout.py \
+	tests/test_tmdb_api.py tests/test_tmdb_export.py)
+
+test-fast: setup ## unit tests only (under a minute)
+	$(PY) -m pytest -q -m "not slow and not browser" $(UNIT_TESTS)
+
 bench: setup index ## benchmarks; numbers go to docs/benchmarks/
 	bash scripts/bench.sh
 
@@ -51,3 +62,6 @@ fmt: setup
 
 clean:
 	rm -rf var .pytest_cache
+
+eval: setup models ## leak-free offline evaluation; report into docs/benchmarks/eval.md
+	$(PY) -m index_builder eval --compare-learners --templates doc-v1,doc-v2,doc-v3 --out docs/benchmarks/eval.md

@@ -12,8 +12,13 @@ on the same catalog:
   model to extract genres from the request, retrieval uses them, call 2 asks it to recommend
   (streamed).
 
-It prints tables and writes docs/benchmarks/edge.md. `python -m benchmarks.edge_bench
-serve-baseline` is the baseline server's entry point (the benchmark starts it as a subprocess).
+It prints tables and writes docs/benchmarks/edge.json, rendering edge.md from it.
+`python -m benchmarks.edge_bench serve-baseline` is the baseline server's entry point (the
+benchmark starts it as a subprocess).
+
+Over 400 lines on purpose: the workload, the baseline it is compared with and the report's prose
+are one experiment, read top to bottom; the shared machinery (servers, SSE, percentiles, machine,
+report) is in devstack.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import json
-import platform
+import math
 import random
 import re
 import statistics
@@ -37,7 +42,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +50,15 @@ import numpy as np
 from litestar import Litestar, get, post
 from litestar.response import Stream
 
+from devstack.machine import format_load, load_average, machine_info, package_versions
+from devstack.process import ServerProcess, child_env, free_port, python_module
+from devstack.report import BenchReport, Block, Table, blocks, markdown_table, write_report
+from devstack.servers import start_edge, start_model_server
+from devstack.sse import sse_events
+from devstack.stats import latency_summary, percentile
+
 ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "docs" / "benchmarks" / "edge.md"
+REPORT_DIR = ROOT / "docs" / "benchmarks"
 INDEX_DIR = "var/index"
 TORCH_THREADS = 2
 SEARCH_K = 10
@@ -471,11 +482,6 @@ def serve_baseline() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    """Percentile with linear interpolation (numpy's default)."""
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
-
-
 @dataclass
 class Series:
     """Latencies of one side of one comparison, in milliseconds."""
@@ -484,7 +490,7 @@ class Series:
     ms: list[float] = field(default_factory=list)
 
     def p(self, q: float) -> float:
-        return pct(self.ms, q)
+        return percentile(self.ms, q, math.nan)
 
 
 def http_client(url: str) -> httpx.Client:
@@ -518,7 +524,6 @@ def timed_stream(client: httpx.Client, path: str, body: dict[str, Any]) -> Strea
     t0 = time.perf_counter()
     first: float | None = None
     tokens = 0
-    event = ""
     done: dict[str, Any] = {}
     degraded = False
     reason = ""
@@ -527,27 +532,24 @@ def timed_stream(client: httpx.Client, path: str, body: dict[str, Any]) -> Strea
         if r.status_code != 200:
             r.read()
             raise RuntimeError(f"{path} answered {r.status_code}: {r.text[:300]}")
-        for line in r.iter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                if event == "candidates" and candidates is None:
-                    candidates = time.perf_counter()
-                elif event == "token":
-                    tokens += 1
-                    if first is None:
-                        first = time.perf_counter()
-                elif event == "done":
-                    done = json.loads(line[5:])
-                    degraded = degraded or bool(done.get("degraded"))
-                elif event == "error":
+        for event, data in sse_events(r.iter_bytes()):
+            if event == "candidates" and candidates is None:
+                candidates = time.perf_counter()
+            elif event == "token":
+                tokens += 1
+                if first is None:
+                    first = time.perf_counter()
+            elif event == "done":
+                done = json.loads(data)
+                degraded = degraded or bool(done.get("degraded"))
+            elif event == "error":
+                degraded = True
+                reason = json.loads(data).get("type", "error")
+            elif event == "recommendations":
+                rec = json.loads(data)
+                if rec.get("degraded"):
                     degraded = True
-                    reason = json.loads(line[5:]).get("type", "error")
-                elif event == "recommendations":
-                    rec = json.loads(line[5:])
-                    if rec.get("degraded"):
-                        degraded = True
-                        reason = rec.get("degraded_reason") or "degraded"
+                    reason = rec.get("degraded_reason") or "degraded"
     end = time.perf_counter()
     if degraded:
         print(f"{path}: degraded answer ({reason})", flush=True)
@@ -584,64 +586,26 @@ def in_process(
 # ---------------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        cores = str(len(os.sched_getaffinity(0)))
-    except AttributeError:
-        cores = str(os.cpu_count())
-    return {
-        "cpu": cpu,
-        "cores": cores,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-    }
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in (
-        "onnxruntime",
-        "usearch",
-        "litestar",
-        "uvicorn",
-        "torch",
-        "sentence-transformers",
-        "faiss-cpu",
-        "ctransformers",
-    ):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "-"
-    return out
+# What benchmarks/prefill_bench.py and reasons_bench.py import from here; new code uses devstack.
+def pct(values: Sequence[float], q: float) -> float:
+    """percentile, NaN when there are no values."""
+    return percentile(values, q, math.nan)
 
 
 def loadavg() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
+    """The load average now, as '1.00 2.00 3.00'."""
+    return format_load(load_average())
+
+
+def machine() -> dict[str, str]:
+    """CPU, cores, OS and Python (devstack.machine.machine_info has the CPU flags too)."""
+    m = machine_info()
+    return {"cpu": m.cpu, "cores": str(m.cores), "os": m.os, "python": m.python}
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return "-" if v != v else f"{v:.2f}"  # NaN: nothing measured
-        return str(v)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A Markdown table (devstack.report.markdown_table)."""
+    return markdown_table(headers, rows)
 
 
 def verdict(ok: bool) -> str:
@@ -654,35 +618,34 @@ def verdict(ok: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tests.servers import Server, free_port, start_edge, start_model_server
-
     os.chdir(ROOT)
-    started_at = datetime.now(UTC)
-    load_start = loadavg()
+    report = BenchReport.begin("edge", "Edge benchmarks", "python -m benchmarks.edge_bench")
     if not (ROOT / INDEX_DIR / "manifest.json").is_file():
         print(f"error: no index at {INDEX_DIR}; run `make index` first", file=sys.stderr)
         return 2
     edge_threads = int(os.environ.get("MOVIEMIND_EDGE_EMBED_THREADS") or EDGE_EMBED_THREADS_DEFAULT)
     model_threads = os.environ.get("MOVIEMIND_MODEL_THREADS", "0")
     log_dir = Path(tempfile.mkdtemp(prefix="edge-bench-"))
-    servers: list[Server] = []
-    print(f"edge bench: logs in {log_dir}; load average at start {load_start}", flush=True)
+    servers: list[ServerProcess] = []
+    print(f"edge bench: logs in {log_dir}; {report.machine.describe()}", flush=True)
     try:
         ms_port = free_port()
         upstream = f"http://127.0.0.1:{ms_port}"
         base_port = free_port()
-        baseline_srv = Server(
+        baseline_srv = ServerProcess(
             "baseline",
-            ["-m", "benchmarks.edge_bench", "serve-baseline"],
-            {
-                "BENCH_BASELINE_PORT": str(base_port),
-                "BENCH_BASELINE_INDEX": INDEX_DIR,
-                "BENCH_BASELINE_UPSTREAM": upstream,
-                "BENCH_TORCH_THREADS": str(TORCH_THREADS),
-            },
+            python_module("benchmarks.edge_bench", "serve-baseline"),
+            child_env(
+                {
+                    "BENCH_BASELINE_PORT": str(base_port),
+                    "BENCH_BASELINE_INDEX": INDEX_DIR,
+                    "BENCH_BASELINE_UPSTREAM": upstream,
+                    "BENCH_TORCH_THREADS": str(TORCH_THREADS),
+                }
+            ),
             base_port,
             log_dir,
-        )
+        ).start()
         servers.append(baseline_srv)
         edge = start_edge(log_dir, [upstream], index=INDEX_DIR, wait=False, **EDGE_BENCH_ENV)
         servers.append(edge)
@@ -704,7 +667,7 @@ def run(args: argparse.Namespace) -> int:
         servers.append(model)
         for srv in (edge, small, baseline_srv):
             if srv is not None:
-                srv.wait_ready(timeout=300)
+                srv.wait_ready(300)
         print("servers ready: model server, edge(s), baseline", flush=True)
 
         results: dict[str, Any] = {"edge_threads": edge_threads, "model_threads": model_threads}
@@ -758,15 +721,45 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for s in reversed(servers):
             s.stop()
-    results["load_start"] = load_start
-    results["load_end"] = loadavg()
-    results["started_at"] = started_at
-    results["duration_s"] = (datetime.now(UTC) - started_at).total_seconds()
-    report = render(results, args)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(report)
-    print(f"\nwrote {REPORT.relative_to(ROOT)} ({results['duration_s']:.0f} s)")
+    report.finish(results=raw_results(results, args), blocks=render(results, args))
+    json_path, md_path = write_report(report, args.out_dir)
+    print(f"\nwrote {md_path} from {json_path.name} ({report.duration_s:.0f} s)")
     return 0
+
+
+def raw_results(res: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The run's numbers for the JSON report: settings, latency summaries, token counts."""
+    edge_http, base_http = res["search_http"]
+    return {
+        "args": args,
+        "edge_threads": res["edge_threads"],
+        "model_threads": res["model_threads"],
+        "movies": res["movies"],
+        "search": {
+            "queries": res["search_n"],
+            "http_ms": {s.name: latency_summary(s.ms) for s in (edge_http, base_http)},
+            "server_parts_p50_ms": res["search_server_parts"],
+            "overlap": res["overlap"],
+            "http_floor_p50_ms": {"edge": res["http_floor"][0], "original": res["http_floor"][1]},
+            "st_vs_stored_min_cos": res["st_vs_stored_min_cos"],
+            "in_process_ms": {s.name: latency_summary(s.ms) for s in res["search_inproc"]},
+        },
+        "recommend": {
+            d.key: {
+                "name": d.name,
+                "requests": len(d.results),
+                "first_token_ms": latency_summary([r.first_token_ms for r in answered(d.results)]),
+                "total_ms": latency_summary([r.total_ms for r in d.results]),
+                "candidates_ms": latency_summary(
+                    [r.candidates_ms for r in d.results if r.candidates_ms is not None]
+                ),
+                "tokens_streamed": [r.tokens for r in d.results],
+                "degraded": [r.degraded_reason for r in d.results if r.degraded],
+                "model_tokens_per_request": d.tokens,
+            }
+            for d in res["designs"]
+        },
+    }
 
 
 def search_part(
@@ -815,10 +808,10 @@ def search_part(
             overlaps.append(len(e_ids & b_ids) / max(1, len(b_ids)))
     results["search_http"] = (edge_http, base_http)
     results["search_server_parts"] = {
-        "edge_embed": pct(edge_embed, 50),
-        "edge_search": pct(edge_search, 50),
-        "base_embed": pct(base_embed, 50),
-        "base_search": pct(base_search, 50),
+        "edge_embed": percentile(edge_embed, 50, math.nan),
+        "edge_search": percentile(edge_search, 50, math.nan),
+        "base_embed": percentile(base_embed, 50, math.nan),
+        "base_search": percentile(base_search, 50, math.nan),
     }
     results["overlap"] = statistics.fmean(overlaps)
     results["http_floor"] = http_floor(edge_url, base_url)
@@ -855,7 +848,7 @@ def search_part(
     ]
     results["search_inproc"] = inproc
     print(
-        table(
+        markdown_table(
             ["in-process", "p50 ms", "p99 ms", "mean ms"],
             [(s.name, s.p(50), s.p(99), statistics.fmean(s.ms)) for s in inproc],
         )
@@ -904,7 +897,7 @@ def edge_in_process(threads: int, query_variant: str) -> Callable[[str], Any]:
 def print_search_http(edge: Series, base: Series) -> None:
     print(f"\n/v1/search over HTTP, one keep-alive client, {len(edge.ms)} queries, k={SEARCH_K}")
     print(
-        table(
+        markdown_table(
             ["", "p50 ms", "p90 ms", "p99 ms", "max ms"],
             [(s.name, s.p(50), s.p(90), s.p(99), max(s.ms)) for s in (edge, base)],
         )
@@ -944,10 +937,10 @@ class Design:
     tokens: dict[str, float] = field(default_factory=dict)
 
     def first_token_p(self, q: float) -> float:
-        return pct([r.first_token_ms for r in answered(self.results)], q)
+        return percentile([r.first_token_ms for r in answered(self.results)], q, math.nan)
 
     def total_p(self, q: float) -> float:
-        return pct([r.total_ms for r in self.results], q)
+        return percentile([r.total_ms for r in self.results], q, math.nan)
 
 
 def recommend_part(args: argparse.Namespace, designs: list[Design], model_url: str) -> None:
@@ -991,11 +984,13 @@ def rec_rows(designs: list[Design]) -> list[tuple]:
     return [
         (
             d.name,
-            pct([r.candidates_ms for r in d.results if r.candidates_ms is not None], 50),
+            percentile(
+                [r.candidates_ms for r in d.results if r.candidates_ms is not None], 50, math.nan
+            ),
             d.first_token_p(50),
             d.first_token_p(90),
             d.total_p(50),
-            pct([r.tokens for r in d.results], 50),
+            percentile([r.tokens for r in d.results], 50, math.nan),
             sum(r.degraded for r in d.results),
         )
         for d in designs
@@ -1032,16 +1027,28 @@ REC_HEADERS = [
 def print_recommend(designs: list[Design]) -> None:
     edge, base = designs[0], designs[-1]
     print(f"\n/v1/recommend streamed, SmolLM2, after warm-up, k={RECOMMEND_K}")
-    print(table(REC_HEADERS, rec_rows(designs)))
+    print(markdown_table(REC_HEADERS, rec_rows(designs)))
     ratio = base.first_token_p(50) / edge.first_token_p(50)
     print(f"first-token p50 ratio original/edge: {ratio:.1f}x")
     print("model server, per measured request:")
-    print(table(TOKEN_HEADERS, token_rows(designs)), flush=True)
+    print(markdown_table(TOKEN_HEADERS, token_rows(designs)), flush=True)
 
 
-def render(res: dict[str, Any], args: argparse.Namespace) -> str:
-    m = machine()
-    v = versions()
+VERSIONED = (
+    "onnxruntime",
+    "usearch",
+    "litestar",
+    "uvicorn",
+    "torch",
+    "sentence-transformers",
+    "faiss-cpu",
+    "ctransformers",
+)
+
+
+def render(res: dict[str, Any], args: argparse.Namespace) -> list[Block]:
+    """The report's blocks (the header with machine, date and load is the renderer's)."""
+    v = package_versions(VERSIONED)
     edge_http, base_http = res["search_http"]
     parts = res["search_server_parts"]
     speedup = base_http.p(50) / edge_http.p(50)
@@ -1059,11 +1066,11 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
     fe, fb = edge_d.first_token_p(50), base_d.first_token_p(50)
     te, tb = edge_d.total_p(50), base_d.total_p(50)
     bdone = [r.done for r in base_d.results if r.done]
-    call1 = pct([d["call1_ms"] for d in bdone], 50)
-    retr = pct([d["retrieval_ms"] for d in bdone], 50)
-    c2ft = pct([d["call2_first_token_ms"] for d in bdone], 50)
-    p1 = pct([d["call1_prompt_tokens"] or 0 for d in bdone], 50)
-    p2 = pct([d["call2_prompt_tokens"] or 0 for d in bdone], 50)
+    call1 = percentile([d["call1_ms"] for d in bdone], 50, math.nan)
+    retr = percentile([d["retrieval_ms"] for d in bdone], 50, math.nan)
+    c2ft = percentile([d["call2_first_token_ms"] for d in bdone], 50, math.nan)
+    p1 = percentile([d["call1_prompt_tokens"] or 0 for d in bdone], 50, math.nan)
+    p2 = percentile([d["call2_prompt_tokens"] or 0 for d in bdone], 50, math.nan)
     everything = [r for d in designs for r in d.results]
     small = [d for d in designs if d.key == "edge_small"]
     small_line = (
@@ -1075,17 +1082,7 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
         if small
         else []
     )
-    started: datetime = res["started_at"]
     out = [
-        "# Edge benchmarks",
-        "",
-        "Written by `python -m benchmarks.edge_bench` (part of `make bench`). Numbers from one run;",
-        "rerun on a quiet machine before quoting them.",
-        "",
-        f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')} ({res['duration_s']:.0f} s)",
-        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['os']}, Python {m['python']}",
-        f"- Load average (1/5/15 min) at start: {res['load_start']}; at end: {res['load_end']}"
-        " (other work on the machine makes the numbers noisier and higher)",
         "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         f"- Index: `{INDEX_DIR}` ({res['movies']:,} movies; the edge"
         " searches it with usearch, the original with FAISS IndexFlatIP over the same vectors)",
@@ -1105,7 +1102,7 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
         "`normalize_L2=True`). The edge embeds queries",
         "with the int8 MiniLM (MOVIEMIND_EDGE_QUERY_VARIANT) against the fp32 document vectors.",
         "",
-        table(
+        Table(
             [
                 "",
                 "p50 ms",
@@ -1149,7 +1146,7 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         "In-process (no HTTP), same queries:",
         "",
-        table(
+        Table(
             ["", "p50 ms", "p99 ms", "mean ms"],
             [(s.name, s.p(50), s.p(99), statistics.fmean(s.ms)) for s in res["search_inproc"]],
         ),
@@ -1173,7 +1170,7 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
         f"  (sentence-transformers + FAISS, filtered on those genres, {BASELINE_DOCS} documents); call 2 (streamed)",
         "  recommends from the documents' text.",
         "",
-        table(REC_HEADERS, rec_rows(designs)),
+        Table(REC_HEADERS, rec_rows(designs)),
         "",
         f"- First token p50: edge {fe:.0f} ms (target <= {TARGET_FIRST_TOKEN_MS:.0f} ms:"
         f" {verdict(fe <= TARGET_FIRST_TOKEN_MS)}), original {fb:.0f} ms: **{fb / fe:.1f}x** later.",
@@ -1197,7 +1194,7 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
         " two calls per request). Prompt tokens not in the prefix cache are evaluated before the"
         " first token comes out:",
         "",
-        table(TOKEN_HEADERS, token_rows(designs)),
+        Table(TOKEN_HEADERS, token_rows(designs)),
         "",
         "First-token time of the edge per prompt token the model server evaluated: "
         + ", ".join(
@@ -1212,7 +1209,7 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> str:
         " faster prompt evaluation in the model server.",
         "",
     ]
-    return "\n".join(out)
+    return blocks(*out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1235,6 +1232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=SMALL_PROMPT_TOKENS,
         help="also measure an edge with this prompt budget (0: skip)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=REPORT_DIR,
+        help="where edge.json and edge.md go (default docs/benchmarks)",
     )
     args = parser.parse_args(argv)
     if args.command == "serve-baseline":

@@ -1,6 +1,8 @@
 """Index-side benchmarks: the embedder, the sample index build, and a synthetic 1M-vector index.
 
-`python -m benchmarks.index_bench` prints tables and writes docs/benchmarks/index.md:
+`python -m benchmarks.index_bench` prints tables and writes docs/benchmarks/index.json, rendering
+index.md from it (over 400 lines on purpose: four experiments and their report's prose; the shared
+machinery is in devstack):
 
 * embedding throughput (docs/s) on real document texts of the sample catalog, fp32 vs int8,
   1 and 2 threads, batch 32 and 64; query embedding latency p50/p99 for short queries;
@@ -18,8 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
+import math
 import re
 import resource
 import subprocess
@@ -28,19 +29,23 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# First: moviemind_core.bundle imports onnxruntime (through moviemind_core.embedder), and importing onnxruntime
-# after usearch segfaults (onnxruntime 1.31 + usearch 2.26).
+from devstack.machine import package_versions
+from devstack.report import BenchReport, Block, Table, blocks, write_report
+from devstack.stats import latency_summary, percentile
+
+# Before usearch: moviemind_core.bundle imports onnxruntime (through moviemind_core.embedder), and
+# importing onnxruntime after usearch segfaults (onnxruntime 1.31 + usearch 2.26).
 from moviemind_core.bundle import IndexOptions
 from moviemind_core.embedder import Embedder
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "docs" / "benchmarks" / "index.md"
+REPORT_DIR = ROOT / "docs" / "benchmarks"
+VERSIONED = ("onnxruntime", "tokenizers", "usearch", "numpy")
 MODELS = ROOT / "var" / "models" / "minilm"
 SAMPLE_INDEX = ROOT / "var" / "index"
 DIM = 384
@@ -93,11 +98,6 @@ class Timer:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._t
         self.cpu = time.process_time() - self._c
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) of values, nan when empty."""
-    return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
 
 
 def latencies_ms(fn: Callable[[int], Any], n: int, warm: int) -> list[float]:
@@ -158,7 +158,7 @@ def bench_embedder(
     tokens = [probe.count_tokens(d) for d in docs]
     token_stats = {
         "mean": float(np.mean(tokens)),
-        "p50": pct(tokens, 50),
+        "p50": percentile(tokens, 50, math.nan),
         "max": float(max(tokens)),
     }
     qs = [SHORT_QUERIES[i % len(SHORT_QUERIES)] for i in range(queries)]
@@ -179,7 +179,7 @@ def bench_embedder(
             ms = latencies_ms(lambda i, e=emb: e.embed_one(qs[i]), len(qs), warm=20)
             qrows.append(QueryRow(variant, n_threads, ms))
             print(
-                f"  query {variant} threads={n_threads}: p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms",
+                f"  query {variant} threads={n_threads}: p50 {percentile(ms, 50, math.nan):.2f} ms, p99 {percentile(ms, 99, math.nan):.2f} ms",
                 flush=True,
             )
             del emb
@@ -392,15 +392,17 @@ def bench_synthetic(
         memory,
         memory_built,
         load_s,
-        pct(ms, 50),
-        pct(ms, 99),
+        percentile(ms, 50, math.nan),
+        percentile(ms, 99, math.nan),
         rec,
     )
     for ef in ef_sweep:
         index.expansion_search = ef
         ms_ef = latencies_ms(one, len(latency_queries), warm=20)
         rec_ef = recall(index.search(recall_queries, K, threads=threads).keys, truth)
-        row.ef_sweep.append((ef, pct(ms_ef, 50), pct(ms_ef, 99), rec_ef))
+        row.ef_sweep.append(
+            (ef, percentile(ms_ef, 50, math.nan), percentile(ms_ef, 99, math.nan), rec_ef)
+        )
     print(
         f"  {data.kind} n={n:,} {dtype}: build {build.wall:.0f}s wall ({build.cpu:.0f}s cpu), "
         f"{row.per_vec_disk:.0f} B/vec on disk, {row.per_vec_mem:.0f} B/vec in memory, "
@@ -445,8 +447,8 @@ def bench_real_index(data: Synthetic, held_out: int = 300, seed: int = 3) -> dic
         "recall": real,
         "synthetic_recall": synth,
         "synthetic_kind": data.kind,
-        "p50": pct(ms, 50),
-        "p99": pct(ms, 99),
+        "p50": percentile(ms, 50, math.nan),
+        "p99": percentile(ms, 99, math.nan),
     }
 
 
@@ -455,54 +457,9 @@ def bench_real_index(data: Synthetic, held_out: int = 300, seed: int = 3) -> dic
 # ---------------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    """CPU model, cores available to this process, OS, Python and library versions, load."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-    }
-    for pkg in ("onnxruntime", "tokenizers", "usearch", "numpy"):
-        try:
-            info[pkg] = version(pkg)
-        except PackageNotFoundError:
-            info[pkg] = "-"
-    return info
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table; floats to 2 significant decimals unless pre-formatted."""
-
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.2f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 @dataclass
 class Results:
-    started: str
-    machine: dict[str, str]
-    load_start: str
+    report: BenchReport  # machine, date, load average
     args: argparse.Namespace
     embed: list[EmbedRow] = field(default_factory=list)
     queries: list[QueryRow] = field(default_factory=list)
@@ -511,12 +468,10 @@ class Results:
     synth: list[SynthRow] = field(default_factory=list)
     synth_note: str = ""
     real: dict[str, Any] | None = None
-    load_end: str = ""
-    total_s: float = 0.0
 
 
-def embed_tables(res: Results) -> tuple[str, str, str]:
-    t1 = table(
+def embed_tables(res: Results) -> tuple[Table, Table, str]:
+    t1 = Table(
         ["variant", "threads", "batch", "docs/s", "wall s", "cpu s", "docs per cpu s"],
         [
             (
@@ -531,10 +486,16 @@ def embed_tables(res: Results) -> tuple[str, str, str]:
             for r in res.embed
         ],
     )
-    t2 = table(
+    t2 = Table(
         ["variant", "threads", "p50 ms", "p99 ms", "mean ms"],
         [
-            (q.variant, q.threads, pct(q.ms, 50), pct(q.ms, 99), float(np.mean(q.ms)))
+            (
+                q.variant,
+                q.threads,
+                percentile(q.ms, 50, math.nan),
+                percentile(q.ms, 99, math.nan),
+                float(np.mean(q.ms)),
+            )
             for q in res.queries
         ],
     )
@@ -550,18 +511,19 @@ def embed_tables(res: Results) -> tuple[str, str, str]:
         f"int8 on 2 threads: best {best:.0f} docs/s measured; target >= {TARGET_INT8_DOCS_S:.0f} docs/s: "
         + ("**met**" if best >= TARGET_INT8_DOCS_S else "**not met**")
     )
-    busy = float(res.load_start.split()[0]) > int(res.machine["nproc"])
+    load, cores = res.report.load_start[0], res.report.machine.cores
+    busy = load > cores
     if busy:
         verdict += (
-            f" (measured with load average {res.load_start.split()[0]} on {res.machine['nproc']} cores; "
+            f" (measured with load average {load:.2f} on {cores} cores; "
             f"a rough, optimistic estimate for two idle cores from 1-thread CPU time: {est:.0f} docs/s; "
             "rerun on a quiet machine to decide)"
         )
     return t1, t2, verdict
 
 
-def synth_table(rows: Sequence[SynthRow]) -> str:
-    return table(
+def synth_table(rows: Sequence[SynthRow]) -> Table:
+    return Table(
         [
             "data",
             "dtype",
@@ -596,21 +558,13 @@ def synth_table(rows: Sequence[SynthRow]) -> str:
     )
 
 
-def render(res: Results) -> str:
-    """The Markdown report."""
+def render(res: Results) -> list[Block]:
+    """The report's blocks (the header with machine, date and load is the renderer's)."""
     a = res.args
-    m = res.machine
-    out = [
-        "# Index-side benchmarks",
-        "",
-        "Written by `python -m benchmarks.index_bench` (part of `make bench`). Re-run it to refresh.",
-        "",
-        f"- date: {res.started}",
-        f"- machine: {m['nproc']} cores ({m['cpu']}), {m['os']}, Python {m['python']}",
-        f"- versions: onnxruntime {m['onnxruntime']}, tokenizers {m['tokenizers']}, usearch {m['usearch']}, numpy {m['numpy']}",
-        f"- load average at start / end: {res.load_start} / {res.load_end} (the cores are shared: "
-        "wall times are noisy, CPU seconds less so)",
-        f"- total run time: {res.total_s:.0f} s",
+    v = package_versions(VERSIONED)
+    out: list[str | Block] = [
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        "- The cores are shared: wall times are noisy, CPU seconds less so.",
         "",
     ]
     if res.embed:
@@ -646,7 +600,7 @@ def render(res: Results) -> str:
         ]
         if b.ok:
             out += [
-                table(
+                Table(
                     ["movies", "wall s", "cpu s", "embedding rate", "index build s", "bundle MB"],
                     [
                         (
@@ -689,7 +643,7 @@ def render(res: Results) -> str:
             out += [
                 "Recall and latency by `expansion_search` (a search-time knob: the same index, searched wider):",
                 "",
-                table(
+                Table(
                     [
                         "data",
                         "dtype",
@@ -719,7 +673,7 @@ def render(res: Results) -> str:
             "as the real vectors at this size, so its recall at larger sizes is a plausible stand-in for a real catalog of that size (which cannot be checked here).",
             "",
         ]
-    return "\n".join(out)
+    return blocks(*out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -729,23 +683,16 @@ def render(res: Results) -> str:
 
 def run(args: argparse.Namespace) -> Results:
     t_start = time.perf_counter()
-    res = Results(
-        started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=machine(),
-        load_start=loadavg(),
-        args=args,
-    )
-    print(
-        f"machine: {res.machine['nproc']} cores, {res.machine['cpu']}; load {res.load_start}",
-        flush=True,
-    )
+    report = BenchReport.begin("index", "Index-side benchmarks", "python -m benchmarks.index_bench")
+    res = Results(report=report, args=args)
+    print(f"machine: {report.machine.describe()}; load {report.load_start}", flush=True)
 
     if args.docs:
         print(f"\n== embedding: {args.docs} catalog documents", flush=True)
         docs = catalog_documents(args.docs)
         res.embed, res.queries, res.tokens = bench_embedder(docs, (1, 2), (32, 64), args.query_n)
         t1, t2, verdict = embed_tables(res)
-        print(f"\n{t1}\n\n{verdict}\n\n{t2}", flush=True)
+        print(f"\n{t1.markdown()}\n\n{verdict}\n\n{t2.markdown()}", flush=True)
 
     if not args.skip_build:
         print("\n== sample index build (python -m index_builder build --full)", flush=True)
@@ -803,7 +750,7 @@ def run(args: argparse.Namespace) -> Results:
                     ef_sweep=(256,),
                 )
             )
-        print("\n" + synth_table(res.synth), flush=True)
+        print("\n" + synth_table(res.synth).markdown(), flush=True)
 
     res.real = bench_real_index(Synthetic(args.data))
     if res.real:
@@ -814,8 +761,6 @@ def run(args: argparse.Namespace) -> Results:
             f"{r['synthetic_recall']:.3f})",
             flush=True,
         )
-    res.load_end = loadavg()
-    res.total_s = time.perf_counter() - t_start
     return res
 
 
@@ -849,7 +794,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=20_000,
         help="also a uniform-random f16 index of this size (0: skip)",
     )
-    p.add_argument("--out", default=str(REPORT), help="Markdown report path")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=REPORT_DIR,
+        help="where index.json and index.md go (default docs/benchmarks)",
+    )
     args = p.parse_args(argv)
     if not (MODELS / "manifest.json").is_file() or not (SAMPLE_INDEX / "manifest.json").is_file():
         print(
@@ -857,10 +807,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     res = run(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(res) + "\n")
-    print(f"\nwrote {out} ({res.total_s:.0f}s)")
+    raw = {
+        "args": args,
+        "embed": res.embed,
+        "queries": {
+            f"{q.variant}, {q.threads} threads": latency_summary(q.ms) for q in res.queries
+        },
+        "tokens": res.tokens,
+        "build": res.build,
+        "synthetic": res.synth,
+        "synthetic_note": res.synth_note,
+        "real_index": res.real,
+    }
+    res.report.finish(results=raw, blocks=render(res))
+    json_path, md_path = write_report(res.report, args.out_dir)
+    print(f"\nwrote {md_path} from {json_path.name} ({res.report.duration_s:.0f} s)")
     return 0
 
 

@@ -11,7 +11,9 @@ time to first token (cold prompt), decode tokens/s, and decode weight bytes read
 against this machine's memory read bandwidth, measured here with numpy. Then the prefix cache
 (400-token shared prefix + 50-token suffix, cached vs uncached time to first token), and a
 projection for Mistral-7B-OpenOrca Q4_K_M on 4- and 8-core Linodes.
-Writes docs/benchmarks/model_server.md and prints the tables.
+Writes docs/benchmarks/model_server.json, renders model_server.md from it and prints it. Over 400
+lines on purpose: the measurements, the projection and the report's prose are one experiment; the
+shared machinery (servers, SSE, machine, report) is in devstack.
 """
 
 from __future__ import annotations
@@ -19,10 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -33,8 +32,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from devstack.process import ServerProcess, child_env, free_port, python_module
+from devstack.report import BenchReport, Block, Cell, Table, blocks, write_report
+from devstack.sse import sse_events
+
 ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "docs" / "benchmarks" / "model_server.md"
+REPORT_DIR = ROOT / "docs" / "benchmarks"
 CACHE_DIR = ROOT / "var" / "cache" / "model_server"
 THREADS = 2
 DECODE_TOKENS = 128
@@ -176,58 +179,46 @@ def _record(res: Result, t0: float, times: list[float]) -> None:
 # ---- over HTTP ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextlib.contextmanager
+def serving(
+    name: str, argv: list[str], env: dict[str, str], port: int, ready_path: str, log_dir: Path
+) -> Iterator[str]:
+    """Start a server subprocess on `port`; yield its base URL once ready; stop it."""
+    server = ServerProcess(name, argv, child_env(env), port, log_dir, ready_path=ready_path)
+    with server.start():
+        server.wait_ready(300)
+        yield server.url
 
 
 @contextlib.contextmanager
 def server_process(
     args: list[str], env: dict[str, str], ready_path: str, log: Path
 ) -> Iterator[str]:
-    """Start a server subprocess on a free loopback port; yield its base URL; stop it."""
-    port = _free_port()
-    full_env = {**os.environ, **env}
-    args = [a.replace("{port}", str(port)) for a in args]
-    full_env = {k: v.replace("{port}", str(port)) for k, v in full_env.items()}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{args} exited: {log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(base + ready_path, timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{args} not ready: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    """`serving` as benchmarks/prefill_bench.py calls it: "{port}" in args and env values becomes
+    a free port; the log goes to <log's folder>/<log's stem>-<port>.log."""
+    port = free_port()
+
+    def fill(value: str) -> str:
+        return value.replace("{port}", str(port))
+
+    argv = [fill(a) for a in args]
+    with serving(
+        log.stem, argv, {k: fill(v) for k, v in env.items()}, port, ready_path, log.parent
+    ) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(15)
 
 
 def stream_completion(base: str, body: dict) -> tuple[float, list[float]]:
     """POST a streamed completion; (request start, arrival time of each text chunk)."""
     times: list[float] = []
-    with httpx.Client(timeout=300) as client:
+    with httpx.Client(timeout=300, trust_env=False) as client:
         t0 = time.perf_counter()
         with client.stream("POST", base + "/v1/completions", json={**body, "stream": True}) as r:
             r.raise_for_status()
-            for line in r.iter_lines():
-                if not line.startswith("data: {"):
+            for _event, data in sse_events(r.iter_bytes()):
+                if not data.startswith("{"):  # the closing [DONE]
                     continue
-                doc = json.loads(line[6:])
+                doc = json.loads(data)
                 if doc.get("choices") and doc["choices"][0].get("text"):
                     times.append(time.perf_counter())
     return t0, times
@@ -265,7 +256,12 @@ def bench_prefix_cache(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPORT)
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=REPORT_DIR,
+        help="where model_server.json and model_server.md go (default docs/benchmarks)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="1 run of 32 tokens per row: checks that it works"
     )
@@ -281,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     from model_server.settings import embedded_model_path
     from model_server.tokenizer import ServerTokenizer
 
-    started = time.perf_counter()
+    report = BenchReport.begin(
+        "model_server", "Model server benchmark", "python -m benchmarks.model_server_bench"
+    )
     log_dir = ROOT / "var" / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
     gguf_path = embedded_model_path()
@@ -327,19 +325,22 @@ def main(argv: list[str] | None = None) -> int:
         for engine in engines:
             label = engine if weights == "as_is" else f"{engine}, f16 weights"
             print(f"this server, {label} ...", flush=True)
+            port = free_port()
             env = {
-                "MOVIEMIND_MODEL_PORT": "{port}",
+                "MOVIEMIND_MODEL_PORT": str(port),
                 "MOVIEMIND_MODEL_ENGINE": engine,
                 "MOVIEMIND_MODEL_WEIGHTS": weights,
                 "MOVIEMIND_MODEL_THREADS": str(THREADS),
                 "MOVIEMIND_MODEL_CACHE_DIR": str(CACHE_DIR),
                 "MOVIEMIND_MODEL_LOG_LEVEL": "warning",
             }
-            with server_process(
-                [sys.executable, "-m", "model_server"],
+            with serving(
+                f"model_server-{engine}-{weights}",
+                python_module("model_server"),
                 env,
+                port,
                 "/readyz",
-                log_dir / f"model_server-{engine}-{weights}.log",
+                log_dir,
             ) as base:
                 stream_completion(base, {"prompt": "warm up", "max_tokens": 4, "temperature": 0})
                 engine_label = f"{engine} engine" + (", f16 weights" if weights == "f16" else "")
@@ -381,24 +382,38 @@ def main(argv: list[str] | None = None) -> int:
 
     if have_llama:
         print("llama_cpp.server ...", flush=True)
-        args_ = [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", "127.0.0.1",
-            "--port", "{port}", "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS),
+        port = free_port()
+        args_ = python_module(
+            "llama_cpp.server", "--model", str(gguf_path), "--host", "127.0.0.1",
+            "--port", str(port), "--n_threads", str(THREADS), "--n_threads_batch", str(THREADS),
             "--n_ctx", "2048", "--n_batch", "512",
-        ]  # fmt: skip
-        with server_process(args_, {}, "/v1/models", log_dir / "llama_cpp_server.log") as base:
+        )  # fmt: skip
+        with serving("llama_cpp_server", args_, {}, port, "/v1/models", log_dir) as base:
             stream_completion(base, {"prompt": "warm up", "max_tokens": 4, "temperature": 0})
             done(bench_http("llama_cpp.server (llama-cpp-python's own, HTTP)", base, prompts))
 
-    elapsed = time.perf_counter() - started
-    report = render(
-        results, prefix_rows, bw, bandwidth, bytes_per_token, info, elapsed, have_llama,
+    body = render(
+        results, prefix_rows, bw, bandwidth, bytes_per_token, info, have_llama,
         prompt_tokens=len(prompts_ids[0]), quick=args.quick,
     )  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
-    print(report)
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    raw = {
+        "quick": args.quick,
+        "runs": RUNS,
+        "decode_tokens": DECODE_TOKENS,
+        "threads": THREADS,
+        "prompt_tokens": len(prompts_ids[0]),
+        "model": {"file": Path(info.path).name, "bytes": info.file_size},
+        "decode_bytes_per_token": bytes_per_token,
+        "memory_read_bandwidth_bytes_s": {str(k): v for k, v in bw.items()},
+        "configurations": results,
+        "prefix_cache_ttft_s": [
+            {"engine": e, "uncached": u, "cached": c} for e, u, c in prefix_rows
+        ],
+    }
+    report.finish(results=raw, blocks=body)
+    json_path, md_path = write_report(report, args.out_dir)
+    print(md_path.read_text())
+    print(f"wrote {md_path} from {json_path.name} ({report.duration_s:.0f} s)")
     return 0
 
 
@@ -419,20 +434,15 @@ def render(
     bandwidth: float,
     bytes_per_token: int,
     info,
-    elapsed: float,
     have_llama: bool,
     prompt_tokens: int,
     quick: bool = False,
-) -> str:
+) -> list[Block]:
+    """The report's blocks (the header with machine, date and load is the renderer's)."""
     gb = 1e9
-    lines = [
-        "# Model server benchmark",
-        "",
-        f"Written by `python -m benchmarks.model_server_bench` (part of `make bench`) on "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the run took {elapsed:.0f} s.",
-        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}. Other work may share these cores; numbers are medians of "
-        f"{RUNS} runs after a warm-up; each engine's in-process and served runs alternate.",
+    lines: list[str | Block] = [
+        f"Numbers are medians of {RUNS} runs after a warm-up; each engine's in-process and served "
+        "runs alternate.",
         "",
         *(
             [
@@ -452,18 +462,24 @@ def render(
         f"Memory read bandwidth (numpy sum over 512 MiB): {bw[1] / gb:.1f} GB/s with 1 thread, "
         f"{bw[THREADS] / gb:.1f} GB/s with {THREADS} threads.",
         "",
-        "| configuration | time to first token | decode tokens/s | weight bytes read/s | of bandwidth |",
-        "| --- | ---: | ---: | ---: | ---: |",
     ]
+    rows: list[list[Cell]] = []
     for r in results:
         if not r.decode_tps:
-            lines.append(f"| {r.name} | n/a | n/a | n/a | n/a |")
+            rows.append([r.name, "n/a", "n/a", "n/a", "n/a"])
             continue
         rate = r.tps * bytes_per_token
-        lines.append(
-            f"| {r.name} | {r.ttft * 1000:.0f} ms | {r.tps:.1f} | {rate / gb:.1f} GB/s | "
-            f"{100 * rate / bandwidth:.0f}% |"
+        rows.append(
+            [
+                r.name,
+                f"{r.ttft * 1000:.0f} ms",
+                f"{r.tps:.1f}",
+                f"{rate / gb:.1f} GB/s",
+                f"{100 * rate / bandwidth:.0f}%",
+            ]
         )
+    head = ["configuration", "time to first token", "decode tokens/s", "weight bytes read/s"]
+    lines.append(Table([*head, "of bandwidth"], rows))
     lines += ["", "Targets (issue 3):", ""]
     for engine in ("ctransformers", "llama_cpp"):
         ours, native = (
@@ -493,14 +509,20 @@ def render(
         "Uncached: `cache_prompt: false`, all 450 prompt tokens evaluated. Cached: the previous "
         "request had the same prefix, only the suffix is evaluated. Time to first token over HTTP.",
         "",
-        "| engine | uncached | cached | cached/uncached |",
-        "| --- | ---: | ---: | ---: |",
+        Table(
+            ["engine", "uncached", "cached", "cached/uncached"],
+            [
+                [
+                    engine,
+                    f"{unc * 1000:.0f} ms",
+                    f"{cac * 1000:.0f} ms",
+                    f"{100 * cac / unc:.0f}% "
+                    f"({'meets' if cac <= 0.5 * unc else 'misses'} the <= 50% target)",
+                ]
+                for engine, unc, cac in prefix_rows
+            ],
+        ),
     ]
-    for engine, unc, cac in prefix_rows:
-        lines.append(
-            f"| {engine} | {unc * 1000:.0f} ms | {cac * 1000:.0f} ms | {100 * cac / unc:.0f}% "
-            f"({'meets' if cac <= 0.5 * unc else 'misses'} the <= 50% target) |"
-        )
     if any("f16" in name for name, _, _ in prefix_rows):
         lines += [
             "",
@@ -512,7 +534,7 @@ def render(
             "its first-token target.",
         ]
     lines += ["", *projection(results, bandwidth, bytes_per_token, prefix_rows)]
-    return "\n".join(lines) + "\n"
+    return blocks(*lines)
 
 
 def projection(
@@ -520,7 +542,7 @@ def projection(
     bandwidth: float,
     bytes_per_token: int,
     prefix_rows: list[tuple[str, float, float]],
-) -> list[str]:
+) -> list[str | Block]:
     """Mistral-7B-OpenOrca Q4_K_M on Linode Dedicated 4- and 8-core plans: a projection."""
     m = MISTRAL
     embd = m["vocab"] * m["dim"] * 4.5 / 8  # Q4_K: 4.5 bits per weight
@@ -536,7 +558,7 @@ def projection(
     smol_params = 134.5e6
     unc = min((u for name, u, _ in prefix_rows if "f16" not in name), default=None)
     flops_here = (2 * smol_params * (PREFIX_TOKENS + SUFFIX_TOKENS) / unc) if unc else None
-    out = [
+    out: list[str | Block] = [
         "## Projection: Mistral-7B-OpenOrca Q4_K_M on Linode (not measured)",
         "",
         "**This is a projection, not a measurement**: the model is not available on this machine.",
@@ -557,10 +579,8 @@ def projection(
         "bounds; they are why the edge keeps its system prompt identical across requests (with "
         "the prefix cache only the short per-request part is evaluated).",
         "",
-        "| Linode plan | cores | RAM | RAM needed (1 slot) | decode bound | decode expected "
-        f"| {PREFIX_TOKENS}-token prompt, uncached | {SUFFIX_TOKENS}-token suffix, cached |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    rows: list[list[Cell]] = []
     for plan, cores, ram in LINODES:
         need = m["file_bytes"] + kv_per_slot + overhead
         bound = bandwidth / weights_per_token
@@ -572,10 +592,20 @@ def projection(
                 f"~{PREFIX_TOKENS * per_token / flops:.0f} s",
                 f"~{SUFFIX_TOKENS * per_token / flops:.1f} s",
             ]
-        out.append(
-            f"| {plan} | {cores} | {ram} GB | {need / 1e9:.1f} GB | {bound:.1f} tok/s | "
-            f"~{bound * efficiency:.1f} tok/s | {prompt_cols[0]} | {prompt_cols[1]} |"
+        rows.append(
+            [
+                plan,
+                cores,
+                f"{ram} GB",
+                f"{need / 1e9:.1f} GB",
+                f"{bound:.1f} tok/s",
+                f"~{bound * efficiency:.1f} tok/s",
+                *prompt_cols,
+            ]
         )
+    head = ["Linode plan", "cores", "RAM", "RAM needed (1 slot)", "decode bound", "decode expected"]
+    prompts = [f"{PREFIX_TOKENS}-token prompt, uncached", f"{SUFFIX_TOKENS}-token suffix, cached"]
+    out.append(Table([*head, *prompts], rows))
     return out
 
 

@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+import msgspec
 
 from edge.grounding import ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
+from edge.mood import parse_mood
 from edge.prompt import (
     ApproxCounter,
     HFCounter,
@@ -25,6 +26,7 @@ from edge.prompt import (
 )
 from edge.reason_gate import TRUNCATED, GateContext, check, clean
 from edge.settings import EdgeSettings
+from edge.titles import Resolved, pick_in_context
 from edge.upstream import (
     StreamEnded,
     StreamStarted,
@@ -84,7 +86,6 @@ class Prepared:
     ranked: list[Scored]
     timings: Timings
     started: float
-    liked_vectors: list[np.ndarray] = field(default_factory=list)
     model_started: float = 0.0
 
 
@@ -184,7 +185,7 @@ class Recommender:
         vec = snap.embedder.embed_one(q)
         t1 = time.perf_counter()
         # Plain search is similarity with a light quality prior; no exclusions.
-        hits = rank(snap.bundle, snap.priors, vec, k, settings=self.settings.ranking)
+        hits = rank(snap.bundle, snap.priors, None, k, mood=vec, settings=self.settings.ranking)
         t2 = time.perf_counter()
         self.metrics.embed.observe(t1 - t0)
         self.metrics.search.observe(t2 - t1)
@@ -207,6 +208,7 @@ class Recommender:
         resolved: list[ResolvedLiked] = []
         unresolved: list[str] = []
         seen: set[int] = set()
+        ambiguous: dict[int, Resolved] = {}
         for mid in req.liked_ids:
             m = snap.bundle.movie(mid)
             if m is None:
@@ -235,9 +237,12 @@ class Recommender:
                 m = snap.bundle.movie(r.id)
                 assert m is not None
                 liked.append(m)
+                if r.alternatives:
+                    ambiguous[len(resolved)] = r
                 resolved.append(
                     ResolvedLiked(input=text, id=r.id, title=r.title, year=r.year, note=r.note)
                 )
+        liked, resolved = self._in_context(snap, liked, resolved, ambiguous)
         query = req.query.strip()
         if not liked and not query:
             if unresolved:
@@ -254,14 +259,30 @@ class Recommender:
                 "name at least one liked movie (liked or liked_ids) or a query",
             )
         t0 = time.perf_counter()
-        qvec = snap.embedder.embed_one(query) if query else None
+        # "nothing too dark": embed what is wanted; what is excluded pushes away (or filters).
+        mood = parse_mood(query, snap.priors.genre_bit)
+        qvec = snap.embedder.embed_one(mood.wanted) if mood.wanted else None
+        negative = snap.embedder.embed_one(", ".join(mood.excluded)) if mood.excluded else None
         t1 = time.perf_counter()
-        liked_vectors = [v for v in (snap.bundle.vector(m.id) for m in liked) if v is not None]
+        filters = req.filters
+        if mood.genres_none:
+            extra = [g for g in mood.genres_none if g not in filters.genres_none]
+            filters = msgspec.structs.replace(filters, genres_none=[*filters.genres_none, *extra])
+        rows = [snap.bundle.row_of[m.id] for m in liked]
         rs: RankingSettings = self.settings.ranking
-        profile = taste_profile(liked_vectors, qvec, rs.w_query)
+        profile = taste_profile(snap.bundle.vectors[rows])
         want = max(req.k, min(self.settings.candidates, req.k * 4)) if req.explain else req.k
         ranked = rank(
-            snap.bundle, snap.priors, profile, want, exclude=seen, filters=req.filters, settings=rs
+            snap.bundle,
+            snap.priors,
+            profile,
+            want,
+            liked_rows=rows,
+            mood=qvec,
+            negative=negative,
+            exclude=seen | {m.id for m in liked},
+            filters=filters,
+            settings=rs,
         )
         t2 = time.perf_counter()
         if query:
@@ -270,9 +291,39 @@ class Recommender:
         if not ranked:
             raise ApiError(404, "no_candidates", "no movie in the catalog passes these filters")
         timings = Timings(embed=ms(t1 - t0) if query else 0.0, search=ms(t2 - t1))
-        return Prepared(
-            snap, req, liked, resolved, unresolved, ranked, timings, started, liked_vectors
-        )
+        return Prepared(snap, req, liked, resolved, unresolved, ranked, timings, started)
+
+    @staticmethod
+    def _in_context(
+        snap: Snapshot,
+        liked: list[Movie],
+        resolved: list[ResolvedLiked],
+        ambiguous: dict[int, Resolved],
+    ) -> tuple[list[Movie], list[ResolvedLiked]]:
+        """Re-resolve titles several movies share against the other liked movies ("Robin Hood"
+        beside "Troy" and "Kingdom of Heaven" is the 2010 film, not the 1973 cartoon).
+        `ambiguous` maps positions in `resolved` to the title lookups that had alternatives."""
+        if not ambiguous or len(liked) < 2:
+            return liked, resolved
+        index_of = {m.id: i for i, m in enumerate(liked)}
+        liked, resolved = list(liked), list(resolved)
+        for i, lookup in ambiguous.items():
+            r = resolved[i]
+            pos = index_of.get(r.id)
+            if pos is None:
+                continue
+            others = [snap.bundle.row_of[m.id] for j, m in enumerate(liked) if j != pos]
+            chosen = pick_in_context(snap.bundle, lookup, others)
+            if chosen.id != r.id and chosen.id not in index_of:
+                movie = snap.bundle.movie(chosen.id)
+                assert movie is not None
+                liked[pos] = movie
+                del index_of[r.id]
+                index_of[chosen.id] = pos
+                resolved[i] = msgspec.structs.replace(
+                    r, id=chosen.id, title=chosen.title, year=chosen.year, note=chosen.note
+                )
+        return liked, resolved
 
     def _recommendation(
         self, p: Prepared, rank: int, s: Scored, reason: str | None

@@ -173,7 +173,6 @@ def _validate(s: EdgeSettings) -> None:
         (0 < s.reasons_timeout_s <= 600, "REASONS_TIMEOUT_S must be > 0 and <= 600"),
         (len(s.upstream.urls) >= 1, "UPSTREAMS needs at least one URL"),
         (0.0 <= s.ranking.mmr_lambda <= 1.0, "RANK_MMR_LAMBDA must be 0..1"),
-        (0.0 <= s.ranking.w_query <= 1.0, "RANK_W_QUERY must be 0..1"),
         (s.ranking.oversample >= 1, "RANK_OVERSAMPLE must be >= 1"),
     ]
     if s.upstream.ca_file and not os.path.isfile(s.upstream.ca_file):

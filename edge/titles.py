@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Sequence
 from difflib import SequenceMatcher
 
 import msgspec
+import numpy as np
 
+from moviemind_core.bundle import Bundle
 from moviemind_core.catalog import Movie, lookup_key, split_title_year
 
 
@@ -19,6 +22,8 @@ class Resolved(msgspec.Struct, frozen=True):
     title: str
     year: int | None
     note: str | None = None
+    # Other catalog movies with this title (most popular first) when the input did not say which.
+    alternatives: tuple[int, ...] = ()
 
 
 _ARTICLES = ("the ", "a ", "an ")
@@ -126,11 +131,21 @@ class TitleIndex:
         if best is None:
             return None
         movie, ambiguous = best
+        alternatives: tuple[int, ...] = ()
         if year is not None and movie.year != year:
             note = f"no {year} release in the catalog; took {movie.year}"
         elif ambiguous and note is None:
             note = "several movies have this title; took the most popular"
-        return Resolved(input=text, id=movie.id, title=movie.title, year=movie.year, note=note)
+            if year is None:
+                alternatives = tuple(i for i in ids if i in self.by_id and i != movie.id)
+        return Resolved(
+            input=text,
+            id=movie.id,
+            title=movie.title,
+            year=movie.year,
+            note=note,
+            alternatives=alternatives,
+        )
 
     def _prefix_keys(self, key: str, limit: int) -> list[str]:
         """Keys that start with key (whole words first), most popular first."""
@@ -171,3 +186,49 @@ class TitleIndex:
             for k in self.fuzzy_keys(key, limit=limit, prefix=True):
                 add_key(k)
         return found[:limit]
+
+
+def affinity(bundle: Bundle, row: int, context_rows: Sequence[int]) -> float:
+    """How strongly a movie goes with others: collaborative weight between them (either
+    direction, normalised per list) plus content similarity to their centroid."""
+    if not len(context_rows):
+        return 0.0
+    ctx = np.asarray(context_rows, dtype=np.int64)
+    collab = 0.0
+    if bundle.neighbour_rows.shape[1]:
+        top = float(bundle.neighbour_weights[row].max(initial=0.0)) or 1.0
+        mine = bundle.neighbour_rows[row]
+        collab += float(bundle.neighbour_weights[row][np.isin(mine, ctx)].sum()) / top
+        theirs = bundle.neighbour_rows[ctx]
+        weights = bundle.neighbour_weights[ctx]
+        tops = np.maximum(weights.max(axis=1, keepdims=True), 1e-9)
+        collab += float((np.where(theirs == row, weights, 0.0) / tops).sum())
+    centroid = bundle.vectors[ctx].mean(axis=0)
+    norm = float(np.linalg.norm(centroid))
+    content = float(bundle.vectors[row] @ centroid / norm) if norm else 0.0
+    return collab + content
+
+
+def pick_in_context(bundle: Bundle, resolved: Resolved, context_rows: Sequence[int]) -> Resolved:
+    """Among movies sharing a title, the one closest to the other liked movies, with a note
+    naming them; the most popular stays when there is no context or it says nothing."""
+    if not resolved.alternatives or not len(context_rows):
+        return resolved
+    options = [resolved.id, *resolved.alternatives]
+    rows = [bundle.row_of[i] for i in options if i in bundle.row_of]
+    scores = [affinity(bundle, r, context_rows) for r in rows]
+    best = int(np.argmax(scores))
+    if best == 0 or scores[best] <= scores[0]:
+        return resolved
+    m = bundle.movies[rows[best]]
+    names = [bundle.movies[r].title for r in list(context_rows)[:2]]
+    return Resolved(
+        input=resolved.input,
+        id=m.id,
+        title=m.title,
+        year=m.year,
+        note=(
+            f"several movies have this title; took the {m.year} one, closest to the other liked "
+            f"movies ({' and '.join(names)})"
+        ),
+    )

@@ -7,18 +7,57 @@ import os
 import sys
 from pathlib import Path
 
+import msgspec
+import numpy as np
+
+from index_builder.collaborative import CollabSettings
+from index_builder.documents import TEMPLATE_VERSION
+from index_builder.interactions import Ratings
 from index_builder.sources import SourceStats
 from moviemind_core.bundle import BundleError
+
+CollabDefaults = CollabSettings()
 
 DEFAULT_MODELS = Path("var/models")
 DEFAULT_INDEX = Path("var/index")
 
 
-def _movies(args: argparse.Namespace, stats: SourceStats) -> list:
-    if args.source == "movielens":
+def _ratings(args: argparse.Namespace) -> Ratings | None:
+    """The interaction data a build or eval uses, cut at --ratings-until when given."""
+    from index_builder.interactions import parse_cutoff, read_ratings_csv, sample_ratings
+
+    if args.ratings:
+        ratings = read_ratings_csv(args.ratings)
+    elif args.movielens_dir:
+        ratings = read_ratings_csv(Path(args.movielens_dir) / "ratings.csv")
+    elif args.source == "movielens":
+        ratings = sample_ratings()
+    else:
+        return None
+    if args.source in ("tmdb-export", "tmdb-api"):
+        from index_builder.sources.movielens import read_links
+
+        if not args.movielens_dir:
+            raise SystemExit(
+                "error: a TMDB catalog needs --movielens-dir (for links.csv) to use ratings"
+            )
+        ratings = ratings.map_movies(read_links(Path(args.movielens_dir)))
+    if args.ratings_until:
+        ratings = ratings.until(parse_cutoff(args.ratings_until))
+    print(f"  ratings: {len(ratings):,} from {len(set(ratings.user.tolist())):,} users")
+    return ratings
+
+
+def _movies(args: argparse.Namespace, stats: SourceStats, ratings: Ratings | None) -> list:
+    if args.source == "movielens" and args.movielens_dir:
+        from index_builder.sources.movielens import iter_movielens_dir
+
+        assert ratings is not None
+        movies = list(iter_movielens_dir(Path(args.movielens_dir), stats, ratings))
+    elif args.source == "movielens":
         from index_builder.sources.movielens import iter_movielens
 
-        movies = list(iter_movielens(stats))
+        movies = list(iter_movielens(stats, ratings=ratings))
     elif args.source == "tmdb-export":
         from index_builder.sources.tmdb_export import iter_tmdb_export
 
@@ -38,6 +77,18 @@ def _movies(args: argparse.Namespace, stats: SourceStats) -> list:
     return movies
 
 
+def _collab_settings(args: argparse.Namespace) -> CollabSettings:
+    from index_builder.collaborative import CollabSettings
+
+    return CollabSettings(
+        method=args.collab,
+        ease_lambda=args.ease_lambda,
+        top_n=args.neighbours,
+        max_items=args.max_items,
+        min_stars=args.min_stars,
+    )
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from index_builder.models import obtain_models
 
@@ -46,11 +97,13 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 def cmd_build(args: argparse.Namespace) -> None:
     from index_builder.build import build
+    from index_builder.collaborative import neighbours_for
     from moviemind_core.embedder import Embedder, EmbedderError
 
     print(f"source: {args.source}")
     stats = SourceStats()
-    movies = _movies(args, stats)
+    ratings = _ratings(args)
+    movies = _movies(args, stats, ratings)
     print(f"  {stats.summary()}")
     if not movies:
         raise SystemExit("error: the source yielded no movies")
@@ -58,13 +111,21 @@ def cmd_build(args: argparse.Namespace) -> None:
         embedder = Embedder(Path(args.models), variant=args.variant, threads=args.threads)
     except EmbedderError as exc:
         raise SystemExit(f"error: {exc}") from None
+    ids = np.asarray([m.id for m in movies], dtype=np.int64)
+    related = {m.id: m.related for m in movies if m.related}
+    neighbours, collab = neighbours_for(
+        ids, ratings if args.collab != "none" else None, _collab_settings(args), related
+    )
     build(
-        movies,
+        [msgspec.structs.replace(m, related=()) if m.related else m for m in movies],
         Path(args.out),
         embedder,
         source=args.source,
         dtype=args.dtype,
         incremental=not args.full,
+        template=args.template,
+        neighbours=neighbours,
+        collab=collab,
     )
 
 
@@ -76,15 +137,81 @@ def cmd_publish(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    from index_builder.build import build
+    from index_builder.collaborative import neighbours_for
     from index_builder.evaluate import run_eval
+    from moviemind_core.embedder import Embedder
+
+    args.source = "movielens"
+    ratings = _ratings(args)
+    assert ratings is not None
+    embedder = Embedder(Path(args.models), variant="fp32", threads=args.threads)
+    work = Path(args.work_dir)
+
+    def build_bundle(train: Ratings, template: str, collab: CollabSettings) -> Path:
+        stats = SourceStats()
+        if args.movielens_dir:
+            from index_builder.sources.movielens import iter_movielens_dir
+
+            movies = list(iter_movielens_dir(Path(args.movielens_dir), stats, train))
+        else:
+            from index_builder.sources.movielens import iter_movielens
+
+            movies = list(iter_movielens(stats, ratings=train))
+        ids = np.asarray([m.id for m in movies], dtype=np.int64)
+        neighbours, info = neighbours_for(ids, train, collab)
+        out = work / template
+        build(
+            movies,
+            out,
+            embedder,
+            source="movielens (training ratings)",
+            template=template,
+            neighbours=neighbours,
+            collab=info,
+        )
+        return out
 
     report = run_eval(
-        Path(args.index), min_liked=args.min_liked, max_users=args.max_users, seed=args.seed
+        ratings,
+        build_bundle,
+        collab=_collab_settings(args),
+        templates=[t for t in args.templates.split(",") if t] if args.templates else (),
+        collab_variants=_learner_variants(args) if args.compare_learners else (),
+        min_inputs=args.min_inputs,
+        seed=args.seed,
+        max_users=args.max_users,
     )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("# Offline evaluation\n\n" + report.markdown())
-        print(f"wrote {args.out}")
+        Path(args.out).write_text(EVAL_HEADER + report.markdown())
+        Path(args.out).with_suffix(".json").write_bytes(
+            msgspec.json.format(msgspec.json.encode(report))
+        )
+        print(f"wrote {args.out} and its .json")
+
+
+def _learner_variants(args: argparse.Namespace) -> list[CollabSettings]:
+    """The collaborative learners `eval --compare-learners` measures side by side."""
+    base = _collab_settings(args)
+    out = [
+        msgspec.structs.replace(base, method="ease", ease_lambda=lam)
+        for lam in (100.0, 500.0, 2000.0)
+    ]
+    out.append(msgspec.structs.replace(base, method="ease", min_stars=3.5))
+    out.append(msgspec.structs.replace(base, method="ease", top_n=20))
+    out.append(msgspec.structs.replace(base, method="ease", top_n=100))
+    out.append(msgspec.structs.replace(base, method="cosine"))
+    return out
+
+
+EVAL_HEADER = """# Offline evaluation
+
+Reproduce: `make eval` (= `.venv/bin/python -m index_builder eval --compare-learners
+--templates doc-v1,doc-v2,doc-v3 --out docs/benchmarks/eval.md`). The protocol is in `index_builder/evaluate.py`'s docstring and
+README's "How recommendations are ranked".
+
+"""
 
 
 def _source_errors() -> type[Exception]:
@@ -94,6 +221,23 @@ def _source_errors() -> type[Exception]:
     except ImportError:  # the build extra is not installed
         return BundleError
     return TmdbError
+
+
+def _interaction_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("interaction data (collaborative neighbours, votes, popularity)")
+    g.add_argument(
+        "--movielens-dir", help="MovieLens CSV layout: ratings.csv, movies.csv, links.csv"
+    )
+    g.add_argument("--ratings", help="a ratings.csv (userId,movieId,rating,timestamp) to use")
+    g.add_argument(
+        "--ratings-until",
+        help="use only ratings before this time (ISO date or unix seconds): no held-out data",
+    )
+    g.add_argument("--collab", choices=["ease", "cosine", "none"], default="ease")
+    g.add_argument("--ease-lambda", type=float, default=CollabDefaults.ease_lambda)
+    g.add_argument("--neighbours", type=int, default=CollabDefaults.top_n, help="per movie")
+    g.add_argument("--max-items", type=int, default=CollabDefaults.max_items)
+    g.add_argument("--min-stars", type=float, default=CollabDefaults.min_stars)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     b.add_argument("--limit", type=int, default=0, help="keep only the N most-voted movies")
     b.add_argument("--full", action="store_true", help="re-embed everything")
+    b.add_argument("--template", default=TEMPLATE_VERSION, help="document template to embed")
+    _interaction_args(b)
     b.set_defaults(func=cmd_build)
 
     u = sub.add_parser("publish", help="upload a bundle to S3-compatible storage, move latest")
@@ -129,12 +275,21 @@ def main(argv: list[str] | None = None) -> None:
     u.add_argument("--keep", type=int, default=3, help="versions to keep")
     u.set_defaults(func=cmd_publish)
 
-    e = sub.add_parser("eval", help="offline evaluation on MovieLens ratings (HR@10, NDCG@10)")
-    e.add_argument("--index", default=str(DEFAULT_INDEX))
-    e.add_argument("--min-liked", type=int, default=5)
-    e.add_argument("--max-users", type=int, default=0)
+    e = sub.add_parser(
+        "eval", help="leak-free offline evaluation on MovieLens (HR@10, NDCG@10, Recall@20)"
+    )
+    e.add_argument("--work-dir", default="var/eval", help="where the training bundles are built")
+    e.add_argument("--models", default=str(DEFAULT_MODELS / "minilm"))
+    e.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    e.add_argument("--min-inputs", type=int, default=3, help="liked movies before the held-out one")
+    e.add_argument("--max-users", type=int, default=0, help="evaluate a sample of users (0 = all)")
     e.add_argument("--seed", type=int, default=7)
-    e.add_argument("--out", help="also write the table as Markdown to this file")
+    e.add_argument("--templates", default="", help="also compare these document templates")
+    e.add_argument(
+        "--compare-learners", action="store_true", help="also compare collaborative learners"
+    )
+    e.add_argument("--out", help="write the report as Markdown (and .json beside it)")
+    _interaction_args(e)
     e.set_defaults(func=cmd_eval)
 
     args = p.parse_args(argv)

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from index_builder.collaborative import Neighbours
 from index_builder.documents import TEMPLATE_VERSION, content_hash, document_text
 from moviemind_core.bundle import (
     Bundle,
     BundleError,
+    CollabInfo,
     EmbedderInfo,
     IndexOptions,
     Manifest,
@@ -46,14 +48,17 @@ def build(
     dtype: str = "f16",
     incremental: bool = True,
     batch_size: int = 64,
+    template: str = TEMPLATE_VERSION,
+    neighbours: Neighbours | None = None,
+    collab: CollabInfo | None = None,
     log=print,
 ) -> Manifest:
     """Embed what changed, reuse the rest, write the bundle atomically; returns its manifest."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    texts = [document_text(m) for m in movies]
-    hashes = [content_hash(t, embedder.model_sha256) for t in texts]
+    texts = [document_text(m, template) for m in movies]
+    hashes = [content_hash(t, embedder.model_sha256, template) for t in texts]
     reuse = previous_vectors(out, embedder.model_sha256, log) if incremental else {}
     vectors = np.zeros((len(movies), embedder.dim), dtype=np.float32)
     todo = []
@@ -91,10 +96,12 @@ def build(
             dim=embedder.dim,
             pooling=embedder.manifest.pooling,
         ),
-        template_version=TEMPLATE_VERSION,
+        template_version=template,
         source=source,
         options=IndexOptions(dtype=dtype),  # type: ignore[arg-type]
         counts={"embedded": len(todo), "reused": len(movies) - len(todo)},
+        neighbours=(neighbours.rows, neighbours.weights) if neighbours is not None else None,
+        collab=collab,
     )
     index_s = time.perf_counter() - t_index
     total = time.perf_counter() - t0

@@ -1,127 +1,396 @@
-"""Offline evaluation on MovieLens: hide each user's last liked movie, recommend from the rest.
+"""Offline evaluation that cannot leak: `python -m index_builder eval`.
 
-Prints HR@10 and NDCG@10 for random, most-popular, similarity only, and the blended ranking the
-edge uses. Popularity counts come from all ratings, the held-out ones included (a small leak in
-favour of the popularity-based rows; the same for every method that uses popularity).
+Protocol (per user with enough history, one case each):
+- the user's liked movies (>= 4 stars) in time order; the held-out movie is the last one with at
+  least `min_inputs` liked movies rated strictly before it (leave-last-out: the most training data
+  stays); the input is the (up to) 10 most recent liked movies before it, the way a person names a
+  few favourites;
+- every rating of that user from the held-out movie's time on is removed from training, and the
+  bundle evaluated (votes, averages, popularity, collaborative neighbours) is built from the
+  training ratings alone;
+- users are split in two disjoint halves: weights are tuned on the validation half only and every
+  number in the report is measured on the test half;
+- HR@10 and NDCG@10 of the held-out movie, Recall@20 of all the user's later liked movies, catalog
+  coverage of the top 10s; each with its standard error over users. Only the input is excluded
+  from the recommendations (no method sees the rest of the user's history).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
 import numpy as np
 
-from moviemind_core.bundle import Bundle
+from index_builder.collaborative import CollabSettings, learn_neighbours
+from index_builder.interactions import Ratings
+from moviemind_core.bundle import Bundle, CollabInfo
 from moviemind_core.ranking import Priors, RankingSettings, rank, taste_profile
 
 K = 10
+K_RECALL = 20
+LIKED_STARS = 4.0
+MAX_INPUTS = 10
 
 
-def user_histories(min_liked: int) -> list[tuple[list[int], int, set[int]]]:
-    """(liked ids in time order minus the last, the held-out last liked id, every rated id)."""
-    from index_builder.sources.movielens import load_ratings
-
-    df = load_ratings().sort_values(["userId", "timestamp", "movieId"])
-    out = []
-    for _, g in df.groupby("userId", sort=True):
-        liked = g.loc[g["rating"] >= 4.0, "movieId"].astype(int).tolist()
-        if len(liked) < min_liked:
-            continue
-        out.append((liked[:-1], liked[-1], set(g["movieId"].astype(int).tolist())))
-    return out
+class Case(msgspec.Struct, frozen=True):
+    user: int
+    inputs: tuple[int, ...]  # movie ids, oldest first
+    target: int
+    later: tuple[int, ...]  # every liked movie from the target's time on (target included)
+    cutoff: int
+    split: str  # "validation" | "test"
 
 
-def _metrics(ranked: list[int], target: int) -> tuple[float, float]:
-    if target in ranked[:K]:
-        return 1.0, 1.0 / math.log2(ranked.index(target) + 2)
-    return 0.0, 0.0
+class Score(msgspec.Struct, frozen=True):
+    """A metric's mean and standard error over users."""
+
+    mean: float
+    se: float
 
 
-class EvalReport(msgspec.Struct):
-    users: int
+class MethodResult(msgspec.Struct, frozen=True):
+    hr10: Score
+    ndcg10: Score
+    recall20: Score
+    coverage: float
+
+
+class EvalReport(msgspec.Struct, kw_only=True):
+    cases: dict[str, int]
     catalog: int
-    results: dict[str, tuple[float, float]]  # method -> (HR@10, NDCG@10)
+    ratings_train: int
+    collab: dict[str, float | int | str]
+    tuned: dict[str, float]
+    tuning: list[tuple[dict[str, float], float]]
+    results: dict[str, MethodResult]  # on the test users
+    templates: dict[str, MethodResult] = {}  # content-only per document template (validation)
+    learners: dict[str, MethodResult] = {}  # collaborative-only per learner (validation)
 
     def markdown(self) -> str:
-        """The results as a Markdown table, for docs/benchmarks/eval.md."""
-        rows = [f"| {name} | {hr:.4f} | {ndcg:.4f} |" for name, (hr, ndcg) in self.results.items()]
-        return "\n".join(
-            [
-                f"Leave-last-liked-out on MovieLens (dslabs/movielens): {self.users} users with >= 5 "
-                f"liked movies (rating >= 4), catalog of {self.catalog} movies, top 10, the user's "
-                "other rated movies excluded.",
-                "",
-                "| method | HR@10 | NDCG@10 |",
-                "| --- | --- | --- |",
-                *rows,
-                "",
-            ]
+        """The report as Markdown, for docs/benchmarks/eval.md."""
+
+        def row(name: str, r: MethodResult) -> str:
+            return (
+                f"| {name} | {r.hr10.mean:.4f} ± {r.hr10.se:.4f} | {r.ndcg10.mean:.4f} ± "
+                f"{r.ndcg10.se:.4f} | {r.recall20.mean:.4f} ± {r.recall20.se:.4f} | "
+                f"{r.coverage:.3f} |"
+            )
+
+        head = (
+            "| method | HR@10 | NDCG@10 | Recall@20 | coverage |\n| --- | --- | --- | --- | --- |"
         )
-
-
-def run_eval(
-    index_dir: Path, *, min_liked: int = 5, max_users: int = 0, seed: int = 7, log=print
-) -> EvalReport:
-    """Evaluate every method on the same users."""
-    bundle = Bundle.load(index_dir)
-    users = user_histories(min_liked)
-    rng = random.Random(seed)
-    if max_users and len(users) > max_users:
-        users = rng.sample(users, max_users)
-    all_ids = [m.id for m in bundle.movies]
-    by_popularity = [m.id for m in sorted(bundle.movies, key=lambda m: (-m.vote_count, m.id))]
-    # Liked histories are long; the most recent ones say most about what comes next.
-    recent = 10
-
-    def random_method(hist: list[int], rated: set[int]) -> list[int]:
-        out: list[int] = []
-        while len(out) < K:
-            c = rng.choice(all_ids)
-            if c not in rated and c not in out:
-                out.append(c)
-        return out
-
-    def popular(hist: list[int], rated: set[int]) -> list[int]:
-        return [i for i in by_popularity if i not in rated][:K]
-
-    def ranked_with(settings: RankingSettings) -> Callable[[list[int], set[int]], list[int]]:
-        priors = Priors(bundle.movies, settings.bayes_votes)
-
-        def method(hist: list[int], rated: set[int]) -> list[int]:
-            vecs = [v for v in (bundle.vector(i) for i in hist[-recent:]) if v is not None]
-            profile = taste_profile(vecs, None, settings.w_query)
-            return [
-                s.movie.id
-                for s in rank(bundle, priors, profile, K, exclude=rated, settings=settings)
+        lines = [
+            f"Test users: {self.cases['test']}; validation users (tuning only): "
+            f"{self.cases['validation']}; catalog {self.catalog} movies; "
+            f"{self.ratings_train:,} training ratings. Mean ± standard error over users.",
+            "",
+            head,
+            *(row(n, r) for n, r in self.results.items()),
+            "",
+            "Collaborative neighbours: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.collab.items())),
+            "",
+            "Blend weights chosen on the validation users: "
+            + ", ".join(f"{k} {v}" for k, v in self.tuned.items()),
+        ]
+        if self.learners:
+            lines += [
+                "",
+                "Collaborative learners, collaborative evidence only, validation users:",
+                "",
+                head,
+                *(row(n, r) for n, r in self.learners.items()),
             ]
+        if self.templates:
+            lines += [
+                "",
+                "Document templates, content similarity only, validation users:",
+                "",
+                head,
+                *(row(n, r) for n, r in self.templates.items()),
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def make_cases(ratings: Ratings, *, min_inputs: int = 3, seed: int = 7) -> list[Case]:
+    """One case per eligible user, split half validation, half test (by a seeded shuffle)."""
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((ratings.movie, ratings.time, ratings.user))
+    user, movie, time_, stars = (
+        ratings.user[order],
+        ratings.movie[order],
+        ratings.time[order],
+        ratings.stars[order],
+    )
+    bounds = np.flatnonzero(np.diff(user)) + 1
+    cases = []
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(user)], strict=True):
+        liked = stars[lo:hi] >= LIKED_STARS
+        ids, times = movie[lo:hi][liked], time_[lo:hi][liked]
+        # A held-out movie needs min_inputs liked movies strictly before its time.
+        before = np.searchsorted(times, times, side="left")
+        eligible = np.flatnonzero(before >= min_inputs)
+        if not len(eligible):
+            continue
+        t = int(eligible[-1])
+        cutoff = int(times[t])
+        n_before = int(before[t])
+        inputs = tuple(int(i) for i in ids[:n_before][-MAX_INPUTS:])
+        later = tuple(int(i) for i in ids[n_before:])
+        cases.append(Case(int(user[lo]), inputs, int(ids[t]), later, cutoff, ""))
+    perm = rng.permutation(len(cases))
+    half = len(cases) // 2
+    return [
+        msgspec.structs.replace(c, split="validation" if perm[i] < half else "test")
+        for i, c in enumerate(cases)
+    ]
+
+
+def training_ratings(ratings: Ratings, cases: Sequence[Case]) -> Ratings:
+    """All ratings except each case user's from the held-out time on."""
+    cutoff = {c.user: c.cutoff for c in cases}
+    users = np.fromiter(cutoff.keys(), np.int64, len(cutoff))
+    limits = np.fromiter(cutoff.values(), np.int64, len(cutoff))
+    order = np.argsort(users)
+    users, limits = users[order], limits[order]
+    pos = np.clip(np.searchsorted(users, ratings.user), 0, max(len(users) - 1, 0))
+    is_case = users[pos] == ratings.user if len(users) else np.zeros(len(ratings), bool)
+    keep = ~is_case | (ratings.time < limits[pos])
+    return ratings.select(keep)
+
+
+Method = Callable[[Case], list[int]]
+
+
+def _score(values: list[float]) -> Score:
+    a = np.asarray(values, dtype=np.float64)
+    se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else 0.0
+    return Score(round(float(a.mean()), 5), round(se, 5))
+
+
+def measure(method: Method, cases: Sequence[Case], catalog: int) -> MethodResult:
+    """Run a method on every case; HR@10, NDCG@10, Recall@20, coverage."""
+    hr, ndcg, recall = [], [], []
+    shown: set[int] = set()
+    for c in cases:
+        ranked = method(c)[:K_RECALL]
+        top = ranked[:K]
+        shown.update(top)
+        if c.target in top:
+            hr.append(1.0)
+            ndcg.append(1.0 / math.log2(top.index(c.target) + 2))
+        else:
+            hr.append(0.0)
+            ndcg.append(0.0)
+        later = set(c.later)
+        recall.append(len(later & set(ranked)) / len(later))
+    return MethodResult(_score(hr), _score(ndcg), _score(recall), round(len(shown) / catalog, 4))
+
+
+class Methods:
+    """Every evaluated method over one training bundle."""
+
+    def __init__(self, bundle: Bundle, train: Ratings, collab: CollabSettings, seed: int) -> None:
+        self.bundle = bundle
+        self.train = train
+        self.collab = collab
+        self.rng = np.random.default_rng(seed)
+        self.by_popularity = [
+            m.id for m in sorted(bundle.movies, key=lambda m: (-m.vote_count, m.id))
+        ]
+        self._ease: np.ndarray | None = None
+
+    def random(self, c: Case) -> list[int]:
+        picks = self.rng.choice(len(self.bundle), K_RECALL + len(c.inputs), replace=False)
+        return [self.bundle.movies[i].id for i in picks if self.bundle.movies[i].id not in c.inputs]
+
+    def popular(self, c: Case) -> list[int]:
+        inputs = set(c.inputs)
+        return [i for i in self.by_popularity[: K_RECALL + len(inputs)] if i not in inputs]
+
+    def ranked(self, settings: RankingSettings) -> Method:
+        """The edge's own ranking (moviemind_core.ranking) with the given weights."""
+        b = self.bundle
+        priors = Priors(b.movies, settings.bayes_votes)
+
+        def method(c: Case) -> list[int]:
+            rows = [b.row_of[i] for i in c.inputs if i in b.row_of]
+            profile = taste_profile(b.vectors[rows])
+            out = rank(
+                b,
+                priors,
+                profile,
+                K_RECALL,
+                liked_rows=rows,
+                exclude=c.inputs,
+                settings=settings,
+            )
+            return [s.movie.id for s in out]
 
         return method
 
-    methods: dict[str, Callable[[list[int], set[int]], list[int]]] = {
-        "random": random_method,
-        "most popular": popular,
-        "similarity only": ranked_with(RankingSettings(w_quality=0.0, w_popularity=0.0)),
-        "blended (edge default)": ranked_with(RankingSettings()),
-        "blended, popularity 1.0": ranked_with(RankingSettings(w_popularity=1.0)),
-    }
-    results: dict[str, tuple[float, float]] = {}
+    def ease_reference(self, c: Case) -> list[int]:
+        """Full (untruncated) EASE over the same training ratings: a reference, not the edge."""
+        if self._ease is None:
+            self._ease = _dense_ease(self.train, self.bundle, self.collab)
+        b = self.bundle
+        rows = [b.row_of[i] for i in c.inputs if i in b.row_of]
+        scores = self._ease[rows].sum(axis=0) if rows else np.zeros(len(b))
+        scores[rows] = -np.inf
+        top = np.argsort(-scores)[:K_RECALL]
+        return [b.movies[r].id for r in top]
+
+
+def _dense_ease(train: Ratings, bundle: Bundle, s: CollabSettings) -> np.ndarray:
+    """EASE's full weight matrix (catalog rows x catalog rows; zero outside its items)."""
+    from index_builder.collaborative import _interaction_matrix
+
+    x, items = _interaction_matrix(train, bundle.ids, s)
+    gram = (x.T @ x).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += s.ease_lambda
+    p = np.linalg.inv(gram)
+    w = p / (-np.diag(p))[None, :]
+    np.fill_diagonal(w, 0.0)
+    full = np.zeros((len(bundle), len(bundle)), np.float32)
+    full[np.ix_(items, items)] = w
+    return full
+
+
+# Weights tried on the validation users (w_collab is fixed at 1: only ratios matter).
+GRID = {
+    "w_similarity": (0.0, 0.1, 0.25, 0.5, 1.0),
+    "w_popularity": (0.0, 0.05, 0.1, 0.2, 0.4),
+    "w_quality": (0.0, 0.1, 0.3),
+}
+
+
+CONTENT_GRID = {
+    "w_similarity": (1.0,),
+    "w_popularity": (0.0, 0.1, 0.2, 0.4, 0.8, 1.6),
+    "w_quality": (0.0, 0.1, 0.3, 1.0),
+}
+
+
+def tune(
+    methods: Methods,
+    cases: Sequence[Case],
+    log=print,
+    grid: dict[str, tuple[float, ...]] = GRID,
+    fixed: dict[str, float] | None = None,
+) -> tuple[RankingSettings, list]:
+    """Grid search of the blend weights by HR@10 (ties: NDCG@10) on validation cases."""
+    tried = []
+    best: tuple[float, float, RankingSettings] | None = None
+    for values in itertools.product(*grid.values()):
+        weights = dict(zip(grid, values, strict=True))
+        settings = RankingSettings(**weights, **(fixed or {}))
+        r = measure(methods.ranked(settings), cases, len(methods.bundle))
+        tried.append((weights, r.hr10.mean))
+        key = (r.hr10.mean, r.ndcg10.mean)
+        if best is None or key > best[:2]:
+            best = (*key, settings)
+    assert best is not None
+    log(f"  tuned on {len(cases)} validation users: HR@10 {best[0]:.4f} with {best[2]}")
+    return best[2], tried
+
+
+def run_eval(
+    ratings: Ratings,
+    build_bundle: Callable[[Ratings, str, CollabSettings], Path],
+    *,
+    collab: CollabSettings | None = None,
+    templates: Sequence[str] = (),
+    collab_variants: Sequence[CollabSettings] = (),
+    min_inputs: int = 3,
+    seed: int = 7,
+    max_users: int = 0,
+    log=print,
+) -> EvalReport:
+    """Split users, build a bundle from training ratings only, tune on validation, report test.
+
+    `build_bundle(train_ratings, template, collab)` writes a bundle and returns its directory.
+    """
+    from index_builder.documents import TEMPLATE_VERSION
+
+    collab = collab or CollabSettings()
+    cases = make_cases(ratings, min_inputs=min_inputs, seed=seed)
+    if max_users and len(cases) > max_users:
+        keep = np.random.default_rng(seed).choice(len(cases), max_users, replace=False)
+        cases = [cases[i] for i in sorted(keep)]
+    val = [c for c in cases if c.split == "validation"]
+    test = [c for c in cases if c.split == "test"]
+    if not val or not test:
+        raise ValueError(f"too few eligible users to split ({len(cases)})")
+    train = training_ratings(ratings, cases)
     log(
-        f"users with >= {min_liked} liked movies (rating >= 4): {len(users)}; catalog {len(bundle)}"
+        f"eval: {len(cases)} users ({len(val)} validation, {len(test)} test); "
+        f"{len(train):,} of {len(ratings):,} ratings are training data"
     )
-    for name, method in methods.items():
+    bundle = Bundle.load(build_bundle(train, TEMPLATE_VERSION, collab))
+    methods = Methods(bundle, train, collab, seed)
+    learners: dict[str, MethodResult] = {}
+    collab_only = RankingSettings(w_collab=1.0, w_similarity=0.0, w_quality=0.0, w_popularity=0.0)
+    shipped = (bundle.neighbour_rows, bundle.neighbour_weights)
+    for variant in collab_variants:
+        n = learn_neighbours(train, bundle.ids, variant, log=lambda _m: None)
+        bundle.neighbour_rows, bundle.neighbour_weights = n.rows, n.weights.astype(np.float32)
+        name = _learner_name(variant)
+        learners[name] = r = measure(methods.ranked(collab_only), val, len(bundle))
+        log(f"  learner {name}: collaborative-only HR@10 {r.hr10.mean:.4f} (validation)")
+    bundle.neighbour_rows, bundle.neighbour_weights = shipped
+    tuned, tried = tune(methods, val, log)
+    tuned_content, _ = tune(methods, val, log, CONTENT_GRID, {"w_collab": 0.0})
+    content = RankingSettings(w_collab=0.0, w_similarity=1.0, w_quality=0.0, w_popularity=0.0)
+    default = RankingSettings()
+    runs: dict[str, Method] = {
+        "random": methods.random,
+        "most popular (input excluded)": methods.popular,
+        f"content similarity only ({TEMPLATE_VERSION})": methods.ranked(content),
+        "content + quality/popularity priors (no co-ratings; tuned)": methods.ranked(tuned_content),
+        f"collaborative only ({collab.method}, top {collab.top_n})": methods.ranked(collab_only),
+        f"EASE reference (full matrix, lambda {collab.ease_lambda:g})": methods.ease_reference,
+        "edge blend (shipped defaults)": methods.ranked(default),
+        "edge blend (tuned on validation)": methods.ranked(tuned),
+    }
+    results: dict[str, MethodResult] = {}
+    for name, method in runs.items():
         t0 = time.perf_counter()
-        hr, ndcg = [], []
-        for hist, target, rated in users:
-            h, n = _metrics(method(hist, rated - {target}), target)
-            hr.append(h)
-            ndcg.append(n)
-        results[name] = (float(np.mean(hr)), float(np.mean(ndcg)))
+        results[name] = r = measure(method, test, len(bundle))
         log(
-            f"  {name:<26} HR@10 {results[name][0]:.4f}  NDCG@10 {results[name][1]:.4f}  ({time.perf_counter() - t0:.1f}s)"
+            f"  {name:<48} HR@10 {r.hr10.mean:.4f}±{r.hr10.se:.4f}  NDCG@10 {r.ndcg10.mean:.4f}  "
+            f"Recall@20 {r.recall20.mean:.4f}  coverage {r.coverage:.3f}  "
+            f"({time.perf_counter() - t0:.1f}s)"
         )
-    return EvalReport(users=len(users), catalog=len(bundle), results=results)
+    by_template: dict[str, MethodResult] = {}
+    for template in templates:
+        b = Bundle.load(build_bundle(train, template, collab))
+        by_template[template] = r = measure(
+            Methods(b, train, collab, seed).ranked(content), val, len(b)
+        )
+        log(f"  template {template}: content-only HR@10 {r.hr10.mean:.4f} (validation)")
+    info: CollabInfo = bundle.manifest.collab
+    return EvalReport(
+        cases={"validation": len(val), "test": len(test)},
+        catalog=len(bundle),
+        ratings_train=len(train),
+        collab={"method": info.method, **info.params},
+        tuned={k: getattr(tuned, k) for k in GRID},
+        tuning=tried,
+        results=results,
+        templates=by_template,
+        learners=learners,
+    )
+
+
+def _learner_name(s: CollabSettings) -> str:
+    name = f"{s.method}, top {s.top_n}"
+    if s.method == "ease":
+        name += f", lambda {s.ease_lambda:g}"
+    if s.min_stars:
+        name += f", ratings >= {s.min_stars:g} stars"
+    return name

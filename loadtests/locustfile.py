@@ -17,6 +17,9 @@ Streams are recorded twice: the HTTP entry ("/v1/recommend stream") times the re
 and two entries of type SSE time the first `token` event ("recommend ttft") and the `done` event
 ("recommend total"). A degraded answer (no model) is a success; it is also counted under
 "recommend degraded" so a report can tell how many there were and how fast they came.
+
+Over 400 lines on purpose: Locust loads one file (`-f`), so its user classes, the stream timing
+and the samples writer stay together here.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `locust -f loadtests/locustfile.py` from any directory
     sys.path.insert(0, str(ROOT))
 
-from loadtests.sse_client import sse_events  # noqa: E402
+from devstack.sse import sse_events  # noqa: E402
 from loadtests.workload import Workload, build_workload, load_workload  # noqa: E402
 
 SEED = int(os.environ.get("MOVIEMIND_LOADTEST_SEED", "7"))

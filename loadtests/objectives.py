@@ -10,7 +10,8 @@ from typing import Literal
 
 import msgspec
 
-from loadtests.report import Sample, percentile
+from devstack.stats import percentile
+from loadtests.report import Sample
 
 DEFAULT_PATH = Path(__file__).with_name("objectives.toml")
 Kind = Literal["latency", "failures", "degraded_within", "timeouts", "flag"]

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from devstack.report import markdown_table
+from devstack.stats import percentile
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -66,13 +69,6 @@ def read_samples(path: Path, offset: int = 0) -> tuple[list[Sample], list[dict],
             )
         )
     return samples, markers, offset + end
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0..100, linear interpolation); None for no values."""
-    if not values:
-        return None
-    return float(np.percentile(np.asarray(values, dtype=float), q))
 
 
 def window(samples: Iterable[Sample], t0: float = -math.inf, t1: float = math.inf) -> list[Sample]:
@@ -173,12 +169,6 @@ def plain_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def markdown_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
-    return "\n".join(out)
 
 
 def markdown_rows(rows: Sequence[Row]) -> str:

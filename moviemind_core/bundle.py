@@ -6,6 +6,10 @@ A bundle is a directory:
     vectors.npy      float32 (n, dim) unit vectors, row i belongs to catalog movie i
     index.usearch    usearch HNSW index (cosine), keyed by movie id
     titles.msgpack   lookup_key(title) -> movie ids, most popular first
+    neighbours.npy   int32 (n, N): catalog rows of each movie's collaborative neighbours, -1 = none
+    neighbour_weights.npy  float16 (n, N): their weights (larger = stronger evidence)
+
+Format 2 added the neighbour files; a format-1 bundle is rejected with a message to rebuild.
 
 The manifest is written last, so a reader that sees a manifest sees complete files; every file
 is checked against the manifest's sha256 and size before anything is used.
@@ -32,13 +36,15 @@ from moviemind_core.catalog import Movie, display_title, lookup_key
 from moviemind_core.embedder import sha256_file
 
 FORMAT = "moviemind-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CATALOG = "catalog.msgpack"
 VECTORS = "vectors.npy"
 INDEX = "index.usearch"
 TITLES = "titles.msgpack"
-DATA_FILES = (CATALOG, VECTORS, INDEX, TITLES)
+NEIGHBOURS = "neighbours.npy"
+NEIGHBOUR_WEIGHTS = "neighbour_weights.npy"
+DATA_FILES = (CATALOG, VECTORS, INDEX, TITLES, NEIGHBOURS, NEIGHBOUR_WEIGHTS)
 
 Dtype = Literal["f32", "f16", "i8"]
 
@@ -68,6 +74,15 @@ class IndexOptions(msgspec.Struct, frozen=True, kw_only=True):
     expansion_search: int = 64
 
 
+class CollabInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the neighbour lists came from: `none`, `ease`, `cosine` or `tmdb-lists`."""
+
+    method: str = "none"
+    # The learner's settings and the data it saw (ratings, users, cutoff), for reproducibility.
+    params: dict[str, float | int | str] = {}
+    covered: int = 0
+
+
 class Manifest(msgspec.Struct, kw_only=True):
     format: str
     format_version: int
@@ -79,6 +94,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     embedder: EmbedderInfo
     index: IndexOptions
     files: dict[str, FileEntry]
+    collab: CollabInfo = CollabInfo()
 
 
 class CatalogFile(msgspec.Struct, kw_only=True):
@@ -155,12 +171,24 @@ def write_bundle(
     options: IndexOptions | None = None,
     counts: dict[str, int] | None = None,
     threads: int = 0,
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+    collab: CollabInfo | None = None,
 ) -> Manifest:
-    """Write a complete bundle to out_dir, replacing what was there only once it is whole."""
+    """Write a complete bundle to out_dir, replacing what was there only once it is whole.
+
+    `neighbours` is (rows int32 (n, N), weights (n, N)); None writes empty lists (N = 0).
+    """
     options = options or IndexOptions()
     out_dir = Path(out_dir)
     if len(movies) != len(doc_hashes) or len(movies) != len(vectors):
         raise ValueError("movies, doc_hashes and vectors must have the same length")
+    if neighbours is None:
+        neighbours = (np.zeros((len(movies), 0), np.int32), np.zeros((len(movies), 0), np.float16))
+    nbr_rows, nbr_weights = neighbours
+    if nbr_rows.shape != nbr_weights.shape or nbr_rows.shape[:1] != (len(movies),):
+        raise ValueError("neighbour rows and weights must both be (movies, N)")
+    if nbr_rows.size and (nbr_rows.max() >= len(movies) or nbr_rows.min() < -1):
+        raise ValueError("neighbour rows must be catalog rows or -1")
     ids = np.asarray([m.id for m in movies], dtype=np.int64)
     if len(set(ids.tolist())) != len(ids):
         raise ValueError("movie ids must be unique")
@@ -174,6 +202,8 @@ def write_bundle(
         np.save(stage / VECTORS, np.ascontiguousarray(vectors, dtype=np.float32))
         build_index(ids, vectors, options, threads).save(str(stage / INDEX))
         (stage / TITLES).write_bytes(msgspec.msgpack.encode(build_title_table(movies)))
+        np.save(stage / NEIGHBOURS, np.ascontiguousarray(nbr_rows, dtype=np.int32))
+        np.save(stage / NEIGHBOUR_WEIGHTS, np.ascontiguousarray(nbr_weights, dtype=np.float16))
         files = {
             name: FileEntry(sha256=sha256_file(stage / name), bytes=(stage / name).stat().st_size)
             for name in DATA_FILES
@@ -189,6 +219,7 @@ def write_bundle(
             embedder=embedder,
             index=options,
             files=files,
+            collab=collab or CollabInfo(),
         )
         (stage / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
         _swap_into_place(stage, out_dir)
@@ -227,7 +258,8 @@ def decode_manifest(raw: bytes, where: str = MANIFEST) -> Manifest:
     if manifest.format != FORMAT or manifest.format_version != FORMAT_VERSION:
         raise BundleError(
             f"{where}: format {manifest.format}/{manifest.format_version} is not "
-            f"{FORMAT}/{FORMAT_VERSION}; rebuild the index with this version"
+            f"{FORMAT}/{FORMAT_VERSION} (format 2 added collaborative neighbours); rebuild it "
+            "with this version: python -m index_builder build"
         )
     missing = [f for f in DATA_FILES if f not in manifest.files]
     if missing:
@@ -262,6 +294,8 @@ class Bundle:
         vectors: np.ndarray,
         index,
         titles: dict[str, list[int]],
+        neighbour_rows: np.ndarray | None = None,
+        neighbour_weights: np.ndarray | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
@@ -270,6 +304,20 @@ class Bundle:
         self.vectors = vectors
         self.index = index
         self.titles = titles
+        n = len(movies)
+        self.neighbour_rows = (
+            neighbour_rows if neighbour_rows is not None else np.zeros((n, 0), np.int32)
+        )
+        # float32 once at load: the edge sums these per request.
+        self.neighbour_weights = (
+            neighbour_weights.astype(np.float32)
+            if neighbour_weights is not None
+            else np.zeros((n, 0), np.float32)
+        )
+        # The typical strength of a movie's best neighbour: the unit collaborative evidence is
+        # measured in, so a liked movie with few ratings (weak, noisy weights) counts for less.
+        best = self.neighbour_weights[:, 0] if self.neighbour_weights.shape[1] else np.zeros(0)
+        self.collab_unit = float(best[best > 0].mean()) if (best > 0).any() else 1.0
         self.row_of: dict[int, int] = {m.id: i for i, m in enumerate(movies)}
         self.ids = np.fromiter((m.id for m in movies), dtype=np.int64, count=len(movies))
         self._by_id = np.argsort(self.ids, kind="stable")
@@ -310,6 +358,12 @@ class Bundle:
                 (bundle_dir / TITLES).read_bytes(), type=dict[str, list[int]]
             )
             index = Index.restore(str(bundle_dir / INDEX), view=False)
+            nbr_rows = np.load(
+                io.BytesIO((bundle_dir / NEIGHBOURS).read_bytes()), allow_pickle=False
+            )
+            nbr_weights = np.load(
+                io.BytesIO((bundle_dir / NEIGHBOUR_WEIGHTS).read_bytes()), allow_pickle=False
+            )
         except (msgspec.DecodeError, ValueError, OSError, RuntimeError) as exc:
             raise BundleError(f"bundle {bundle_dir} could not be read: {exc}") from exc
         if index is None:
@@ -322,4 +376,25 @@ class Bundle:
             )
         if len(index) != n:
             raise BundleError(f"bundle {bundle_dir}: index holds {len(index)} vectors, catalog {n}")
-        return cls(bundle_dir, manifest, catalog.movies, catalog.doc_hashes, vectors, index, titles)
+        if (
+            nbr_rows.ndim != 2
+            or nbr_rows.shape != nbr_weights.shape
+            or nbr_rows.shape[0] != n
+            or nbr_rows.dtype != np.int32
+            or (nbr_rows.size and (nbr_rows.max() >= n or nbr_rows.min() < -1))
+        ):
+            raise BundleError(
+                f"bundle {bundle_dir}: neighbour lists {nbr_rows.shape} {nbr_rows.dtype} do not "
+                f"fit a catalog of {n} movies"
+            )
+        return cls(
+            bundle_dir,
+            manifest,
+            catalog.movies,
+            catalog.doc_hashes,
+            vectors,
+            index,
+            titles,
+            nbr_rows,
+            nbr_weights,
+        )

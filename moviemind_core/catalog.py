@@ -28,6 +28,9 @@ class Movie(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     vote_average: float = 0.0
     vote_count: int = 0
     source_ids: dict[str, int | str] = {}
+    # Ids of movies the source itself relates to this one (TMDB's recommendations), best first.
+    # The index builder turns them into neighbour lists and strips them from the stored catalog.
+    related: tuple[int, ...] = ()
 
 
 def display_title(raw: str) -> str:

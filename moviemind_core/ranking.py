@@ -1,4 +1,16 @@
-"""Candidate retrieval and ranking: taste profile -> ANN search -> filters -> blended score -> MMR."""
+"""Hybrid ranking: collaborative evidence + content similarity + quality and popularity priors.
+
+Shared by the edge (every request) and `index_builder eval` (offline evaluation), so the numbers in
+docs/benchmarks/eval.md are the edge's own ranking. Everything is vectorised over catalog rows:
+no per-candidate Python on the request path.
+
+score(c) = w_collab  * x / (x + 1)               (x: mean neighbour weight the liked movies give c,
+                                                   in units of a typical best-neighbour weight)
+         + w_similarity * cos(profile, c)         (the liked movies' centroid)
+         + w_mood * cos(mood, c)                  (what the person asked for in words)
+         - w_negative * max(0, cos(negative, c))  (what the mood excludes: "nothing too dark")
+         + w_quality * bayesian rating (0..1) + w_popularity * log votes (0..1)
+"""
 
 from __future__ import annotations
 
@@ -13,18 +25,26 @@ from moviemind_core.catalog import Movie
 
 
 class RankingSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Weights of the blended score; each is an edge setting (MOVIEMIND_EDGE_RANK_*)."""
+    """Weights of the blended score; each is an edge setting (MOVIEMIND_EDGE_RANK_*).
 
-    w_similarity: float = 1.0
-    w_quality: float = 0.2
-    w_popularity: float = 0.3
+    Defaults were chosen on the validation users of `index_builder eval` (docs/benchmarks/eval.md).
+    """
+
+    w_collab: float = 1.0
+    w_similarity: float = 0.5
+    w_quality: float = 0.1
+    w_popularity: float = 0.1
+    w_negative: float = 1.0
+    # A stated mood is an explicit request: it must visibly shape the list, so it weighs more
+    # than the liked movies' content. Set by hand (MovieLens has no moods to tune it on).
+    w_mood: float = 1.5
     # Bayesian average: a movie's rating is pulled toward the catalog mean by this many votes.
     bayes_votes: float = 20.0
-    # Weight of the free-text query against the liked movies in the taste profile.
+    # Weight of the free-text mood against the liked movies in the content profile.
     w_query: float = 0.6
-    # Candidates fetched per wanted result before filters and exclusions.
-    oversample: int = 6
-    # 1.0 = no diversity; lower trades similarity for variety (maximal marginal relevance).
+    # Content candidates fetched from the ANN index per wanted result, before filters.
+    oversample: int = 20
+    # 1.0 = no diversity; lower trades score for variety (maximal marginal relevance).
     mmr_lambda: float = 1.0
 
 
@@ -47,13 +67,16 @@ _DEFAULT_RANKING = RankingSettings()
 
 
 class Scored(msgspec.Struct, frozen=True):
+    """A ranked movie; `because` is the liked movie id that gave it the most collaborative weight."""
+
     movie: Movie
     similarity: float
     score: float
+    because: int | None = None
 
 
 class Priors:
-    """Per-row quality and popularity in 0..1, computed once per bundle."""
+    """Per-row arrays computed once per bundle: quality, popularity, years, genre bits."""
 
     def __init__(self, movies: Sequence[Movie], bayes_votes: float) -> None:
         votes = np.asarray([m.vote_count for m in movies], dtype=np.float64)
@@ -64,6 +87,41 @@ class Priors:
         top = math.log1p(votes.max()) if len(votes) and votes.max() > 0 else 1.0
         self.popularity = (np.log1p(votes) / top).astype(np.float32)
         self.bayes_rating = bayes.astype(np.float32)
+        # Filters run as array masks: the year (-1 = unknown) and one bit per genre.
+        self.year = np.asarray([m.year if m.year is not None else -1 for m in movies], np.int32)
+        self.genre_bit: dict[str, int] = {}
+        bits = np.zeros(len(movies), np.uint64)
+        for row, m in enumerate(movies):
+            for g in m.genres:
+                bit = self.genre_bit.setdefault(g.lower(), len(self.genre_bit))
+                if bit < 64:
+                    bits[row] |= np.uint64(1 << bit)
+        self.genres = bits
+
+    def genre_mask(self, names: Iterable[str]) -> np.uint64:
+        """The bits of the named genres (unknown names match nothing)."""
+        mask = 0
+        for name in names:
+            bit = self.genre_bit.get(name.lower())
+            if bit is not None and bit < 64:
+                mask |= 1 << bit
+        return np.uint64(mask)
+
+    def passing(self, rows: np.ndarray, f: Filters) -> np.ndarray:
+        """Boolean mask over rows: which pass the filters."""
+        keep = np.ones(len(rows), dtype=bool)
+        if f.year_min is not None:
+            keep &= self.year[rows] >= f.year_min
+        if f.year_max is not None:
+            year = self.year[rows]
+            keep &= (year >= 0) & (year <= f.year_max)
+        if f.genres_any:
+            keep &= (self.genres[rows] & self.genre_mask(f.genres_any)) != 0
+        if f.genres_none:
+            keep &= (self.genres[rows] & self.genre_mask(f.genres_none)) == 0
+        if f.min_rating is not None:
+            keep &= self.bayes_rating[rows] >= f.min_rating
+        return keep
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -71,47 +129,54 @@ def _norm(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
-def taste_profile(
-    liked_vectors: Sequence[np.ndarray], query_vector: np.ndarray | None, w_query: float
-) -> np.ndarray | None:
-    """Unit vector of the liked movies' centroid blended with the free-text query."""
-    parts = []
-    if len(liked_vectors):
-        parts.append(
-            (1.0 - w_query if query_vector is not None else 1.0)
-            * _norm(np.mean(liked_vectors, axis=0))
-        )
-    if query_vector is not None:
-        parts.append((w_query if len(liked_vectors) else 1.0) * _norm(query_vector))
-    if not parts:
+def taste_profile(liked_vectors: Sequence[np.ndarray] | np.ndarray) -> np.ndarray | None:
+    """Unit vector of the liked movies' centroid (None without liked movies)."""
+    if not len(liked_vectors):
         return None
-    return _norm(np.sum(parts, axis=0)).astype(np.float32)
+    return _norm(np.mean(liked_vectors, axis=0)).astype(np.float32)
 
 
-def passes(movie: Movie, f: Filters, bayes_rating: float) -> bool:
-    if f.year_min is not None and (movie.year is None or movie.year < f.year_min):
-        return False
-    if f.year_max is not None and (movie.year is None or movie.year > f.year_max):
-        return False
-    genres = {g.lower() for g in movie.genres}
-    if f.genres_any and not genres & {g.lower() for g in f.genres_any}:
-        return False
-    if f.genres_none and genres & {g.lower() for g in f.genres_none}:
-        return False
-    return not (f.min_rating is not None and bayes_rating < f.min_rating)
+def collab_scores(bundle: Bundle, liked_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, summed weights) of every movie some liked movie lists as a neighbour."""
+    if not len(liked_rows) or bundle.neighbour_rows.shape[1] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    rows = bundle.neighbour_rows[liked_rows].ravel()
+    weights = bundle.neighbour_weights[liked_rows].ravel()
+    valid = rows >= 0
+    rows, weights = rows[valid], weights[valid]
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    return uniq.astype(np.int64), np.bincount(inverse, weights=weights).astype(np.float32)
 
 
-def _nearest(bundle: Bundle, profile: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, similarities): ANN while the count is small, exact once it covers the catalog."""
+# Up to this many movies an exact scan is as fast as the ANN index (~0.5 ms for 9k x 384 here)
+# and cannot miss: HNSW degrades badly on clusters of identical vectors, which a catalog whose
+# documents are mostly "Genres: Drama." has (measured: a heist query returned horror films).
+EXACT_SCAN_MAX = 20_000
+
+
+def _nearest(bundle: Bundle, profile: np.ndarray, count: int) -> np.ndarray:
+    """Rows nearest the profile: exact for small catalogs or large counts, ANN otherwise."""
     n = len(bundle)
-    if count >= n // 2:
+    if n <= EXACT_SCAN_MAX or count >= n // 2:
         sims = bundle.vectors @ profile
-        rows = np.argsort(-sims)[:count]
-        return rows, sims[rows]
+        if count >= n:
+            return np.argsort(-sims)
+        top = np.argpartition(-sims, count - 1)[:count]
+        return top[np.argsort(-sims[top])]
     matches = bundle.index.search(profile, count)
-    rows = bundle.rows_of(np.asarray(matches.keys, dtype=np.int64))
-    # usearch reports cosine distance; similarities from the stored f32 vectors are exact.
-    return rows, bundle.vectors[rows] @ profile
+    return bundle.rows_of(np.asarray(matches.keys, dtype=np.int64))
+
+
+def _because(bundle: Bundle, liked_rows: np.ndarray, row: int) -> int | None:
+    """The liked movie whose neighbour list gives `row` the largest weight."""
+    if not len(liked_rows) or bundle.neighbour_rows.shape[1] == 0:
+        return None
+    lists = bundle.neighbour_rows[liked_rows]
+    hit = lists == row
+    if not hit.any():
+        return None
+    weights = np.where(hit, bundle.neighbour_weights[liked_rows], 0.0).max(axis=1)
+    return bundle.movies[int(liked_rows[int(np.argmax(weights))])].id
 
 
 def rank(
@@ -120,52 +185,81 @@ def rank(
     profile: np.ndarray | None,
     k: int,
     *,
+    liked_rows: Sequence[int] | np.ndarray = (),
+    mood: np.ndarray | None = None,
+    negative: np.ndarray | None = None,
     exclude: Iterable[int] = (),
     filters: Filters = _NO_FILTERS,
     settings: RankingSettings = _DEFAULT_RANKING,
 ) -> list[Scored]:
-    """The k best candidates for a profile (or, without one, the best-rated that pass filters)."""
-    excluded = set(exclude)
+    """The k best movies for liked rows, their content profile and/or a mood vector (without any,
+    the best-rated that pass the filters). Movies whose ids are in `exclude` are never returned."""
     n = len(bundle)
-    if profile is None:
-        order = np.argsort(-(priors.quality + priors.popularity))
-        out = []
-        for row in order:
-            m = bundle.movies[row]
-            if m.id not in excluded and passes(m, filters, float(priors.bayes_rating[row])):
-                out.append(Scored(m, 0.0, float(priors.quality[row])))
-                if len(out) == k:
-                    break
-        return out
-
-    count = min(n, max(k, 1) * settings.oversample + len(excluded))
-    excluded_ids = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
-    unfiltered = filters.is_empty()
-    while True:
-        rows, sims = _nearest(bundle, profile, count)
-        if excluded_ids.size:
-            keep = ~np.isin(bundle.ids[rows], excluded_ids)
-            rows, sims = rows[keep], sims[keep]
-        if not unfiltered:
-            keep = np.fromiter(
-                (passes(bundle.movies[r], filters, float(priors.bayes_rating[r])) for r in rows),
-                dtype=bool,
-                count=len(rows),
-            )
-            rows, sims = rows[keep], sims[keep]
-        if len(rows) >= k * 2 or count >= n:
-            break
-        count = min(n, count * 4)
-    blended = (
-        settings.w_similarity * sims
-        + settings.w_quality * priors.quality[rows]
-        + settings.w_popularity * priors.popularity[rows]
+    liked = np.asarray(liked_rows, dtype=np.int64)
+    excluded = np.fromiter(set(exclude), dtype=np.int64)
+    s = settings
+    c_rows, c_weights = (
+        collab_scores(bundle, liked) if s.w_collab > 0 else (np.zeros(0, np.int64),) * 2
     )
-    order = np.argsort(-blended, kind="stable")
-    scored = [(int(rows[i]), float(sims[i]), float(blended[i])) for i in order]
-    if settings.mmr_lambda < 1.0:
-        scored = _mmr(bundle, scored, k, settings.mmr_lambda)
-    return [Scored(bundle.movies[r], s, sc) for r, s, sc in scored[:k]]
+    if profile is not None and s.w_similarity <= 0:
+        profile = None
+    use_content = profile is not None or mood is not None
+    if not use_content and not len(c_rows):
+        rows = np.arange(n)
+    else:
+        pool = [c_rows]
+        count = min(n, max(k, 1) * s.oversample + len(excluded))
+        for direction in (profile, mood):
+            if direction is not None:
+                pool.append(_nearest(bundle, direction, count))
+        rows = np.unique(np.concatenate(pool))
+    rows = _admissible(bundle, priors, rows, excluded, filters)
+    if len(rows) < k and (use_content or len(c_rows)) and len(rows) < n:
+        # Strict filters left too few: score every movie that passes them (vectorised, O(n)).
+        rows = _admissible(bundle, priors, np.arange(n), excluded, filters)
+    if not len(rows):
+        return []
+    score = s.w_quality * priors.quality[rows] + s.w_popularity * priors.popularity[rows]
+    sims = np.zeros(len(rows), np.float32)
+    if profile is not None:
+        sims = bundle.vectors[rows] @ profile
+        score = score + s.w_similarity * sims
+    if mood is not None:
+        mood_sims = bundle.vectors[rows] @ mood
+        sims = mood_sims if profile is None else (sims + mood_sims) / 2
+        score = score + s.w_mood * mood_sims
+    if negative is not None and s.w_negative > 0:
+        score = score - s.w_negative * np.maximum(bundle.vectors[rows] @ negative, 0.0)
+    if len(c_rows) and s.w_collab > 0:
+        cf = np.zeros(len(rows), np.float32)
+        pos = np.searchsorted(c_rows, rows)
+        pos = np.clip(pos, 0, len(c_rows) - 1)
+        hit = c_rows[pos] == rows
+        cf[hit] = c_weights[pos[hit]]
+        # Absolute, not relative to this request's best, so weak evidence stays weak; saturating,
+        # so a blockbuster's huge co-rating counts cannot drown a stated mood.
+        x = cf / (bundle.collab_unit * len(liked))
+        score = score + s.w_collab * x / (x + 1.0)
+    if not use_content and not len(c_rows):
+        score = priors.quality[rows] + priors.popularity[rows]
+    order = np.argsort(-score, kind="stable")
+    scored = [(int(rows[i]), float(sims[i]), float(score[i])) for i in order[: max(k * 4, k)]]
+    if s.mmr_lambda < 1.0:
+        scored = _mmr(bundle, scored, k, s.mmr_lambda)
+    return [
+        Scored(bundle.movies[r], sim, sc, _because(bundle, liked, r)) for r, sim, sc in scored[:k]
+    ]
+
+
+def _admissible(
+    bundle: Bundle, priors: Priors, rows: np.ndarray, excluded: np.ndarray, filters: Filters
+) -> np.ndarray:
+    """Rows not excluded and passing the filters."""
+    if excluded.size:
+        rows = rows[~np.isin(bundle.ids[rows], excluded)]
+    if not filters.is_empty():
+        rows = rows[priors.passing(rows, filters)]
+    return rows
 
 
 def _mmr(

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# `make bench`: run every benchmark in turn; each writes its report into docs/benchmarks/.
-# Stops at the first benchmark that fails (its exit status is this script's).
+# `make bench`: run every benchmark (benchmarks/*_bench.py) in turn; each writes <name>.json into
+# docs/benchmarks/ and renders <name>.md from it. Stops at the first benchmark that fails (its exit
+# status is this script's).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
+# These first, in this order; then any other benchmark, alphabetically.
 BENCHMARKS=(benchmarks.index_bench benchmarks.model_server_bench benchmarks.edge_bench)
+for f in benchmarks/*_bench.py; do
+  module="benchmarks.$(basename "$f" .py)"
+  if [[ " ${BENCHMARKS[*]} " != *" ${module} "* ]]; then
+    BENCHMARKS+=("$module")
+  fi
+done
 
 mkdir -p docs/benchmarks
 # Reports newer than this marker are the ones this run wrote.
@@ -28,7 +36,7 @@ done
 echo
 echo "Reports written to docs/benchmarks/:"
 written=0
-for f in docs/benchmarks/*.md; do
+for f in docs/benchmarks/*.json docs/benchmarks/*.md; do
   if [[ -f "$f" && "$f" -nt "$marker" ]]; then
     echo "  $f"
     written=$((written + 1))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, Server, start_edge, start_model_server
+from devstack.process import ROOT, ServerProcess
+from devstack.servers import start_edge, start_model_server
 
 SAMPLE_INDEX = ROOT / "var" / "index"
 MODELS = ROOT / "var" / "models"
@@ -41,7 +42,7 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_server(logs: Path) -> Iterator[Server]:
+def model_server(logs: Path) -> Iterator[ServerProcess]:
     """A real model server with the embedded SmolLM2 on a free loopback port."""
     s = start_model_server(logs)
     try:
@@ -51,7 +52,7 @@ def model_server(logs: Path) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def edge(logs: Path, sample_index: Path, model_server: Server) -> Iterator[Server]:
+def edge(logs: Path, sample_index: Path, model_server: ServerProcess) -> Iterator[ServerProcess]:
     """A real edge on the sample index, with the real model server as its only upstream."""
     s = start_edge(logs, [model_server.url], index=str(sample_index))
     try:

@@ -1,7 +1,7 @@
 """A fake TMDB v3 API on 127.0.0.1 for tests: real HTTP, TMDB's JSON shapes, scriptable faults.
 
-Serves `/3/discover/movie`, `/3/movie/{id}` (with `append_to_response=keywords,credits`) and
-`/3/movie/changes`, checks the Bearer token, and answers errors the way TMDB does
+Serves `/3/discover/movie` and `/3/movie/{id}` (with `append_to_response=keywords,credits,
+recommendations,similar`), checks the Bearer token, and answers errors the way TMDB does
 (`{"success": false, "status_code": N, "status_message": "..."}`). Every request is recorded.
 Faults: `fail` (an HTTP status N times or forever), `rate_limit` (429 with Retry-After) and
 `drop` (close the connection without answering).
@@ -77,6 +77,10 @@ def make_movie(i: int) -> dict[str, Any]:
                 {"id": 9951, "name": "Time Travel"},
             ]
         },
+        # TMDB's own related lists: the next two movies are "recommendations", the one after and
+        # an id no catalog holds are "similar" (each entry is a discover-style item).
+        "recommendations": _related_page([movie_id + 1, movie_id + 2]),
+        "similar": _related_page([movie_id + 3, 99_999_999]),
         "credits": {
             "cast": [_cast(f"Actor {i}-{order}", order, movie_id) for order in (3, 1, 0, 2, 4)],
             "crew": [
@@ -85,6 +89,31 @@ def make_movie(i: int) -> dict[str, Any]:
             ],
         },
     }
+
+
+def _related_page(ids: list[int]) -> dict[str, Any]:
+    """A page of `recommendations` or `similar` as TMDB appends it to details."""
+    results = [
+        {
+            "adult": False,
+            "backdrop_path": None,
+            "id": other,
+            "title": f"Related {other}",
+            "original_title": f"Related {other}",
+            "overview": "",
+            "poster_path": None,
+            "media_type": "movie",
+            "original_language": "en",
+            "genre_ids": [],
+            "popularity": 1.0,
+            "release_date": "2000-01-01",
+            "video": False,
+            "vote_average": 6.0,
+            "vote_count": 10,
+        }
+        for other in ids
+    ]
+    return {"page": 1, "results": results, "total_pages": 1, "total_results": len(results)}
 
 
 def _cast(name: str, order: int, movie_id: int) -> dict[str, Any]:
@@ -159,14 +188,11 @@ class FakeTmdb:
         *,
         token: str = "test-token",
         page_size: int = 20,
-        changes_page_size: int = 100,
     ) -> None:
         self.movies: dict[int, dict[str, Any]] = {m["id"]: m for m in (movies or [])}
         self.token = token
         self.page_size = page_size
-        self.changes_page_size = changes_page_size
-        # Ids listed by /movie/changes, and ids that discover lists but details answer 404 for.
-        self.changes: list[int] = []
+        # Ids that discover lists but details answer 404 for.
         self.missing: set[int] = set()
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.auth_headers: list[str | None] = []
@@ -249,8 +275,6 @@ class FakeTmdb:
     def _respond(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
         if path == "/discover/movie":
             return self._discover(query)
-        if path == "/movie/changes":
-            return self._changes(query)
         if path.startswith("/movie/") and path[len("/movie/") :].isdigit():
             return self._details(int(path[len("/movie/") :]), query)
         return _error(_NOT_FOUND)
@@ -285,26 +309,10 @@ class FakeTmdb:
         if movie is None:
             return _error(_NOT_FOUND)
         appended = set(query.get("append_to_response", "").split(","))
-        for key in ("keywords", "credits"):
+        for key in ("keywords", "credits", "recommendations", "similar"):
             if key not in appended:
                 movie.pop(key, None)
         return 200, movie
-
-    def _changes(self, query: dict[str, str]) -> tuple[int, Any]:
-        page = self._page(query, 1000)
-        if page is None:
-            return _error(_BAD_PAGE)
-        with self._lock:
-            ids = list(self.changes)
-        start = (page - 1) * self.changes_page_size
-        return 200, {
-            "results": [
-                {"id": i, "adult": False} for i in ids[start : start + self.changes_page_size]
-            ],
-            "page": page,
-            "total_pages": max(1, math.ceil(len(ids) / self.changes_page_size)),
-            "total_results": len(ids),
-        }
 
 
 def _error(spec: tuple[int, int, str]) -> tuple[int, Any]:

@@ -29,6 +29,8 @@ from moviemind_core.bundle import (
     DATA_FILES,
     INDEX,
     MANIFEST,
+    NEIGHBOUR_WEIGHTS,
+    NEIGHBOURS,
     TITLES,
     VECTORS,
     Bundle,
@@ -171,7 +173,7 @@ def test_round_trip_and_manifest_fields(built: Path) -> None:
     assert len(bundle) == SMALL
     assert [x.id for x in bundle.movies] == [x.id for x in movies]
     assert bundle.movies == movies  # msgspec round trip keeps every field
-    assert m.format == "moviemind-bundle" and m.format_version == 1
+    assert m.format == "moviemind-bundle" and m.format_version == 2
     assert m.counts["movies"] == SMALL and m.counts["vectors"] == SMALL
     assert m.counts["embedded"] + m.counts["reused"] == SMALL
     assert m.template_version == TEMPLATE_VERSION
@@ -284,8 +286,32 @@ def test_missing_manifest_is_rejected(copy: Path) -> None:
 
 
 def test_wrong_format_version_is_rejected(copy: Path) -> None:
-    reseal(copy, format_version=2)
-    with pytest.raises(BundleError, match="format moviemind-bundle/2 is not moviemind-bundle/1"):
+    reseal(copy, format_version=3)
+    with pytest.raises(BundleError, match="format moviemind-bundle/3 is not moviemind-bundle/2"):
+        Bundle.load(copy)
+
+
+def test_a_format_1_bundle_is_rejected_with_the_command_that_rebuilds_it(copy: Path) -> None:
+    reseal(copy, format_version=1)
+    with pytest.raises(BundleError, match=r"added collaborative neighbours.*index_builder build"):
+        Bundle.load(copy)
+
+
+@pytest.mark.parametrize(
+    ("rows", "why"),
+    [
+        (np.full((3, 2), 0, np.int32), "do not fit"),  # wrong number of movies
+        (np.full((SMALL, 2), SMALL, np.int32), "do not fit"),  # row out of range
+        (np.full((SMALL, 2), 0, np.int64), "do not fit"),  # wrong dtype
+    ],
+)
+def test_neighbour_lists_that_do_not_fit_the_catalog_are_rejected(
+    copy: Path, rows: np.ndarray, why: str
+) -> None:
+    np.save(copy / NEIGHBOURS, rows)
+    np.save(copy / NEIGHBOUR_WEIGHTS, np.zeros(rows.shape, np.float16))
+    reseal(copy)
+    with pytest.raises(BundleError, match=why):
         Bundle.load(copy)
 
 

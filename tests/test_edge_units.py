@@ -4,9 +4,6 @@ grounding, settings and protection. No servers, no model; small synthetic catalo
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 import edge.protection as protection
@@ -22,9 +19,8 @@ from edge.prompt import (
 from edge.protection import ApiKeyGuard, RateLimiter
 from edge.settings import EdgeSettings, SettingsError, load_settings
 from edge.titles import TitleIndex
-from moviemind_core.bundle import Bundle, IndexOptions, build_index, build_title_table
+from moviemind_core.bundle import build_title_table
 from moviemind_core.catalog import Movie, display_title, lookup_key, split_title_year
-from moviemind_core.ranking import Filters, Priors, RankingSettings, passes, rank, taste_profile
 from tests.servers import ROOT
 
 # ------------------------------------------------------------------------------------ catalog
@@ -167,184 +163,6 @@ def test_search_autocomplete_prefix_then_words_then_typos(titles: TitleIndex) ->
     assert [m.id for m in titles.search("shawshnk", 5)] == [8]
     assert titles.search("!!!", 5) == []
     assert len(titles.search("t", 2)) <= 2
-
-
-# ------------------------------------------------------------------------------------ ranking
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return (v / np.linalg.norm(v)).astype(np.float32)
-
-
-def make_bundle(movies: list[Movie], vectors: np.ndarray) -> Bundle:
-    """A Bundle in memory (no files): real usearch index, real title table."""
-    vectors = np.asarray([unit(v) for v in vectors], dtype=np.float32)
-    ids = np.asarray([m.id for m in movies], dtype=np.uint64)
-    index = build_index(ids, vectors, IndexOptions(dtype="f32"))
-    return Bundle(
-        Path("."), None, list(movies), [""] * len(movies), vectors, index, build_title_table(movies)
-    )  # type: ignore[arg-type]
-
-
-# Movie i points along axis i of a 6-d space, with a small shared component so all are related.
-AXIS_MOVIES = [
-    movie(100, "Space One", 1980, votes=50, genres=("Sci-Fi",), vote_average=8.0),
-    movie(101, "Space Two", 1995, votes=50, genres=("Sci-Fi", "Action"), vote_average=7.0),
-    movie(102, "Romance One", 2001, votes=50, genres=("Romance",), vote_average=6.0),
-    movie(103, "Horror One", 2010, votes=50, genres=("Horror",), vote_average=5.0),
-    movie(104, "Comedy One", 2015, votes=50, genres=("Comedy",), vote_average=9.0),
-    movie(105, "Drama One", None, votes=0, genres=("Drama",), vote_average=0.0),
-]
-AXIS_VECTORS = np.eye(6, dtype=np.float32) + 0.05
-# Space Two is close to Space One.
-AXIS_VECTORS[1] = AXIS_VECTORS[0] * 0.9 + AXIS_VECTORS[1] * 0.3
-SIMILARITY_ONLY = RankingSettings(w_quality=0.0, w_popularity=0.0)
-
-
-@pytest.fixture(scope="module")
-def axis_bundle() -> tuple[Bundle, Priors]:
-    b = make_bundle(AXIS_MOVIES, AXIS_VECTORS)
-    return b, Priors(b.movies, bayes_votes=20)
-
-
-def test_taste_profile_blends_liked_and_query_and_is_a_unit_vector() -> None:
-    a = unit(np.array([1.0, 0.0, 0.0]))
-    q = unit(np.array([0.0, 1.0, 0.0]))
-    assert taste_profile([], None, 0.6) is None
-    np.testing.assert_allclose(taste_profile([a], None, 0.6), a, atol=1e-6)
-    np.testing.assert_allclose(taste_profile([], q, 0.6), q, atol=1e-6)
-    p = taste_profile([a], q, 0.75)
-    assert p is not None
-    assert abs(float(np.linalg.norm(p)) - 1.0) < 1e-5
-    assert p[1] > p[0] > 0  # the query weighs 0.75, the liked movies 0.25
-
-
-def test_priors_pull_few_votes_toward_the_mean(axis_bundle) -> None:
-    b, priors = axis_bundle
-    assert np.all((priors.quality >= 0) & (priors.quality <= 1))
-    assert np.all((priors.popularity >= 0) & (priors.popularity <= 1))
-    unrated = b.row_of[105]
-    mean = float(np.average([m.vote_average for m in AXIS_MOVIES[:5]], weights=[50] * 5))
-    assert abs(float(priors.bayes_rating[unrated]) - mean) < 1e-4
-    best = b.row_of[104]
-    assert mean < float(priors.bayes_rating[best]) < 9.0
-    assert priors.popularity[unrated] == 0
-
-
-def test_rank_orders_by_similarity_and_never_returns_excluded(axis_bundle) -> None:
-    b, priors = axis_bundle
-    profile = b.vector(100)
-    ranked = rank(b, priors, profile, 3, settings=SIMILARITY_ONLY)
-    assert [s.movie.id for s in ranked][:2] == [100, 101]
-    ranked = rank(b, priors, profile, 3, exclude={100}, settings=SIMILARITY_ONLY)
-    assert ranked[0].movie.id == 101
-    assert 100 not in {s.movie.id for s in ranked}
-    assert len(ranked) == 3
-    assert all(a.score >= c.score for a, c in zip(ranked, ranked[1:], strict=False))
-
-
-def test_rank_quality_prior_can_lift_a_better_movie(axis_bundle) -> None:
-    b, priors = axis_bundle
-    # Equidistant profile: only the prior tells the movies apart.
-    profile = unit(np.ones(6, dtype=np.float32))
-    ranked = rank(
-        b,
-        priors,
-        profile,
-        6,
-        settings=RankingSettings(w_similarity=0.0, w_quality=1.0, w_popularity=0.0),
-    )
-    assert ranked[0].movie.id == 104  # rated 9.0
-    assert ranked[-1].movie.id in (103, 105)
-
-
-@pytest.mark.parametrize(
-    ("filters", "allowed"),
-    [
-        (Filters(year_min=1990, year_max=2010), {101, 102, 103}),
-        (Filters(genres_any=["sci-fi"]), {100, 101}),
-        (Filters(genres_none=["SCI-FI", "horror"]), {102, 104, 105}),
-        # Bayesian ratings: 100 -> 7.71, 104 -> 8.43; 101 and the unrated 105 sit at the mean, 7.0.
-        (Filters(min_rating=7.5), {100, 104}),
-    ],
-)
-def test_rank_filters(axis_bundle, filters: Filters, allowed: set[int]) -> None:
-    b, priors = axis_bundle
-    ranked = rank(b, priors, b.vector(100), 6, filters=filters)
-    assert {s.movie.id for s in ranked} == allowed
-    # Without a profile (nothing liked, no query) the same filters hold.
-    assert {s.movie.id for s in rank(b, priors, None, 6, filters=filters)} == allowed
-
-
-def test_passes_treats_unknown_year_as_failing_a_year_filter() -> None:
-    m = movie(1, "Undated", None, genres=("Drama",))
-    assert passes(m, Filters(), 5.0)
-    assert not passes(m, Filters(year_min=1900), 5.0)
-    assert not passes(m, Filters(year_max=2100), 5.0)
-
-
-def test_rank_over_an_ann_index_survives_strict_filters_and_exclusions() -> None:
-    rng = np.random.default_rng(7)
-    n, dim = 400, 16
-    vectors = rng.normal(size=(n, dim)).astype(np.float32)
-    # Only every 20th movie is a Western: a filter that passes 5% of the catalog.
-    movies = [
-        movie(
-            1000 + i,
-            f"Movie {i}",
-            1950 + i % 70,
-            votes=i % 50,
-            genres=("Western",) if i % 20 == 0 else ("Drama",),
-        )
-        for i in range(n)
-    ]
-    b = make_bundle(movies, vectors)
-    priors = Priors(b.movies, 20)
-    profile = b.vector(1001)
-    exact = np.argsort(-(b.vectors @ profile))
-    top = [b.movies[r].id for r in exact[:10]]
-    ranked = rank(b, priors, profile, 10, settings=SIMILARITY_ONLY)
-    assert len(set(top) & {s.movie.id for s in ranked}) >= 9  # HNSW may miss one at most
-    westerns = rank(
-        b, priors, profile, 8, exclude={1000, 1020}, filters=Filters(genres_any=["Western"])
-    )
-    assert len(westerns) == 8
-    assert all(s.movie.genres == ("Western",) for s in westerns)
-    assert not {1000, 1020} & {s.movie.id for s in westerns}
-
-
-def test_rows_of_maps_ids_in_any_order_to_their_rows() -> None:
-    rng = np.random.default_rng(3)
-    ids = rng.permutation(np.arange(10, 2000, 7))[:120]  # catalog not in id order
-    b = make_bundle([movie(int(i), f"Movie {i}", 2000) for i in ids], rng.normal(size=(120, 8)))
-    asked = rng.permutation(ids)[:50]
-    assert b.rows_of(asked).tolist() == [b.row_of[int(i)] for i in asked]
-
-
-def test_mmr_trades_a_near_duplicate_for_variety() -> None:
-    base = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
-    vectors = np.array(
-        [base, base + [0, 0.01, 0, 0], [0.8, 0.6, 0, 0], [0.8, 0, 0.6, 0], [0, 0, 0, 1]],
-        dtype=np.float32,
-    )
-    movies = [movie(i, f"M{i}", 2000) for i in range(5)]
-    b = make_bundle(movies, vectors)
-    priors = Priors(b.movies, 20)
-    plain = [s.movie.id for s in rank(b, priors, unit(base), 3, settings=SIMILARITY_ONLY)]
-    assert plain[:2] == [0, 1]
-    diverse = [
-        s.movie.id
-        for s in rank(
-            b,
-            priors,
-            unit(base),
-            3,
-            settings=RankingSettings(w_quality=0, w_popularity=0, mmr_lambda=0.3),
-        )
-    ]
-    assert diverse[0] == 0
-    assert diverse[1] == 4  # orthogonal to the first pick, the near-duplicate waits
-    assert len(diverse) == 3
 
 
 # ------------------------------------------------------------------------------------- prompt

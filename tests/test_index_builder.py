@@ -28,7 +28,7 @@ def movielens() -> tuple[dict[int, Movie], SourceStats]:
 
 def test_notes_are_well_formed_and_cover_the_most_rated() -> None:
     notes = load_notes(NOTES)
-    assert len(notes) >= 590
+    assert len(notes) >= 2500
     for n in notes.values():
         assert 5 <= len(n.keywords) <= 10, n
         assert 10 <= len(n.synopsis.split()) <= 40, n
@@ -72,15 +72,22 @@ def test_document_text_and_hash() -> None:
         director="Michael Mann",
         cast=("Al Pacino", "Robert De Niro"),
     )
-    text = document_text(m)
-    assert text == (
-        "Heat (1995). Genres: Action, Crime. Keywords: heist. A thief and a detective. "
+    about = (
+        "Genres: Action, Crime. Keywords: heist. A thief and a detective. "
         "Directed by Michael Mann. Starring Al Pacino, Robert De Niro."
     )
-    assert document_text(Movie(id=2, title="Untitled")) == "Untitled."
+    assert document_text(m, "doc-v1") == "Heat (1995). " + about
+    assert document_text(m, "doc-v2") == about  # describes the movie; no title words to match
+    assert document_text(m, "doc-v3") == about + " (Heat)"
+    assert document_text(m) == document_text(m, TEMPLATE_VERSION)
+    assert document_text(Movie(id=2, title="Untitled"), "doc-v2") == "Untitled."
+    with pytest.raises(ValueError, match="unknown document template"):
+        document_text(m, "doc-v9")
+    text = document_text(m)
     h = content_hash(text, "sha-a")
     assert h == content_hash(text, "sha-a")
     assert h != content_hash(text, "sha-b") and h != content_hash(text + " ", "sha-a")
+    assert h != content_hash(text, "sha-a", "doc-v1")  # same text, other template: new vector
     assert TEMPLATE_VERSION.startswith("doc-v")
 
 
@@ -102,8 +109,7 @@ def test_models_command_is_a_no_op_when_up_to_date(models_dir: Path) -> None:
     )
     assert set(manifest["variants"]) == {"fp32", "int8"}
     assert manifest["dim"] == 384 and manifest["pooling"] == "mean"
-    info = json.loads((models_dir / "smollm2.json").read_text())
-    assert info["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf") and len(info["sha256"]) == 64
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in out.stdout  # checked, nothing written for it
 
 
 def test_models_export_reruns_when_a_file_changed(tmp_path: Path, models_dir: Path) -> None:
@@ -122,17 +128,3 @@ def test_models_export_reruns_when_a_file_changed(tmp_path: Path, models_dir: Pa
         f.seek(1000)
         f.write(bytes([byte[0] ^ 0xFF]))
     assert not _up_to_date(copy, sha)
-
-
-def test_offline_eval_beats_random(sample_index: Path) -> None:
-    from index_builder.evaluate import run_eval
-
-    lines: list[str] = []
-    report = run_eval(sample_index, max_users=150, seed=3, log=lines.append)
-    results = report.results
-    assert report.users == 150 and report.catalog > 9000
-    assert "| blended (edge default) |" in report.markdown()
-    assert set(results) >= {"random", "most popular", "similarity only", "blended (edge default)"}
-    assert any("HR@10" in line for line in lines)
-    assert results["blended (edge default)"][0] > results["random"][0]
-    assert results["blended (edge default)"][0] >= results["similarity only"][0]

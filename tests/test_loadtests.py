@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from devstack.process import ROOT, free_port
 from loadtests.objectives import (
     ObjectivesError,
     ObjectiveSet,
@@ -23,16 +24,15 @@ from loadtests.objectives import (
     load_objectives,
     missed,
 )
+from loadtests.phases.steady import mix_for
 from loadtests.proxy import DelayProxy
 from loadtests.report import Sample, read_samples, summarize
-from loadtests.runner import mix_for
-from loadtests.sse_client import sse_events
 from loadtests.workload import build_workload
-from tests.servers import ROOT, free_port
 
 # ---- the runner, for real ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quick_run_starts_a_stack_and_writes_the_locust_csv(
     sample_index: Path, tmp_path: Path
 ) -> None:
@@ -67,6 +67,10 @@ def test_quick_run_starts_a_stack_and_writes_the_locust_csv(
     assert (out / "steady.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "summary.json").read_text())
     assert {o["id"]: o["result"] for o in summary["objectives"]}["steady-no-failures"] == "PASS"
+    # The machine it ran on: CPU flags and load average at both ends.
+    assert {"avx2", "avx512f", "f16c"} <= set(summary["meta"]["machine"]["flags"])
+    assert len(summary["meta"]["load_average_start"]) == 3
+    assert "cores" in (out / "summary.md").read_text()
     assert "stopping the local stack" in proc.stdout
     assert "objectives" in proc.stdout and "/v1/search" in proc.stdout  # the printed summary table
 
@@ -270,16 +274,6 @@ def test_workload_comes_from_the_catalog_and_is_seeded(sample_index: Path) -> No
     }
     assert all(title in exact for liked in a.liked_sets for title in liked)
     assert all(q.strip() for q in a.search_queries)
-
-
-def test_sse_parser_handles_split_chunks() -> None:
-    body = b'event: candidates\ndata: {"a": 1}\n\n: comment\nevent: token\ndata: {"text": "hi"}\n\nevent: done\ndata: {}\n\n'
-    chunks = [body[i : i + 7] for i in range(0, len(body), 7)]
-    assert list(sse_events(chunks)) == [
-        ("candidates", '{"a": 1}'),
-        ("token", '{"text": "hi"}'),
-        ("done", "{}"),
-    ]
 
 
 # ---- the delay proxy -------------------------------------------------------------------------------

@@ -6,10 +6,8 @@ import json
 import socket
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from index_builder.sources import SourceStats, tmdb_api
@@ -21,7 +19,6 @@ from index_builder.sources.tmdb_api import (
     TmdbSettingsError,
     TmdbUnavailableError,
     iter_tmdb_api,
-    iter_tmdb_changes,
 )
 from moviemind_core.catalog import Movie
 
@@ -125,7 +122,7 @@ def test_discover_pagination_and_details_mapping(fake: FakeTmdb, tmp_path: Path)
     assert all(q["sort_by"] == "popularity.desc" and q["language"] == "en-US" for q in discover)
     assert sorted(fake.detail_requests()) == [1000 + i for i in range(45)]
     details = fake.queries("/movie/1003")
-    assert details[0]["append_to_response"] == "keywords,credits"
+    assert details[0]["append_to_response"] == "keywords,credits,recommendations,similar"
     assert set(fake.auth_headers) == {f"Bearer {TOKEN}"}
 
     m = movies[3]
@@ -142,6 +139,8 @@ def test_discover_pagination_and_details_mapping(fake: FakeTmdb, tmp_path: Path)
         vote_average=5.3,
         vote_count=40,
         source_ids={"tmdb": 1003, "imdb": "tt9000003"},
+        # TMDB's recommendations first, then similar; the index builder keeps the ones it holds.
+        related=(1004, 1005, 1006, 99_999_999),
     )
     assert movies[4].source_ids == {"tmdb": 1004}  # no imdb_id
 
@@ -336,50 +335,13 @@ def test_checkpoint_for_another_query_is_refused(fake: FakeTmdb, tmp_path: Path)
         run(settings_for(fake, pages=1), checkpoint)
 
 
-# -- changes --------------------------------------------------------------------------------
-
-
-def test_changes_refresh_refetches_only_known_changed_movies(
-    fake: FakeTmdb, tmp_path: Path
-) -> None:
-    known_list, _ = run(settings_for(fake, pages=1), tmp_path / "ck.json")
-    known = {m.id: m for m in known_list}
-    # A catalog record that also carries another source's id keeps it after the refresh.
-    known[1004] = msgspec.structs.replace(known[1004], source_ids={"tmdb": 1004, "movielens": 77})
-    fake.movies[1002]["title"] = "Fake Movie 2: Director's Cut"
-    fake.movies[1002]["vote_count"] = 999
-    fake.missing.add(1007)
-    fake.changes = [1002, 5555, 1004, 1002, 1007, 7777, 1010]  # 5555 and 7777: not in catalog
-    fake.changes_page_size = 3
-    before = len(fake.detail_requests())
-
-    today = datetime.now(UTC).date()
-    stats = SourceStats()
-    updated = list(iter_tmdb_changes(settings_for(fake), today - timedelta(days=20), known, stats))
-
-    assert [m.id for m in updated] == [1002, 1004, 1010]
-    assert updated[0].title == "Fake Movie 2: Director's Cut" and updated[0].vote_count == 999
-    assert updated[1].source_ids == {"tmdb": 1004, "movielens": 77}
-    assert updated[2].source_ids == {"tmdb": 1010, "imdb": "tt9000010"}
-    assert stats.yielded == 3 and stats.reasons == {"not_found": 1}
-    assert fake.detail_requests()[before:] == [1002, 1004, 1007, 1010]
-    # 21 days need two windows of at most 14 days; each window reads all 3 pages.
-    windows = [(q["start_date"], q["end_date"], q["page"]) for q in fake.queries("/movie/changes")]
-    first_end = today - timedelta(days=7)
-    assert windows == [
-        (str(today - timedelta(days=20)), str(first_end), "1"),
-        (str(today - timedelta(days=20)), str(first_end), "2"),
-        (str(today - timedelta(days=20)), str(first_end), "3"),
-        (str(first_end + timedelta(days=1)), str(today), "1"),
-        (str(first_end + timedelta(days=1)), str(today), "2"),
-        (str(first_end + timedelta(days=1)), str(today), "3"),
-    ]
-
-
-def test_changes_with_nothing_known_fetches_no_details(fake: FakeTmdb) -> None:
-    fake.changes = [1001, 1002]
-    today = datetime.now(UTC).date()
-    assert list(iter_tmdb_changes(settings_for(fake), today, {}, SourceStats())) == []
-    assert fake.detail_requests() == []
-    with pytest.raises(ValueError, match="after"):
-        list(iter_tmdb_changes(settings_for(fake), today + timedelta(days=2), {}, SourceStats()))
+def test_checkpoint_from_before_related_lists_is_refused(fake: FakeTmdb, tmp_path: Path) -> None:
+    """Version 1 checkpoints hold movies without TMDB's related lists: resuming one would build
+    a bundle with neighbours for only part of the catalog."""
+    checkpoint = tmp_path / "tmdb.json"
+    run(settings_for(fake, pages=1), checkpoint)
+    state = json.loads(checkpoint.read_text())
+    state["version"] = 1
+    checkpoint.write_text(json.dumps(state))
+    with pytest.raises(TmdbCheckpointError, match="has version 1, expected 2"):
+        run(settings_for(fake, pages=1), checkpoint)

@@ -1,5 +1,4 @@
-"""The TMDB v3 API as a catalog source: discover pagination, details, a resumable checkpoint,
-and incremental refresh from the changes endpoint.
+"""The TMDB v3 API as a catalog source: discover pagination, details and a resumable checkpoint.
 
 TMDB itself is never reached in tests; `tests/fake_tmdb.py` speaks its JSON shapes on loopback.
 """
@@ -12,7 +11,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,13 @@ __all__ = [
     "TmdbSettingsError",
     "TmdbUnavailableError",
     "iter_tmdb_api",
-    "iter_tmdb_changes",
 ]
 
-# TMDB refuses discover pages above 500 and changes pages above 1000, and a changes query may
-# span at most 14 days.
+# TMDB refuses discover pages above 500.
 _MAX_DISCOVER_PAGE = 500
-_MAX_CHANGES_PAGE = 1000
-_CHANGES_WINDOW_DAYS = 14
-_CHECKPOINT_VERSION = 1
+# 2: movies carry TMDB's recommendation/similar lists (`Movie.related`); older checkpoints lack
+# them, so they are refused with a message instead of silently building without neighbours.
+_CHECKPOINT_VERSION = 2
 _ENV_PREFIX = "MOVIEMIND_TMDB_"
 _LANGUAGE = re.compile(r"^[a-z]{2}(-[A-Z]{2})?$")
 # A v3 "API key" is 32 hex digits; Bearer auth needs the longer v4 "API Read Access Token".
@@ -255,10 +252,14 @@ def _message(response: httpx.Response) -> str:
 
 
 def _fetch_movie(client: _Client, movie_id: int, settings: TmdbSettings) -> Movie | str:
-    """Details with keywords and credits as a `Movie`, or the reason it cannot be one."""
+    """Details with keywords, credits and TMDB's related lists as a `Movie`, or the reason it
+    cannot be one. The lists come in the same request (append_to_response): no extra calls."""
     data = client.get(
         f"/movie/{movie_id}",
-        {"append_to_response": "keywords,credits", "language": settings.language},
+        {
+            "append_to_response": "keywords,credits,recommendations,similar",
+            "language": settings.language,
+        },
         missing_ok=True,
     )
     if data is None:
@@ -266,9 +267,24 @@ def _fetch_movie(client: _Client, movie_id: int, settings: TmdbSettings) -> Movi
     if not isinstance(data, dict):
         return "bad_reply"
     try:
-        return movie_from_tmdb(data)
+        movie = movie_from_tmdb(data)
     except RowError as err:
         return err.reason
+    related = related_ids(data)
+    return msgspec.structs.replace(movie, related=related) if related else movie
+
+
+def related_ids(details: dict) -> tuple[int, ...]:
+    """Ids from the appended `recommendations` then `similar` pages, best first, no repeats."""
+    out: dict[int, None] = {}
+    for key in ("recommendations", "similar"):
+        page = details.get(key)
+        results = page.get("results") if isinstance(page, dict) else None
+        for item in results if isinstance(results, list) else ():
+            other = item.get("id") if isinstance(item, dict) else None
+            if isinstance(other, int) and other != details.get("id"):
+                out.setdefault(other, None)
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +399,7 @@ def iter_tmdb_api(
     """Yield the most popular movies from TMDB's /discover/movie, with full details.
 
     Fetches `settings.pages` discover pages (sort_by=popularity.desc), then
-    /movie/{id}?append_to_response=keywords,credits for each id. Progress is kept in the JSON
+    /movie/{id}?append_to_response=keywords,credits,recommendations,similar for each id. Progress is kept in the JSON
     file `checkpoint`: a rerun after a crash or interruption replays what was fetched and only
     asks TMDB for the rest; a finished run marks it complete, and rerunning then needs no
     requests at all (pass `fresh=True` to ignore it and fetch everything again). Asking for more
@@ -484,65 +500,3 @@ def _discover_page(
     ]
     state.page_ids[page] = ids
     return ids
-
-
-def _windows(since: date, until: date) -> Iterator[tuple[date, date]]:
-    """Inclusive date ranges of at most 14 days covering since..until."""
-    start = since
-    while start <= until:
-        end = min(start + timedelta(days=_CHANGES_WINDOW_DAYS - 1), until)
-        yield start, end
-        start = end + timedelta(days=1)
-
-
-def iter_tmdb_changes(
-    settings: TmdbSettings,
-    since: date,
-    known: Mapping[int, Movie],
-    stats: SourceStats,
-    *,
-    until: date | None = None,
-) -> Iterator[Movie]:
-    """Yield fresh copies of the `known` movies TMDB reports changed since `since`.
-
-    Walks /movie/changes in windows of at most 14 days (TMDB's limit) up to `until` (default:
-    today, UTC), every page, then re-fetches details for the changed ids that are in `known`
-    (keyed by TMDB id); ids outside the catalog are ignored. The caller merges the yielded
-    movies into its catalog; source ids the known record had from elsewhere are kept. A known
-    movie TMDB no longer has (404) is skipped and counted as `not_found`.
-    """
-    until = until or datetime.now(UTC).date()
-    if since > until:
-        raise ValueError(f"since ({since}) is after until ({until})")
-    changed: dict[int, None] = {}
-    with _Client(settings) as client:
-        for start, end in _windows(since, until):
-            page = 1
-            while True:
-                data = client.get(
-                    "/movie/changes",
-                    {"start_date": start.isoformat(), "end_date": end.isoformat(), "page": page},
-                )
-                results = data.get("results") if isinstance(data, dict) else None
-                if not isinstance(results, list):
-                    raise TmdbError(f"TMDB /movie/changes page {page} has no results list")
-                for item in results:
-                    movie_id = item.get("id") if isinstance(item, dict) else None
-                    if isinstance(movie_id, int) and movie_id in known:
-                        changed[movie_id] = None
-                total_pages = data.get("total_pages")
-                if not isinstance(total_pages, int) or page >= min(total_pages, _MAX_CHANGES_PAGE):
-                    break
-                page += 1
-        for movie_id in changed:
-            result = _fetch_movie(client, movie_id, settings)
-            if not isinstance(result, Movie):
-                stats.skip(result)
-                continue
-            previous = known[movie_id].source_ids
-            if any(k not in result.source_ids for k in previous):
-                result = msgspec.structs.replace(
-                    result, source_ids={**previous, **result.source_ids}
-                )
-            stats.yielded += 1
-            yield result
