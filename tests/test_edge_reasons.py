@@ -16,14 +16,35 @@ import httpx
 import msgspec
 import pytest
 
+from edge.prompt import short_title
 from tests.openai_stub import Hang, OpenAIStub, Stream
 from tests.servers import Server, start_edge
 
-GOOD = " A tense, slow-building story that keeps its secrets until the end."
-OTHER = " Two rivals circle each other through a slow and careful chase."
 JUNK = " comedy, drama, romance. [1] Lord of War: action, crime, drama."
 
 BODY = {"liked": ["Heat"], "query": "tense", "k": 3}
+
+
+# Different enough from each other that the gate does not take one for a repeat of another.
+SHAPES = (
+    " A patient and careful film of {} and {}, told with care.",
+    " Expect {} first, then {} that keeps you watching to the last scene.",
+    " Its mix of {} with {} makes the evening fly by.",
+    " Anyone who enjoys {} will like how it handles {} here.",
+    " Built around {} and {}, it rewards a viewer who pays attention.",
+)
+
+
+def fitting_reasons(edge: Server, body: dict) -> list[str]:
+    """A sentence per pick of `body` that the gate accepts: built from the pick's own keywords
+    (the stub does not read the prompt, so the test writes what a good model would)."""
+    picks = httpx.post(edge.url + "/v1/recommend", json={**body, "explain": False}).json()
+    out = []
+    for i, rec in enumerate(picks["recommendations"]):
+        movie = httpx.get(f"{edge.url}/v1/movies/{rec['id']}").json()
+        words = [*movie["keywords"], *movie["overview"].lower().split()][i : i + 2]
+        out.append(SHAPES[i % len(SHAPES)].format(*words))
+    return out
 
 
 def sse_events(r: httpx.Response) -> list[tuple[str, dict]]:
@@ -42,7 +63,7 @@ def sse_events(r: httpx.Response) -> list[tuple[str, dict]]:
 
 @pytest.fixture
 def stub() -> Iterator[OpenAIStub]:
-    with OpenAIStub(Stream([GOOD]), capabilities={"continue_final_message": True}) as s:
+    with OpenAIStub(Stream([JUNK]), capabilities={"continue_final_message": True}) as s:
         yield s
 
 
@@ -67,6 +88,8 @@ def edge(logs: Path, sample_index: Path, stub: OpenAIStub) -> Iterator[Server]:
 
 
 def test_picks_first_then_one_gated_reason_per_pick(edge: Server, stub: OpenAIStub) -> None:
+    good = fitting_reasons(edge, BODY)
+    GOOD, OTHER = good[0], good[2]  # noqa: N806 -- constants of this test
     stub.script(Stream([GOOD]), Stream([JUNK]), Stream([OTHER]))
     with httpx.stream("POST", edge.url + "/v1/recommend", json={**BODY, "stream": True}) as r:
         assert r.status_code == 200
@@ -93,7 +116,7 @@ def test_picks_first_then_one_gated_reason_per_pick(edge: Server, stub: OpenAISt
     assert len(calls) == 3
     heads = [c["messages"][-1] for c in calls]
     assert all(h["role"] == "assistant" for h in heads)
-    assert heads[0]["content"] == f"1. {first[0]['title']} ({first[0]['year']}):"
+    assert heads[0]["content"] == f"1. {short_title(first[0]['title'])} ({first[0]['year']}):"
     assert heads[1]["content"].startswith(heads[0]["content"] + GOOD + "\n2. ")
     assert heads[2]["content"].startswith(heads[1]["content"] + JUNK + "\n3. ")
     assert all(c["stop"] == ["\n"] and c["max_tokens"] == 48 for c in calls)
@@ -132,7 +155,7 @@ def test_upstream_without_prefill_gets_one_call_and_grounding(
 
 
 def test_model_dying_mid_answer_keeps_the_picks(edge: Server, stub: OpenAIStub) -> None:
-    stub.script(Stream([GOOD]), Stream(["A", " b", " c"], die_after=1))
+    stub.script(Stream([fitting_reasons(edge, BODY)[0]]), Stream(["A", " b", " c"], die_after=1))
     with httpx.stream("POST", edge.url + "/v1/recommend", json={**BODY, "stream": True}) as r:
         events = sse_events(r)
     names = [e for e, _ in events]
@@ -143,7 +166,7 @@ def test_model_dying_mid_answer_keeps_the_picks(edge: Server, stub: OpenAIStub) 
 
 
 def test_a_hanging_model_costs_at_most_the_reasons_budget(edge: Server, stub: OpenAIStub) -> None:
-    stub.script(Stream([GOOD]), Hang(seconds=30))
+    stub.script(Stream([fitting_reasons(edge, BODY)[0]]), Hang(seconds=30))
     t0 = time.perf_counter()
     r = httpx.post(edge.url + "/v1/recommend", json=BODY, timeout=30)
     took = time.perf_counter() - t0

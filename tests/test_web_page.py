@@ -15,6 +15,7 @@ import pytest
 
 from tests.openai_stub import OpenAIStub, Stream
 from tests.servers import Server, start_edge
+from tests.test_edge_reasons import fitting_reasons
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -238,7 +239,6 @@ def test_page_shows_the_ranker_picks_with_reasons_from_the_model_server(
     assert shot.stat().st_size > 10_000
 
 
-SLOW_REASON = " A tense, slow-building story that keeps its secrets until the very end."
 JUNK_REASON = " comedy, drama, romance. [1] Lord of War: action, crime, drama."
 
 
@@ -246,7 +246,7 @@ JUNK_REASON = " comedy, drama, romance. [1] Lord of War: action, crime, drama."
 def guided_stub() -> Iterator[OpenAIStub]:
     """A model server that continues the edge's line heads, slowly (0.4 s a reason)."""
     with OpenAIStub(
-        Stream([SLOW_REASON], delay_s=0.4), capabilities={"continue_final_message": True}
+        Stream([JUNK_REASON], delay_s=0.4), capabilities={"continue_final_message": True}
     ) as s:
         yield s
 
@@ -274,13 +274,8 @@ def test_page_shows_picks_at_once_and_fills_in_reasons(
     driver.get(guided_edge.url + "/")
     choose_liked(driver, "heat", "Heat")
     # Pick 2's reason is junk: the page must keep the catalog reason for it.
-    lines = [
-        SLOW_REASON,
-        JUNK_REASON,
-        " Two rivals circle each other through a slow and careful chase.",
-        " Its quiet scenes build a pressure that pays off in the last act.",
-        " Strong performances carry a story about loyalty and its price.",
-    ]
+    lines = fitting_reasons(guided_edge, {"liked": ["Heat"], "query": "tense", "k": 5})
+    lines[1] = JUNK_REASON
     # Each reason in two pieces 0.4 s apart: ~0.8 s a pick, like a real model's line.
     halves = [[" " + part for part in line.split(" ", 2)[1:]] for line in lines]
     guided_stub.script(*[Stream(h, delay_s=0.4) for h in halves])
@@ -306,7 +301,7 @@ def test_page_shows_picks_at_once_and_fills_in_reasons(
     reasons = driver.find_elements(*by_testid("card-reason"))
     sources = [r.get_attribute("data-source") for r in reasons]
     assert sources == ["model", "catalog", "model", "model", "model"], sources
-    assert reasons[0].text == SLOW_REASON.strip()
+    assert reasons[0].text == lines[0].strip()
     assert reasons[1].text == first[1][1]  # the catalog reason shown first stays
     assert all("[1]" not in r.text for r in reasons)
     assert not driver.find_element(*by_testid("error")).is_displayed()
