@@ -205,3 +205,23 @@ def hang_up_and_wait(edge: Server, stub: OpenAIStub) -> None:
     while stub.abandoned == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stub.abandoned == 1
+
+
+def test_llm_rerank_lets_the_model_order_the_candidates(
+    logs: Path, sample_index: Path, stub: OpenAIStub
+) -> None:
+    edge = edge_on(logs, sample_index, stub.url, MOVIEMIND_EDGE_LLM_RERANK="true")
+    try:
+        # With k=3 the model chooses among 8 candidates (CANDIDATES): the ranker's top 8.
+        ranked = httpx.post(
+            edge.url + "/v1/recommend", json={**BODY, "k": 8, "explain": False}
+        ).json()["recommendations"]
+        third, first = ranked[2]["title"], ranked[0]["title"]
+        stub.script(Stream([f"[3] {third} - first choice\n[1] {first} - second\n"]))
+        r = httpx.post(edge.url + "/v1/recommend", json=BODY, timeout=30).json()
+    finally:
+        edge.stop()
+    assert len(stub.chat_requests) == 1  # one answer for all picks, not one call per pick
+    assert stub.chat_requests[0].body["messages"][-1]["role"] == "user"
+    ids = [x["id"] for x in r["recommendations"]]
+    assert ids[:2] == [ranked[2]["id"], ranked[0]["id"]] and len(ids) == 3
