@@ -40,6 +40,7 @@ REPEAT = "repeat"
 UNSUPPORTED = "unsupported"
 INVENTED_PLOT = "invented_plot"
 META = "meta"
+CHATTY = "chatty"
 REJECTIONS = (
     EMPTY,
     TRUNCATED,
@@ -58,6 +59,7 @@ REJECTIONS = (
     UNSUPPORTED,
     INVENTED_PLOT,
     META,
+    CHATTY,
 )
 
 # Words that claim a genre, by the catalog genre (or keyword) that makes them true. "War" and
@@ -105,7 +107,11 @@ _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I’m|I've|I’ve|I'd|I’d|me|my|myself
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)s?\b")
 # Talk about the film as a product (its genre, release, remakes) instead of about the film:
 # SmolLM2's way of filling a line ("reimagined in various ways to fit different genres").
-_META = re.compile(r"\b(?:genres?|released|DVD|franchise|remake|reimagined|box office)\b", re.I)
+_META = re.compile(
+    r"\b(?:genres?|released|DVD|franchise|remake|remade|reimagined|box office)\b", re.I
+)
+# Trailing off and exclaiming: the model chatting ("... it was hilarious!"), not describing.
+_CHATTY = re.compile(r"\.\.\.|…|!")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*")
 _SENTENCE_END = re.compile(r"[.!?](?=[\"'”’)]?(?:\s|$))")
 # Capitalised words that are ordinary at any position (not names a model could invent).
@@ -259,6 +265,8 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
         return INVENTED_PLOT
     if _META.search(reason):
         return META
+    if _CHATTY.search(reason):
+        return CHATTY
     key = lookup_key(reason)
     if any(SequenceMatcher(None, key, lookup_key(e)).ratio() >= 0.8 for e in earlier):
         return REPEAT
