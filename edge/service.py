@@ -23,6 +23,7 @@ from edge.prompt import (
     build_prompt,
     build_reason_prompt,
     reason_line_head,
+    short_title,
 )
 from edge.reason_gate import TRUNCATED, GateContext, check, clean
 from edge.settings import EdgeSettings
@@ -95,23 +96,26 @@ def metadata_reason(
     """A reason built from catalog data alone: shown first, and wherever no model reason passes
     the gate. `because` is the liked movie the ranker credits for the pick, when it says."""
     parts = []
+    # IMAX is a screen format MovieLens files among the genres, not a reason.
+    genres = [g for g in m.genres if g != "IMAX"]
     if liked:
         credited = [lm for lm in liked if lm.id == because]
-        vec = snapshot.bundle.vector(m.id)
+        vec = None if credited else snapshot.bundle.vector(m.id)
         if credited:
             best = credited[0]
         elif vec is not None:
             best = max(liked, key=lambda lm: float(snapshot.bundle.vector(lm.id) @ vec))
         else:
             best = liked[0]
-        shared = [g for g in m.genres if g in best.genres]
+        shared = [g for g in genres if g in best.genres]
         parts.append(
-            f"Close to {best.title}" + (f": also {', '.join(shared[:3]).lower()}" if shared else "")
+            f"Close to {short_title(best.title)}"
+            + (f": also {', '.join(shared[:3]).lower()}" if shared else "")
         )
     elif query:
         parts.append(
             f"Matches \u201c{query[:60]}\u201d"
-            + (f": {', '.join(m.genres[:3]).lower()}" if m.genres else "")
+            + (f": {', '.join(genres[:3]).lower()}" if genres else "")
         )
     if m.keywords:
         parts.append(", ".join(m.keywords[:3]))
