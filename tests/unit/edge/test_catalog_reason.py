@@ -30,4 +30,4 @@ def test_names_the_liked_movie_the_ranker_credits_in_short_and_skips_imax() -> N
 
 def test_without_liked_movies_it_quotes_the_mood() -> None:
     text = metadata_reason(PICK, [], "dark superheroes", None)  # type: ignore[arg-type]
-    assert text.startswith("Matches \u201cdark superheroes\u201d: action, crime, imax;")
+    assert text.startswith("Matches \u201cdark superheroes\u201d: action, crime;")
