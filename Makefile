@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 DEMO_STAMP := $(VENV)/.demo-stamp
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup setup-demo models index test test-fast lint fmt bench demo loadtest clean eval
+.PHONY: help setup setup-demo models index test test-fast lint fmt bench demo loadtest smoke clean eval
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,12 +35,18 @@ lint: setup ## static checks: ruff, terraform fmt, checkov, hadolint
 
 test: setup index lint ## every test and static check
 	$(PY) -m pytest tests
+	bash scripts/container_smoke.sh --if-available
+
+smoke: ## build the three images and run them hardened: TLS, failover, per-client rate limit
+	bash scripts/container_smoke.sh
 
 # Unit tests: no model server, edge or browser process and no model inference; tests/unit/ plus the
 # unit-test files not moved there yet (a name that no longer exists is skipped), without the tests
 # marked slow or browser.
 UNIT_TESTS = $(wildcard tests/unit tests/test_devstack.py tests/test_loadtests.py \
-	tests/test_edge_units.py tests/test_upstream.py tests/test_model_server_units.py \
+	tests/test_edge_units.py tests/integration/test_upstream_pool.py \
+	tests/integration/test_upstream_breakers.py tests/integration/test_upstream_tokenizer.py \
+	tests/test_model_server_units.py \
 	tests/test_model_server_tokenizer.py tests/test_bundle.py tests/test_layout.py \
 	tests/test_tmdb_api.py tests/test_tmdb_export.py)
 
@@ -57,8 +63,8 @@ loadtest: setup index ## Locust against a local stack; report into docs/loadtest
 	$(PY) -m loadtests
 
 fmt: setup
-	$(VENV)/bin/ruff format edge model_server index_builder loadtests tests scripts benchmarks
-	$(VENV)/bin/ruff check --fix edge model_server index_builder loadtests tests scripts benchmarks
+	$(VENV)/bin/ruff format moviemind_core edge model_server index_builder devstack loadtests tests scripts benchmarks
+	$(VENV)/bin/ruff check --fix moviemind_core edge model_server index_builder devstack loadtests tests scripts benchmarks
 
 clean:
 	rm -rf var .pytest_cache

@@ -5,15 +5,13 @@ MovieLens 32M itself cannot be downloaded here, so the ratings are synthetic wit
 movie has ~100k ratings, half the movies have fewer than 10) and heavy-tailed user activity
 (median ~70, mean ~160). Each learner runs in its own process so its peak RSS is its own.
 
-    .venv/bin/python -m benchmarks.collab_bench [--ratings 32000000] [--out docs/benchmarks/collab.md]
+    .venv/bin/python -m benchmarks.collab_bench [--ratings 32000000] [--out-dir docs/benchmarks]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -84,59 +82,36 @@ def run_one(method: str, n_ratings: int, max_items: int) -> dict:
     }
 
 
-def machine() -> dict:
-    flags = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line
-                break
-        model = next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")
-            ),
-            platform.processor(),
-        )
-    except OSError:
-        model = platform.processor()
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "avx2": " avx2" in flags,
-        "avx512f": " avx512f" in flags,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-    }
+def report_blocks(results: list[dict]) -> list:
+    """The readable part of the report."""
+    from devstack.report import Table, blocks
 
-
-def render(results: list[dict], info: dict) -> str:
-    rows = [
-        f"| {r['method']} | {r['ratings']:,} | {r['movies']:,} | {r['max_items']:,} | "
-        f"{r['learn_s']} | {r['peak_rss_gb']} | {r['covered']:,} | {r['bytes_per_1000_movies']:,} |"
-        for r in results
+    head = [
+        "learner",
+        "ratings",
+        "movies",
+        "items learned",
+        "learn s",
+        "peak RSS GB",
+        "movies with neighbours",
+        "neighbour bytes per 1,000 movies",
     ]
-    return "\n".join(
-        [
-            "# Collaborative neighbours at MovieLens-32M scale",
-            "",
-            "Reproduce: `.venv/bin/python -m benchmarks.collab_bench` (synthetic ratings shaped like",
-            "MovieLens 32M: the data set itself cannot be downloaded here; see the module docstring).",
-            "",
-            f"Machine: {info['cpu']}, {info['cores']} cores, AVX2 {info['avx2']}, "
-            f"AVX-512 {info['avx512f']}, load average at the end {info['load_average']}, "
-            f"Python {info['python']}.",
-            "",
-            "| learner | ratings | movies | items learned | learn s | peak RSS GB | movies with "
-            "neighbours | neighbour bytes per 1,000 movies |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
-            *rows,
-            "",
-            "Neighbour lists are top 50 per movie: int32 catalog rows + float16 weights, 300 bytes",
-            "per movie (plus the .npy headers), so 300 KB per 1,000 movies whatever the learner.",
-            "",
-        ]
+    keys = [
+        "method",
+        "ratings",
+        "movies",
+        "max_items",
+        "learn_s",
+        "peak_rss_gb",
+        "covered",
+        "bytes_per_1000_movies",
+    ]
+    return blocks(
+        "Synthetic ratings shaped like MovieLens 32M (the data set cannot be downloaded here; "
+        "see the module docstring). Each learner runs in its own process; peak RSS is its own.",
+        Table(head, [[r[k] for k in keys] for r in results]),
+        "Neighbour lists are the top 50 per movie: int32 catalog rows + float16 weights, 300 "
+        "bytes per movie (plus .npy headers), so ~300 KB per 1,000 movies whatever the learner.",
     )
 
 
@@ -146,11 +121,18 @@ def main() -> None:
     p.add_argument("--max-items", type=int, default=20_000)
     p.add_argument("--methods", default="ease,cosine")
     p.add_argument("--one", help=argparse.SUPPRESS)
-    p.add_argument("--out", default="docs/benchmarks/collab.md")
+    p.add_argument("--out-dir", default="docs/benchmarks")
     args = p.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one, args.ratings, args.max_items)))
         return
+    from devstack.report import BenchReport, write_report
+
+    report = BenchReport.begin(
+        "collab",
+        "Collaborative neighbours at MovieLens-32M scale",
+        "python -m benchmarks.collab_bench",
+    )
     results = []
     for method in args.methods.split(","):
         print(f"== {method}: {args.ratings:,} ratings (own process)", flush=True)
@@ -165,12 +147,9 @@ def main() -> None:
         print("\n".join(r["log"]))
         print(f"   learn {r['learn_s']} s, peak RSS {r['peak_rss_gb']} GB", flush=True)
         results.append(r)
-    info = machine()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
-    out.write_text(render(results, info))
-    print(f"wrote {out} and its .json")
+    report.finish(results={"runs": results}, blocks=report_blocks(results))
+    paths = write_report(report, Path(args.out_dir))
+    print("wrote " + " and ".join(str(p) for p in paths))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ were evaluated. The baseline is today's single uncached call with the same messa
 
     python -m benchmarks.prefill_bench            # SmolLM2 Q4_1, 2 threads, both engines
 
-Writes docs/benchmarks/prefill.json and renders docs/benchmarks/prefill.md from it.
+Writes docs/benchmarks/prefill.json and renders prefill.md from it (devstack.report).
 """
 
 from __future__ import annotations
@@ -20,74 +20,61 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks.edge_bench import loadavg, machine, table
-from benchmarks.model_server_bench import CACHE_DIR, ROOT, server_process
+from devstack.report import BenchReport, Heading, Table, blocks, write_report
+from devstack.servers import start_model_server
 
-OUT_JSON = ROOT / "docs" / "benchmarks" / "prefill.json"
-OUT_MD = ROOT / "docs" / "benchmarks" / "prefill.md"
+ROOT = Path(__file__).resolve().parents[1]
+CACHE_DIR = ROOT / "var" / "cache" / "model_server"
 THREADS = 2
 PICK_TOKENS = 24
 SYSTEM = (
-    "You are moviemind, a movie recommender. The user names movies they enjoyed and gives "
-    "numbered candidates. The answer lists the picks one per line, each line starting with the "
-    "number, the title and the year, then a colon and one sentence in your own words on why "
-    "this user will like that movie."
+    "You are moviemind, a movie recommender. For each pick write one line: the number, "
+    "title and year, a colon, then one sentence on why this user will like it."
 )
-# (liked, five candidates as "Title (year): genres; keywords")
+# (liked, five candidates as "Title (year): genres")
 CASES: list[tuple[str, list[str]]] = [
     (
         "Kingdom of Heaven; Robin Hood; Troy",
         [
-            "Gladiator (2000): action, drama; rome, revenge, arena",
-            "Braveheart (1995): war, drama; scotland, rebellion",
-            "The Last Samurai (2003): action, drama; japan, honor",
-            "Alexander (2004): war, history; conquest, macedonia",
-            "300 (2006): action, war; sparta, battle",
+            "Gladiator (2000): action, drama",
+            "Braveheart (1995): war, drama",
+            "The Last Samurai (2003): action, drama",
+            "Alexander (2004): war, history",
+            "300 (2006): action, war",
         ],
     ),
     (
         "Alien; Blade Runner",
         [
-            "Aliens (1986): sci-fi, action; space marines, survival",
-            "The Thing (1982): horror, sci-fi; antarctica, paranoia",
-            "Prometheus (2012): sci-fi, mystery; space, origins",
-            "Moon (2009): sci-fi, drama; isolation, clone",
-            "Event Horizon (1997): horror, sci-fi; spaceship, hell",
+            "Aliens (1986): sci-fi, action",
+            "The Thing (1982): horror, sci-fi",
+            "Prometheus (2012): sci-fi, mystery",
+            "Moon (2009): sci-fi, drama",
+            "Event Horizon (1997): horror, sci-fi",
         ],
     ),
     (
         "The Notebook; Pride & Prejudice",
         [
-            "Atonement (2007): drama, romance; war, guilt",
-            "Sense and Sensibility (1995): drama, romance; sisters, class",
-            "The Time Traveler's Wife (2009): drama, romance; time travel",
-            "Jane Eyre (2011): drama, romance; governess, secrets",
-            "A Walk to Remember (2002): drama, romance; faith, illness",
+            "Atonement (2007): drama, romance",
+            "Sense and Sensibility (1995): drama, romance",
+            "The Time Traveler's Wife (2009): drama, romance",
+            "Jane Eyre (2011): drama, romance",
+            "A Walk to Remember (2002): drama, romance",
         ],
     ),
 ]
 
 
-def cpu_flags() -> dict[str, bool]:
-    """Which SIMD extensions the CPU reports (llama.cpp's kernels depend on them)."""
-    flags: set[str] = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    return {f: f in flags for f in ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni")}
-
-
 def messages(liked: str, candidates: Sequence[str]) -> list[dict[str, str]]:
     """The system and user messages of one request."""
     lines = "\n".join(f"[{i + 1}] {c}" for i, c in enumerate(candidates))
-    user = f"I enjoyed: {liked}.\nPick all five candidates, best first.\nCandidates:\n{lines}"
+    user = f"I enjoyed: {liked}.\nCandidates:\n{lines}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -138,12 +125,14 @@ def guided(client: httpx.Client, liked: str, candidates: Sequence[str]) -> dict[
         text = reply["choices"][0]["message"]["content"]
         answer += text
         usage = reply["usage"]
+        # Tokens no earlier call has seen: this prompt minus the previous prompt and reply.
+        known = calls[-1]["prompt_tokens"] + calls[-1]["completion_tokens"] if calls else 0
         calls.append(
             {
                 "prompt_tokens": usage["prompt_tokens"],
                 "cached_tokens": usage["prompt_tokens_details"]["cached_tokens"],
                 "evaluated": evaluated(usage),
-                "line_start_tokens": n_tokens(client, start),
+                "new_tokens": usage["prompt_tokens"] - known,
                 "completion_tokens": usage["completion_tokens"],
                 "finish_reason": reply["choices"][0]["finish_reason"],
                 "seconds": reply["seconds"],
@@ -165,18 +154,16 @@ def guided(client: httpx.Client, liked: str, candidates: Sequence[str]) -> dict[
 
 def run_engine(engine: str, log_dir: Path) -> dict[str, Any]:
     """All cases against one freshly started server."""
-    env = {
-        "MOVIEMIND_MODEL_ENGINE": engine,
-        "MOVIEMIND_MODEL_THREADS": str(THREADS),
-        "MOVIEMIND_MODEL_PORT": "{port}",
-        "MOVIEMIND_MODEL_CACHE_DIR": str(CACHE_DIR),
-        # Token counts are the point; on a busy shared machine a call may take minutes.
-        "MOVIEMIND_MODEL_DEADLINE_S": "900",
-    }
-    log = log_dir / f"prefill_{engine}.log"
     with (
-        server_process([sys.executable, "-m", "model_server"], env, "/readyz", log) as base,
-        httpx.Client(base_url=base, timeout=600) as client,
+        start_model_server(
+            log_dir,
+            MOVIEMIND_MODEL_ENGINE=engine,
+            MOVIEMIND_MODEL_THREADS=str(THREADS),
+            MOVIEMIND_MODEL_CACHE_DIR=str(CACHE_DIR),
+            # Token counts are the point; on a busy shared machine a call may take minutes.
+            MOVIEMIND_MODEL_DEADLINE_S="900",
+        ) as server,
+        httpx.Client(base_url=server.url, timeout=900, trust_env=False) as client,
     ):
         chat(client, {"messages": [{"role": "user", "content": "warm up"}], "max_tokens": 4})
         system_tokens = n_tokens(client, f"<|im_start|>system\n{SYSTEM}<|im_end|>\n")
@@ -184,7 +171,7 @@ def run_engine(engine: str, log_dir: Path) -> dict[str, Any]:
     return {"engine": engine, "system_tokens": system_tokens, "answers": answers}
 
 
-def summary_rows(results: Sequence[dict[str, Any]]) -> list[tuple]:
+def summary_rows(results: Sequence[dict[str, Any]]) -> list[list[Any]]:
     """One row per engine and case: the baseline against the guided calls."""
     rows = []
     for res in results:
@@ -192,19 +179,43 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[tuple]:
             calls = a["calls"]
             later = calls[1:]
             rows.append(
-                (
+                [
                     res["engine"],
                     a["liked"].split(";")[0],
                     a["single"]["evaluated"],
                     " + ".join(str(c["evaluated"]) for c in calls),
                     sum(c["evaluated"] for c in calls),
-                    sum(c["evaluated"] - c["line_start_tokens"] for c in later),
-                    f"{a['single']['seconds']:.2f}",
-                    f"{sum(c['seconds'] for c in calls):.2f}",
-                    f"{max(c['seconds'] for c in calls):.2f}",
-                )
+                    sum(c["evaluated"] - c["new_tokens"] for c in later),
+                    a["single"]["seconds"],
+                    sum(c["seconds"] for c in calls),
+                    max(c["seconds"] for c in calls),
+                ]
             )
     return rows
+
+
+def findings(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The summary in words, computed from the results."""
+    answers = [a for r in results for a in r["answers"]]
+    later = [c for a in answers for c in a["calls"][1:]]
+    again = [c["evaluated"] - c["new_tokens"] for c in later]
+    single = [a["single"]["evaluated"] for a in answers]
+    total = [sum(c["evaluated"] for c in a["calls"]) for a in answers]
+    first = [a["calls"][0]["evaluated"] for a in answers]
+    return [
+        f"Over {len(answers)} answers ({len(results)} engine(s)): the single uncached call "
+        f"evaluates {min(single)}-{max(single)} prompt tokens; a guided answer evaluates "
+        f"{min(total)}-{max(total)} in all: {min(first)}-{max(first)} in its first call (the "
+        "same prompt plus the first line start), then "
+        f"{min(c['evaluated'] for c in later)}-{max(c['evaluated'] for c in later)} per "
+        "continuation. Beyond the new tokens: "
+        f"{sum(again)} in {len(later)} continuation calls, at most {max(again)} per call: the "
+        "previous reply's last token (or, indistinguishably here, a one-token boundary "
+        "difference); nothing else from earlier calls was evaluated again."
+        if max(again) <= 1
+        else f"continuation. Beyond the new tokens: {sum(again)} in {len(later)} continuation "
+        f"calls, up to {max(again)} in one (boundary re-tokenization)."
+    ]
 
 
 HEADERS = (
@@ -213,24 +224,42 @@ HEADERS = (
     "single call: evaluated",
     "guided: evaluated per call",
     "guided: total",
-    "calls 2-5: beyond the line start",
+    "calls 2-5: beyond the new tokens",
     "single call s",
     "guided s (5 calls)",
     "slowest call s",
 )
 
 
-def render(res: dict[str, Any]) -> str:
-    """The Markdown report from the JSON results."""
-    flags = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in res["cpu_flags"].items())
-    out = [
-        "# Guided answers with assistant prefill: prompt tokens evaluated",
-        "",
-        f"Generated by `python -m benchmarks.prefill_bench` on {res['date']}.",
-        f"CPU: {res['machine']['cpu']}, {res['machine']['cores']} cores; flags: {flags}.",
-        f"Load average at start {res['load_start']}, at end {res['load_end']} (a shared machine:",
-        "seconds are indicative, token counts are exact).",
-        "",
+CALL_HEADERS = ["call", "prompt", "cached", "evaluated", "new", "generated", "finish", "s", "text"]
+
+
+def report_blocks(results: Sequence[dict[str, Any]]) -> list[Any]:
+    """What a person reads: the method, the summary table, the findings, then every call."""
+    per_call: list[Any] = []
+    for r in results:
+        for a in r["answers"]:
+            rows = [
+                [
+                    i + 1,
+                    c["prompt_tokens"],
+                    c["cached_tokens"],
+                    c["evaluated"],
+                    c["new_tokens"],
+                    c["completion_tokens"],
+                    c["finish_reason"],
+                    c["seconds"],
+                    json.dumps(c["text"]),
+                ]
+                for i, c in enumerate(a["calls"])
+            ]
+            per_call += [
+                "",
+                Heading(f"{r['engine']}: {a['liked']}", 3),
+                "",
+                Table(CALL_HEADERS, rows),
+            ]
+    return blocks(
         f"SmolLM2-135M-Instruct Q4_1, {THREADS} threads, greedy. For each case: a single call with",
         "the system and user messages and an empty KV cache (today's design; up to "
         f"{5 * PICK_TOKENS} tokens), then",
@@ -238,83 +267,47 @@ def render(res: dict[str, Any]) -> str:
         f'message (the answer so far plus "N. Title (year):"), `stop: ["\\n"]`, <= {PICK_TOKENS} '
         "tokens.",
         "`evaluated` = `usage.prompt_tokens - usage.prompt_tokens_details.cached_tokens`.",
-        '"beyond the line start": tokens evaluated in calls 2-5 besides the new line\'s own',
-        "tokens (tokenized alone): the previous reply's last token, which was sampled but never",
-        "evaluated, and any re-tokenization difference at the boundary.",
+        '"beyond the new tokens": tokens evaluated in calls 2-5 besides those no earlier call had',
+        "(this prompt minus the previous call's prompt and reply). The previous reply's last",
+        "token is one when the stop string ended the generation before the engine evaluated it",
+        "(it is then evaluated once, here); a re-tokenization difference at the boundary would",
+        "add more. Seconds are wall time on a shared machine (see the load average).",
         "",
-        table(HEADERS, summary_rows(res["results"])),
+        Table(list(HEADERS), summary_rows(results)),
         "",
-        f"The system message is {res['results'][0]['system_tokens']} tokens of the first call; "
-        "the edge primes it at start-up",
+        *findings(results),
+        "",
+        f"The system message is {results[0]['system_tokens']} tokens of the first call; the edge "
+        "primes it at start-up",
         "(MOVIEMIND_EDGE_PRIME_PREFIX), so in service the first call evaluates only the rest.",
         "",
-        "## Per call",
-        "",
-    ]
-    for r in res["results"]:
-        for a in r["answers"]:
-            rows = [
-                (
-                    i + 1,
-                    c["prompt_tokens"],
-                    c["cached_tokens"],
-                    c["evaluated"],
-                    c["line_start_tokens"],
-                    c["completion_tokens"],
-                    c["finish_reason"],
-                    f"{c['seconds']:.2f}",
-                    json.dumps(c["text"]),
-                )
-                for i, c in enumerate(a["calls"])
-            ]
-            out += [
-                f"### {r['engine']}: {a['liked']}",
-                "",
-                table(
-                    (
-                        "call",
-                        "prompt",
-                        "cached",
-                        "evaluated",
-                        "line start",
-                        "generated",
-                        "finish",
-                        "s",
-                        "text",
-                    ),
-                    rows,
-                ),
-                "",
-            ]
-    return "\n".join(out)
+        Heading("Per call"),
+        *per_call,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run, print the table, write JSON and Markdown."""
+    """Run, print the summary table, write JSON and Markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="ctransformers,llama_cpp")
-    parser.add_argument("--render-only", action="store_true", help="re-render the Markdown")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "benchmarks")
     args = parser.parse_args(argv)
-    if args.render_only:
-        OUT_MD.write_text(render(json.loads(OUT_JSON.read_text())))
-        return 0
     engines = [e for e in args.engines.split(",") if e]
     if "llama_cpp" in engines and importlib.util.find_spec("llama_cpp") is None:
         print("llama-cpp-python not installed: skipping llama_cpp", file=sys.stderr)
         engines.remove("llama_cpp")
-    res: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
-        "cpu_flags": cpu_flags(),
-        "load_start": loadavg(),
-    }
+    report = BenchReport.begin(
+        "prefill",
+        "Guided answers with assistant prefill: prompt tokens evaluated",
+        "python -m benchmarks.prefill_bench",
+    )
     log_dir = Path(tempfile.mkdtemp(prefix="prefill_bench_"))
-    res["results"] = [run_engine(e, log_dir) for e in engines]
-    res["load_end"] = loadavg()
-    print(f"CPU {res['machine']['cpu']}; flags {res['cpu_flags']}; load {res['load_start']}")
-    print(table(HEADERS, summary_rows(res["results"])))
-    OUT_JSON.write_text(json.dumps(res, indent=1) + "\n")
-    OUT_MD.write_text(render(res))
+    results = [run_engine(e, log_dir) for e in engines]
+    report.finish(results={"engines": results}, blocks=report_blocks(results))
+    print(report.machine.describe())
+    print(Table(list(HEADERS), summary_rows(results)).markdown())
+    json_path, md_path = write_report(report, args.out_dir)
+    print(f"wrote {json_path} and {md_path}")
     return 0
 
 

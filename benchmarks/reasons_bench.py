@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 
 from benchmarks.edge_bench import loadavg, machine, pct, table
-from benchmarks.prefill_bench import cpu_flags
 from benchmarks.reason_requests import REQUESTS
+from devstack.machine import cpu_model_and_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_JSON = ROOT / "docs" / "benchmarks" / "reasons.json"
@@ -283,7 +283,7 @@ def main() -> int:
     report = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
-        "cpu_flags": cpu_flags(),
+        "cpu_flags": cpu_model_and_flags()[1],
         "load_before": load_before,
         "load_after": loadavg(),
         "requests": len(requests),

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+# The edge's numeric work per request is a few small matrix-vector products: BLAS threads only
+# add hand-offs (measured in benchmarks/ranking_bench.py on a busy 2-core machine: 33 ms p50 with
+# OpenBLAS's 2 threads, 3 ms with 1). Set before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def main() -> None:

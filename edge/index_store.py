@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.titles import TitleIndex
-from moviemind_core.bundle import Bundle, BundleError, read_manifest
-from moviemind_core.embedder import Embedder, EmbedderError
+from moviemind_core.bundle import Bundle, BundleError, read_bundle_manifest
+from moviemind_core.embedder import Embedder, EmbedderError, read_embedder_manifest
 from moviemind_core.ranking import Priors
 from moviemind_core.storage import S3Settings, download_bundle, parse_s3_url, read_latest
 
@@ -25,7 +24,6 @@ class Snapshot:
     priors: Priors
     titles: TitleIndex
     embedder: Embedder  # embeds queries; may be a faster variant than the documents'
-    loaded_at: float = field(default_factory=time.time)
 
     @property
     def version(self) -> str:
@@ -65,17 +63,26 @@ class IndexStore:
         return self.source.startswith("s3://")
 
     def _embedder(self, variant: str) -> Embedder:
-        if variant not in self._embedders:
+        """The query embedder for `variant`, rebuilt when the model directory holds a new export.
+
+        The manifest is re-read on every bundle load (a small JSON file), so models updated in
+        place are used for the next bundle instead of having it rejected until a restart.
+        """
+        on_disk = read_embedder_manifest(self.model_dir)
+        cached = self._embedders.get(variant)
+        if cached is None or cached.manifest != on_disk:
             self._embedders[variant] = Embedder(
-                self.model_dir, variant=variant, threads=self.embed_threads
-            )  # type: ignore[arg-type]
+                self.model_dir,
+                variant=variant,  # type: ignore[arg-type]
+                threads=self.embed_threads,
+            )
         return self._embedders[variant]
 
     def _locate(self) -> tuple[str, Path] | None:
         """(version, local dir) of the newest bundle the source offers, downloading it if remote."""
         if not self.is_remote:
             path = Path(self.source)
-            return read_manifest(path).version, path
+            return read_bundle_manifest(path).version, path
         bucket, prefix = parse_s3_url(self.source)
         client = self.s3.client()
         latest = read_latest(client, bucket, prefix)

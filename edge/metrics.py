@@ -65,6 +65,11 @@ class EdgeMetrics:
         self.index_movies = Gauge(
             "moviemind_edge_index_movies", "movies in the served index", registry=r
         )
+        self.client_gone = Counter(
+            "moviemind_edge_client_gone",
+            "non-streamed requests whose client hung up before the answer (work cancelled)",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "moviemind_edge_rate_limited", "requests refused by the rate limit", registry=r
         )

@@ -71,6 +71,48 @@ GENRE_WORDS: dict[str, tuple[str, ...]] = {
 _FILLER = re.compile(r"\s+(?:movies?|films?|stuff|ones?|please|pls|stories|story)$", re.I)
 
 
+# Words the catalog uses for what people commonly exclude: "without gore" must also find "gory",
+# "violent" and "bloody" in keywords. Other words match themselves and their simple forms.
+RELATED_WORDS: dict[str, tuple[str, ...]] = {
+    "gore": ("gore", "gory", "bloody", "blood", "gruesome", "splatter", "grisly"),
+    "gory": ("gore", "gory", "bloody", "blood", "gruesome", "splatter", "grisly"),
+    "blood": ("gore", "gory", "bloody", "blood", "gruesome"),
+    "violence": ("violence", "violent", "brutal", "brutality", "bloody", "gore", "gory"),
+    "violent": ("violence", "violent", "brutal", "brutality", "bloody", "gore", "gory"),
+    "dark": ("dark", "bleak", "grim", "disturbing", "nihilistic", "harrowing", "depressing"),
+    "depressing": ("depressing", "bleak", "tragic", "tragedy", "harrowing", "grim"),
+    "sad": ("sad", "tragic", "tragedy", "tearjerker", "depressing", "bittersweet"),
+    "scary": ("scary", "horror", "terrifying", "frightening", "creepy", "supernatural"),
+    "creepy": ("creepy", "scary", "unsettling", "eerie", "disturbing"),
+    "sex": ("sex", "sexual", "erotic", "nudity", "sexuality"),
+    "slow": ("slow", "meditative", "contemplative"),
+    "long": ("epic", "long"),
+    "childish": ("childish", "kids", "children", "family", "family friendly"),
+    "cheesy": ("cheesy", "campy", "camp", "corny"),
+    "war": ("war", "combat", "battle", "military"),
+    "swearing": ("profanity", "swearing", "crude"),
+}
+
+
+def excluded_words(phrase: str) -> set[str]:
+    """Catalog words that mean what an excluded phrase names ("gory violence" -> gore, gory,
+    violent, brutal, ...): each word, its simple forms and its related words."""
+    out: set[str] = set()
+    for word in re.findall(r"[a-z0-9]+", phrase.lower()):
+        if len(word) < 3 or word in _STOP:
+            continue
+        out.add(word)
+        for suffix in ("s", "es", "y", "ly"):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                out.add(word[: -len(suffix)])
+        for related in RELATED_WORDS.get(word, ()):
+            out.update(related.split())
+    return out
+
+
+_STOP = {"the", "and", "any", "too", "with", "for", "movie", "movies", "film", "films", "stuff"}
+
+
 class Mood(msgspec.Struct, frozen=True):
     """The parts of a mood: text to embed, phrases to push away, genres to leave out."""
 

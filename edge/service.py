@@ -12,10 +12,11 @@ from typing import Any
 
 import msgspec
 
+from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
 from edge.grounding import ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
-from edge.mood import parse_mood
+from edge.mood import excluded_words, parse_mood
 from edge.prompt import (
     ApproxCounter,
     HFCounter,
@@ -49,19 +50,6 @@ from edge.wire import (
 )
 from moviemind_core.catalog import Movie, lookup_key
 from moviemind_core.ranking import RankingSettings, Scored, rank, taste_profile
-
-
-class ApiError(Exception):
-    """An error with an HTTP status, a stable type and a message safe to show a client."""
-
-    def __init__(
-        self, status: int, type_: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type_
-        self.message = message
-        self.headers = headers or {}
 
 
 def ms(seconds: float) -> float:
@@ -148,25 +136,36 @@ class Recommender:
         self.upstream = upstream
         self.metrics = metrics
         self._counter: TokenCounter | None = None
+        self._counter_fetch: asyncio.Task[None] | None = None
 
-    async def token_counter(self) -> TokenCounter:
-        """The model's own tokenizer when the upstream serves it; an estimate otherwise."""
+    async def token_counter(self, *, wait: bool = False) -> TokenCounter:
+        """The model's own tokenizer once the upstream has served it; an estimate until then.
+
+        A request never waits for the tokenizer (an upstream that hangs would hold every request
+        behind the fetch): it starts or joins one fetch in the background and counts with the
+        estimate meanwhile. `wait=True` (start-up priming) waits for that fetch.
+        """
         if self._counter is None:
-            try:
-                raw = await self.upstream.tokenizer_json()
-            except Exception:
-                raw = None
-            if raw:
-                self._counter = HFCounter(raw)
-            else:
-                return ApproxCounter()  # ask again next time: the upstream may come back
-        return self._counter
+            if self._counter_fetch is None or self._counter_fetch.done():
+                self._counter_fetch = asyncio.create_task(self._fetch_counter())
+            if wait:
+                await asyncio.shield(self._counter_fetch)
+        return self._counter or ApproxCounter()
+
+    async def _fetch_counter(self) -> None:
+        try:
+            raw = await self.upstream.tokenizer_json()
+        except Exception as exc:  # the estimate is a working fallback; say why it is in use
+            log.warning("no tokenizer from the model servers: %s: %s", type(exc).__name__, exc)
+            return
+        if raw:
+            self._counter = HFCounter(raw)
 
     async def prime_prefix(self) -> int:
         """Put the fixed start of every prompt into each model server's prefix cache, so the
         first user's request is as fast as the rest; returns how many servers took it."""
         try:
-            counter = await self.token_counter()
+            counter = await self.token_counter(wait=True)
             if self.settings.llm_rerank:
                 k = RecommendRequest().k  # the request line is part of the prefix: prime it
                 prompt = build_prompt([], "", [], k, counter, self.settings.prompt_tokens)
@@ -250,23 +249,20 @@ class Recommender:
         query = req.query.strip()
         if not liked and not query:
             if unresolved:
-                raise ApiError(
-                    422,
-                    "unresolved_titles",
+                raise UnresolvedTitles(
                     "none of the liked movies are in the catalog: "
                     + ", ".join(repr(u) for u in unresolved[:10])
                     + "; look titles up with GET /v1/movies?title=",
                 )
-            raise ApiError(
-                422,
-                "validation_error",
-                "name at least one liked movie (liked or liked_ids) or a query",
-            )
+            raise NothingToGoOn("name at least one liked movie (liked or liked_ids) or a query")
         t0 = time.perf_counter()
         # "nothing too dark": embed what is wanted; what is excluded pushes away (or filters).
         mood = parse_mood(query, snap.priors.genre_bit)
         qvec = snap.embedder.embed_one(mood.wanted) if mood.wanted else None
         negative = snap.embedder.embed_one(", ".join(mood.excluded)) if mood.excluded else None
+        avoid = snap.priors.rows_described_as(
+            set().union(*(excluded_words(p) for p in mood.excluded))
+        )
         t1 = time.perf_counter()
         filters = req.filters
         if mood.genres_none:
@@ -284,6 +280,7 @@ class Recommender:
             liked_rows=rows,
             mood=qvec,
             negative=negative,
+            avoid_rows=avoid,
             exclude=seen | {m.id for m in liked},
             filters=filters,
             settings=rs,
@@ -293,7 +290,7 @@ class Recommender:
             self.metrics.embed.observe(t1 - t0)
         self.metrics.search.observe(t2 - t1)
         if not ranked:
-            raise ApiError(404, "no_candidates", "no movie in the catalog passes these filters")
+            raise NoCandidates("no movie in the catalog passes these filters")
         timings = Timings(embed=ms(t1 - t0) if query else 0.0, search=ms(t2 - t1))
         return Prepared(snap, req, liked, resolved, unresolved, ranked, timings, started)
 

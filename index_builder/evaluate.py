@@ -263,9 +263,9 @@ def _dense_ease(train: Ratings, bundle: Bundle, s: CollabSettings) -> np.ndarray
 
 # Weights tried on the validation users (w_collab is fixed at 1: only ratios matter).
 GRID = {
-    "w_similarity": (0.0, 0.1, 0.25, 0.5, 1.0),
-    "w_popularity": (0.0, 0.05, 0.1, 0.2, 0.4),
-    "w_quality": (0.0, 0.1, 0.3),
+    "w_similarity": (0.0, 0.25, 0.5, 1.0, 2.0),
+    "w_popularity": (0.0, 0.1, 0.2, 0.4, 0.8),
+    "w_quality": (0.0, 0.3, 0.6, 1.2),
 }
 
 
@@ -283,7 +283,8 @@ def tune(
     grid: dict[str, tuple[float, ...]] = GRID,
     fixed: dict[str, float] | None = None,
 ) -> tuple[RankingSettings, list]:
-    """Grid search of the blend weights by HR@10 (ties: NDCG@10) on validation cases."""
+    """Grid search of the blend weights on validation cases, by HR@10 + Recall@20: one held-out
+    movie per user is a noisy target (SE ~0.012 on 332 users), all later liked movies less so."""
     tried = []
     best: tuple[float, float, RankingSettings] | None = None
     for values in itertools.product(*grid.values()):
@@ -291,11 +292,11 @@ def tune(
         settings = RankingSettings(**weights, **(fixed or {}))
         r = measure(methods.ranked(settings), cases, len(methods.bundle))
         tried.append((weights, r.hr10.mean))
-        key = (r.hr10.mean, r.ndcg10.mean)
+        key = (r.hr10.mean + r.recall20.mean, r.ndcg10.mean)
         if best is None or key > best[:2]:
             best = (*key, settings)
     assert best is not None
-    log(f"  tuned on {len(cases)} validation users: HR@10 {best[0]:.4f} with {best[2]}")
+    log(f"  tuned on {len(cases)} validation users: HR@10+Recall@20 {best[0]:.4f} with {best[2]}")
     return best[2], tried
 
 

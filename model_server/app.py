@@ -43,13 +43,19 @@ from model_server.engines.base import Engine
 from model_server.errors import (
     HttpErrorReply,
     error_body,
-    handle_api_error,
+    handle_error_reply,
     handle_http_exception,
     handle_unexpected,
 )
 from model_server.metrics import Metrics
 from model_server.sampling import SamplingOptions
-from model_server.scheduler import DeadlineExceeded, GenerationFailed, QueueFull, Scheduler
+from model_server.scheduler import (
+    DeadlineExceeded,
+    Generation,
+    GenerationFailed,
+    QueueFull,
+    Scheduler,
+)
 from model_server.settings import Settings
 from model_server.textstream import StopMatcher
 from model_server.tokenizer import IncrementalDecoder, ServerTokenizer
@@ -380,7 +386,7 @@ async def _stream_events(
     yield b"data: [DONE]\n\n"
 
 
-def _usage(n_prompt: int, run: TextRun, gen: Any) -> Usage:
+def _usage(n_prompt: int, run: TextRun, gen: Generation) -> Usage:
     return Usage(
         prompt_tokens=n_prompt,
         completion_tokens=run.completion_tokens,
@@ -653,7 +659,7 @@ def create_app(state: ServerState, load_in_background: bool = True) -> Litestar:
             metrics,
         ],
         exception_handlers={
-            HttpErrorReply: handle_api_error,
+            HttpErrorReply: handle_error_reply,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },

@@ -58,7 +58,7 @@ def _count(request: Request, type_: str) -> None:
         metrics.errors.labels(type=type_).inc()
 
 
-def handle_api_error(request: Request, exc: HttpErrorReply) -> Response[bytes]:
+def handle_error_reply(request: Request, exc: HttpErrorReply) -> Response[bytes]:
     """Exception handler for HttpErrorReply."""
     _count(request, exc.type)
     return error_response(exc)

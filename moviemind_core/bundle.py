@@ -241,7 +241,7 @@ def _swap_into_place(stage: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def read_manifest(bundle_dir: Path | str) -> Manifest:
+def read_bundle_manifest(bundle_dir: Path | str) -> Manifest:
     """Decode and check a bundle's manifest (format and version), without reading data files."""
     path = Path(bundle_dir) / MANIFEST
     if not path.is_file():
@@ -348,7 +348,7 @@ class Bundle:
         from usearch.index import Index
 
         bundle_dir = Path(bundle_dir)
-        manifest = read_manifest(bundle_dir)
+        manifest = read_bundle_manifest(bundle_dir)
         if verify:
             verify_files(bundle_dir, manifest)
         try:

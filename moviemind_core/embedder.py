@@ -56,7 +56,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def read_manifest(model_dir: Path) -> EmbedderManifest:
+def read_embedder_manifest(model_dir: Path) -> EmbedderManifest:
     """Read and decode a model directory's manifest, with a clear error when it is missing."""
     path = Path(model_dir) / MANIFEST_NAME
     if not path.is_file():
@@ -81,7 +81,7 @@ class Embedder:
         verify: bool = False,
     ) -> None:
         self.model_dir = Path(model_dir)
-        self.manifest = read_manifest(self.model_dir)
+        self.manifest = read_embedder_manifest(self.model_dir)
         if variant not in self.manifest.variants:
             raise EmbedderError(
                 f"embedder variant {variant!r} not in {sorted(self.manifest.variants)} at {self.model_dir}"

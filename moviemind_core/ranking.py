@@ -8,13 +8,15 @@ score(c) = w_collab  * x / (x + 1)               (x: mean neighbour weight the l
                                                    in units of a typical best-neighbour weight)
          + w_similarity * cos(profile, c)         (the liked movies' centroid)
          + w_mood * cos(mood, c)                  (what the person asked for in words)
-         - w_negative * max(0, cos(negative, c))  (what the mood excludes: "nothing too dark")
+         - w_negative * (cos(negative, c) above the candidates' median, plus 1 when the
+                        catalog's keywords name what the mood excludes: "nothing too dark")
          + w_quality * bayesian rating (0..1) + w_popularity * log votes (0..1)
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 import msgspec
@@ -31,17 +33,15 @@ class RankingSettings(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     w_collab: float = 1.0
-    w_similarity: float = 0.5
-    w_quality: float = 0.1
-    w_popularity: float = 0.1
+    w_similarity: float = 1.0
+    w_quality: float = 0.6
+    w_popularity: float = 0.2
     w_negative: float = 1.0
     # A stated mood is an explicit request: it must visibly shape the list, so it weighs more
     # than the liked movies' content. Set by hand (MovieLens has no moods to tune it on).
     w_mood: float = 1.5
     # Bayesian average: a movie's rating is pulled toward the catalog mean by this many votes.
     bayes_votes: float = 20.0
-    # Weight of the free-text mood against the liked movies in the content profile.
-    w_query: float = 0.6
     # Content candidates fetched from the ANN index per wanted result, before filters.
     oversample: int = 20
     # 1.0 = no diversity; lower trades score for variety (maximal marginal relevance).
@@ -97,6 +97,22 @@ class Priors:
                 if bit < 64:
                     bits[row] |= np.uint64(1 << bit)
         self.genres = bits
+        # Rows by the same prior the "no profile" fallback uses, best first: a retrieval source.
+        self.by_prior = np.argsort(-(self.quality + self.popularity), kind="stable")
+        # Words of each movie's keywords and genres -> rows, so a mood's exclusions ("without
+        # gore") can find the movies the catalog itself describes that way.
+        terms: dict[str, list[int]] = {}
+        for row, m in enumerate(movies):
+            for word in {
+                w for text in (*m.keywords, *m.genres) for w in _WORD.findall(text.lower())
+            }:
+                terms.setdefault(word, []).append(row)
+        self.terms = {w: np.asarray(r, dtype=np.int64) for w, r in terms.items()}
+
+    def rows_described_as(self, words: Iterable[str]) -> np.ndarray:
+        """Rows whose keywords or genres contain any of the words (lower case)."""
+        found = [self.terms[w] for w in words if w in self.terms]
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
 
     def genre_mask(self, names: Iterable[str]) -> np.uint64:
         """The bits of the named genres (unknown names match nothing)."""
@@ -122,6 +138,9 @@ class Priors:
         if f.min_rating is not None:
             keep &= self.bayes_rating[rows] >= f.min_rating
         return keep
+
+
+_WORD = re.compile(r"[a-z0-9]+")
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -188,6 +207,7 @@ def rank(
     liked_rows: Sequence[int] | np.ndarray = (),
     mood: np.ndarray | None = None,
     negative: np.ndarray | None = None,
+    avoid_rows: np.ndarray | None = None,
     exclude: Iterable[int] = (),
     filters: Filters = _NO_FILTERS,
     settings: RankingSettings = _DEFAULT_RANKING,
@@ -212,6 +232,9 @@ def rank(
         for direction in (profile, mood):
             if direction is not None:
                 pool.append(_nearest(bundle, direction, count))
+        if s.w_popularity > 0 or s.w_quality > 0:
+            # Well-liked movies compete even when no vector or neighbour list reached them.
+            pool.append(priors.by_prior[:count])
         rows = np.unique(np.concatenate(pool))
     rows = _admissible(bundle, priors, rows, excluded, filters)
     if len(rows) < k and (use_content or len(c_rows)) and len(rows) < n:
@@ -229,7 +252,13 @@ def rank(
         sims = mood_sims if profile is None else (sims + mood_sims) / 2
         score = score + s.w_mood * mood_sims
     if negative is not None and s.w_negative > 0:
-        score = score - s.w_negative * np.maximum(bundle.vectors[rows] @ negative, 0.0)
+        # Relative to the typical candidate: a sentence embedding is a little similar to any
+        # single word, so only what stands out as like the excluded phrase is pushed down.
+        neg = bundle.vectors[rows] @ negative
+        score = score - s.w_negative * np.maximum(neg - np.median(neg), 0.0)
+    if avoid_rows is not None and len(avoid_rows) and s.w_negative > 0:
+        # Movies the catalog itself describes with an excluded word ("gory", "dark").
+        score = score - s.w_negative * np.isin(rows, avoid_rows)
     if len(c_rows) and s.w_collab > 0:
         cf = np.zeros(len(rows), np.float32)
         pos = np.searchsorted(c_rows, rows)

@@ -11,14 +11,19 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
 import msgspec
 
 from moviemind_core.bundle import MANIFEST, BundleError, Manifest, decode_manifest, verify_files
+from moviemind_core.config import env_names, read_env, reject_unknown
 
 LATEST = "latest.json"
+
+
+S3_PREFIX = "MOVIEMIND_S3_"
 
 
 class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,14 +35,11 @@ class S3Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_key: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> S3Settings:
-        env = dict(os.environ if env is None else env)
-        return cls(
-            endpoint=env.get("MOVIEMIND_S3_ENDPOINT") or None,
-            region=env.get("MOVIEMIND_S3_REGION") or "us-east-1",
-            access_key=env.get("MOVIEMIND_S3_ACCESS_KEY") or None,
-            secret_key=env.get("MOVIEMIND_S3_SECRET_KEY") or None,
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> S3Settings:
+        """Read MOVIEMIND_S3_* (moviemind_core.config); an unknown MOVIEMIND_S3_ name is an error."""
+        env = os.environ if env is None else env
+        reject_unknown(env, S3_PREFIX, env_names(cls).values())
+        return read_env(cls, env, S3_PREFIX)
 
     def client(self):
         """A boto3 S3 client (path-style addressing works with every S3-compatible server)."""

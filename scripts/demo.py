@@ -1,4 +1,5 @@
-"""`make demo`: start the model server (SmolLM2) and the edge on loopback, print the URL, stop on Ctrl-C."""
+"""`make demo`: start the model server (SmolLM2) and the edge on loopback, print the URL; Ctrl-C,
+SIGTERM or SIGHUP stops both servers."""
 
 from __future__ import annotations
 
@@ -41,12 +42,23 @@ def spawn(module: str, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    # The servers run in their own sessions, so a service manager's, `timeout`'s or CI's SIGTERM
+    # reaches only this script: turn it into the same path as Ctrl-C, which stops them.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main() -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("MOVIEMIND_EDGE_UPSTREAMS", f"http://127.0.0.1:{MODEL_PORT}")
     procs: list[subprocess.Popen] = []
 
     def stop(*_: object) -> None:
+        # A second signal while the servers shut down must not cut their stop short.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         for p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)

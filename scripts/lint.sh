@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-PY_DIRS=(edge model_server index_builder loadtests tests benchmarks scripts)
+PY_DIRS=(moviemind_core edge model_server index_builder devstack loadtests tests benchmarks scripts)
 DOCKERFILES=(edge/Dockerfile model_server/Dockerfile index_builder/Dockerfile)
 RUFF=.venv/bin/ruff
 CHECKOV=.venv-tools/bin/checkov

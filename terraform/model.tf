@@ -1,23 +1,61 @@
-# Model servers: in each model region, N instances running Caddy (TLS on model_port) in front
-# of the model server container (8001, never published on the host). A region with more than
-# one server (or every region, with model_nodebalancer_always) gets a NodeBalancer that passes
-# TLS through to them.
+# Model servers: in each model region a VPC, N instances running the model server container
+# (port 8001, published on the VPC address only) and a NodeBalancer in the same VPC. The
+# NodeBalancer is the region's one stable address: it terminates TLS on model_port with the
+# region's certificate, sends each request to a server whose /readyz answers 200, and never
+# changes address when the servers behind it are replaced.
+#
+# Replacing a server (new image, model, token) is safe: the new server is created first
+# (create_before_destroy), joins the NodeBalancer, and terraform_data.model_ready waits until
+# the NodeBalancer reports it UP before the old one is destroyed. model_hold_regions rolls one
+# region at a time (docs/deployment.md).
+
+resource "linode_vpc" "model" {
+  for_each = var.model_regions
+
+  label       = "${var.project}-${each.key}"
+  region      = each.key
+  description = "${var.project} model servers and their NodeBalancer"
+}
+
+resource "linode_vpc_subnet" "model" {
+  for_each = var.model_regions
+
+  vpc_id = linode_vpc.model[each.key].id
+  label  = "model"
+  ipv4   = local.model_vpc_subnet
+}
 
 resource "linode_instance" "model" {
   for_each = local.model_servers
 
-  # As for edges: a digest of the cloud-init document keeps labels unique across a replacement,
-  # so new servers boot (and join their NodeBalancer) before the old ones go.
+  # A digest of the cloud-init document keeps labels unique across a replacement, so the new
+  # server boots (and passes its readiness check) before the old one goes.
   label  = "${var.project}-model-${each.key}-${nonsensitive(substr(sha256(local.model_user_data[each.key]), 0, 6))}"
   region = each.value.region
   type   = var.model_instance_type
   image  = var.os_image
   # checkov:skip=CKV_LIN_2: keys are optional by design: SSH is closed at the firewall unless admin_cidrs is set, a precondition then requires a key, and cloud-init turns password SSH off.
   authorized_keys = length(var.ssh_authorized_keys) > 0 ? var.ssh_authorized_keys : null
-  # NodeBalancers reach their backends on the region's private network.
-  private_ip = true
-  booted     = true
-  tags       = concat(local.common_tags, ["model-server"])
+  # Pinned: on accounts whose default is Linode Interfaces, the interface blocks, firewall_id
+  # and booted below would not apply.
+  interface_generation = "legacy_config"
+  booted               = true
+  tags                 = concat(local.common_tags, ["model-server"])
+
+  # Public: image pulls and the GGUF download (egress only: the firewall admits nothing but
+  # SSH from admin_cidrs). VPC: the NodeBalancer's traffic, at a fixed address.
+  interface {
+    purpose = "public"
+    primary = true
+  }
+
+  interface {
+    purpose   = "vpc"
+    subnet_id = linode_vpc_subnet.model[each.value.region].id
+    ipv4 {
+      vpc = each.value.vpc_ip
+    }
+  }
 
   metadata {
     user_data = base64encode(local.model_user_data[each.key])
@@ -30,43 +68,60 @@ resource "linode_instance" "model" {
       condition     = length(var.admin_cidrs) == 0 || length(var.ssh_authorized_keys) > 0
       error_message = "admin_cidrs opens SSH, so ssh_authorized_keys needs at least one key (password login is disabled)."
     }
+  }
+}
+
+# Every model setting that relates two inputs, checked before anything is created.
+resource "terraform_data" "model_settings" {
+  input = local.model_release_current
+
+  lifecycle {
+    precondition {
+      condition     = local.model_release_current.gguf_url == "" || local.model_release_current.gguf_sha256 != ""
+      error_message = "model_preset ${var.model_preset} fetches ${local.model_release_current.gguf_url}: set model_gguf_sha256 to that file's sha256 (docs/deployment.md, \"The model's checksum\"). The server refuses a file it cannot verify."
+    }
 
     precondition {
-      condition     = (var.model_gguf_url == "") == (var.model_gguf_sha256 == "")
-      error_message = "Set model_gguf_url and model_gguf_sha256 together (a fetched GGUF is always verified), or neither to serve the embedded SmolLM2-135M."
+      condition     = var.model_preset != "custom" || var.model_gguf_url != ""
+      error_message = "model_preset = custom needs model_gguf_url (and model_gguf_sha256)."
+    }
+
+    precondition {
+      condition     = lookup(local.plan_memory_mb, var.model_instance_type, 0) >= local.model_size.min_memory_mb
+      error_message = "model_instance_type ${var.model_instance_type} has ${lookup(local.plan_memory_mb, var.model_instance_type, 0)} MB of RAM; model_preset ${var.model_preset} needs a plan with at least ${local.model_size.min_memory_mb} MB (e.g. g6-standard-4 or g6-dedicated-4 for the 7B)."
+    }
+
+    precondition {
+      condition     = alltrue([for r in var.model_hold_regions : contains(keys(var.model_regions), r)]) && (length(var.model_hold_regions) == 0 || var.model_previous != null)
+      error_message = "model_hold_regions must name model regions, and needs model_previous (the release those regions keep)."
+    }
+
+    precondition {
+      condition     = local.model_release_previous.gguf_url == "" || local.model_release_previous.gguf_sha256 != ""
+      error_message = "model_previous fetches ${local.model_release_previous.gguf_url}: give its gguf_sha256 too."
+    }
+
+    precondition {
+      condition     = var.model_previous == null || contains(["mistral-7b-openorca-q4km", "smollm2-135m-demo", "custom"], try(var.model_previous.preset, ""))
+      error_message = "model_previous.preset must be mistral-7b-openorca-q4km, smollm2-135m-demo or custom."
     }
   }
 }
 
-# The firewall is attached after the instances exist (its `linodes` list) because its rules
-# name the edges, whose cloud-init in turn names the model servers. The model server only
-# listens once cloud-init has installed Docker and pulled the image, minutes later, and it
-# always requires the bearer token.
+# The firewall is attached after the instances exist (its `linodes` list). The model server's
+# port is published on the VPC address only; the rule below admits the NodeBalancer's VPC
+# range (this account's VPC: no other customer's NodeBalancer shares it).
 resource "linode_firewall" "model" {
   label   = "${var.project}-model"
   tags    = local.common_tags
   linodes = [for k, s in local.model_servers : linode_instance.model[k].id]
 
-  # The model port, from the edges' addresses only.
   inbound {
-    label    = "model-from-edges"
+    label    = "model-from-nodebalancer-vpc"
     action   = "ACCEPT"
     protocol = "TCP"
-    ports    = tostring(var.model_port)
-    ipv4     = local.edge_ipv4_cidr
-    ipv6     = local.edge_ipv6_cidr
-  }
-
-  # NodeBalancers connect to their backends from 192.168.255.0/24 on the private network.
-  dynamic "inbound" {
-    for_each = length(local.nodebalancer_regions) > 0 ? [1] : []
-    content {
-      label    = "model-from-nodebalancer"
-      action   = "ACCEPT"
-      protocol = "TCP"
-      ports    = tostring(var.model_port)
-      ipv4     = ["192.168.255.0/24"]
-    }
+    ports    = tostring(local.model_server_port)
+    ipv4     = [local.model_vpc_nb_range]
   }
 
   dynamic "inbound" {
@@ -99,25 +154,36 @@ resource "linode_firewall" "model" {
 }
 
 resource "linode_nodebalancer" "model" {
-  for_each = local.nodebalancer_regions
+  for_each = var.model_regions
 
   label  = "${var.project}-${each.key}"
   region = each.key
   tags   = local.common_tags
+  # The NodeBalancer reaches its backends inside the region's VPC, from this range.
+  vpcs = [{
+    subnet_id  = linode_vpc_subnet.model[each.key].id
+    ipv4_range = local.model_vpc_nb_range
+  }]
 }
 
 resource "linode_nodebalancer_config" "model" {
-  for_each = local.nodebalancer_regions
+  for_each = var.model_regions
 
   nodebalancer_id = linode_nodebalancer.model[each.key].id
   port            = var.model_port
-  # TCP: TLS passes through to the servers, which hold the certificate; the NodeBalancer
-  # never sees the token or the prompts.
-  protocol = "tcp"
+  # HTTPS: the NodeBalancer holds the region's certificate (the name the edges call, signed by
+  # the private CA) and speaks HTTP to the servers inside the VPC. That lets it check
+  # readiness over HTTP: a server loading or downloading its model answers /readyz with 503
+  # and gets no traffic.
+  protocol     = "https"
+  ssl_cert     = "${tls_locally_signed_cert.model[each.key].cert_pem}${tls_self_signed_cert.model_ca.cert_pem}"
+  ssl_key      = tls_private_key.model[each.key].private_key_pem
+  cipher_suite = "recommended"
   # Generations are long and uneven: send each new connection to the least busy server.
   algorithm      = "leastconn"
   stickiness     = "none"
-  check          = "connection"
+  check          = "http"
+  check_path     = "/readyz"
   check_interval = 10
   check_timeout  = 5
   check_attempts = 3
@@ -125,28 +191,52 @@ resource "linode_nodebalancer_config" "model" {
 }
 
 resource "linode_nodebalancer_node" "model" {
-  for_each = { for k, s in local.model_servers : k => s if contains(local.nodebalancer_regions, s.region) }
+  for_each = local.model_servers
 
   nodebalancer_id = linode_nodebalancer.model[each.value.region].id
   config_id       = linode_nodebalancer_config.model[each.value.region].id
-  label           = "${var.project}-model-${each.key}"
-  address         = "${linode_instance.model[each.key].private_ip_address}:${var.model_port}"
-  mode            = "accept"
-  weight          = 100
+  # At most 32 characters (the API's limit): "<region>-<n>-<digest>" is at most 22.
+  label     = "${each.key}-${nonsensitive(substr(sha256(local.model_user_data[each.key]), 0, 6))}"
+  address   = "${each.value.vpc_ip}:${local.model_server_port}"
+  subnet_id = linode_vpc_subnet.model[each.value.region].id
+  mode      = "accept"
+  weight    = 100
 
   lifecycle {
+    create_before_destroy = true
     # Re-create the node when its instance is re-created (linode/terraform-provider-linode#1224).
     replace_triggered_by = [linode_instance.model[each.key].id]
   }
 }
 
-# NodeBalancers are public; this firewall limits them to the edges, like the servers' own.
-resource "linode_firewall" "model_nodebalancer" {
-  count = length(local.nodebalancer_regions) > 0 ? 1 : 0
+# The rollout gate: created after the new server's node, before the replaced server and node
+# are destroyed (create_before_destroy), it waits until the NodeBalancer reports the node UP.
+resource "terraform_data" "model_ready" {
+  for_each = var.model_ready_wait ? local.model_servers : {}
 
+  triggers_replace = [linode_nodebalancer_node.model[each.key].id]
+
+  provisioner "local-exec" {
+    command = "${path.module}/scripts/wait-node-up.sh"
+    environment = {
+      NB_ID     = linode_nodebalancer.model[each.value.region].id
+      CONFIG_ID = linode_nodebalancer_config.model[each.value.region].id
+      NODE_ID   = linode_nodebalancer_node.model[each.key].id
+      TIMEOUT_S = var.model_ready_timeout_s
+      LABEL     = each.key
+    }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# NodeBalancers are public; this firewall limits them to the edges.
+resource "linode_firewall" "model_nodebalancer" {
   label         = "${var.project}-model-nb"
   tags          = local.common_tags
-  nodebalancers = [for r in local.nodebalancer_regions : linode_nodebalancer.model[r].id]
+  nodebalancers = [for r, n in var.model_regions : linode_nodebalancer.model[r].id]
 
   inbound {
     label    = "model-from-edges"
@@ -154,7 +244,6 @@ resource "linode_firewall" "model_nodebalancer" {
     protocol = "TCP"
     ports    = tostring(var.model_port)
     ipv4     = local.edge_ipv4_cidr
-    ipv6     = local.edge_ipv6_cidr
   }
 
   inbound_policy = "DROP"
@@ -170,19 +259,21 @@ locals {
   model_user_data = {
     for k, s in local.model_servers :
     k => templatefile("${path.module}/templates/model.cloud-init.yaml.tftpl", {
-      model_image           = local.model_image
-      caddy_image           = var.caddy_image
-      model_port            = var.model_port
-      model_url             = var.model_gguf_url
-      model_sha256          = var.model_gguf_sha256
-      model_engine          = var.model_engine
+      model_image           = "${var.image_registry}/model-server:${local.model_release[s.region].image_tag}"
+      prometheus_image      = var.prometheus_image
+      compose_profiles      = var.monitoring ? "monitoring" : ""
+      vpc_ip                = s.vpc_ip
+      model_url             = local.model_release[s.region].gguf_url
+      model_sha256          = local.model_release[s.region].gguf_sha256
+      model_engine          = local.model_release[s.region].engine
       model_threads         = var.model_threads
-      model_context         = var.model_context
+      model_context         = local.model_context
       model_slots           = var.model_slots
       model_queue           = var.model_queue
+      model_deadline_s      = local.model_sizes[local.model_presets[local.model_release[s.region].preset].size].deadline_s
       model_token           = var.model_token
-      tls_cert_b64          = base64encode("${tls_locally_signed_cert.model[s.region].cert_pem}${tls_self_signed_cert.model_ca.cert_pem}")
-      tls_key_b64           = base64encode(tls_private_key.model[s.region].private_key_pem)
+      prometheus_config_b64 = base64encode(file("${path.module}/monitoring/prometheus-model.yml"))
+      alert_rules_b64       = base64encode(file("${path.module}/monitoring/alerts.yml"))
       registry_host         = local.registry_host
       registry_username     = var.registry_username
       registry_password_b64 = base64encode(var.registry_password)

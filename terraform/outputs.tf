@@ -6,9 +6,14 @@ output "edge_urls" {
   value       = local.edge_url
 }
 
+output "edge_reserved_ipv4" {
+  description = "The reserved IPv4 address of each edge region (edge_reserved_ipv4): create the DNS A records for edge_hostnames here. Known after `terraform apply -target=linode_networking_ip.edge`, before any instance exists."
+  value       = { for e, ip in linode_networking_ip.edge : e => ip.address }
+}
+
 output "edge_addresses" {
-  description = "Public IPv4 and IPv6 of each edge, by region: point DNS records here."
-  value       = { for e in var.edge_regions : e => { ipv4 = linode_instance.edge[e].ip_address, ipv6 = linode_instance.edge[e].ipv6 } }
+  description = "Public IPv4 (reserved, when edge_reserved_ipv4) and IPv6 of each edge, by region: point DNS records here (the IPv6 address changes when an edge is re-created)."
+  value       = { for e in var.edge_regions : e => { ipv4 = local.edge_ipv4[e], ipv6 = split("/", linode_instance.edge[e].ipv6)[0] } }
 }
 
 output "edge_upstream_order" {
@@ -17,13 +22,13 @@ output "edge_upstream_order" {
 }
 
 output "model_endpoints" {
-  description = "Model endpoint per model region: the URL edges call, the address its name resolves to (NodeBalancer or single server) and the servers behind it."
+  description = "Model endpoint per model region: the URL edges call, its NodeBalancer's address, the release it runs, and its servers' VPC addresses."
   value = {
     for r, n in var.model_regions : r => {
-      url           = local.model_url[r]
-      address       = local.model_address[r]
-      load_balanced = contains(local.nodebalancer_regions, r)
-      servers       = { for k, s in local.model_servers : k => linode_instance.model[k].ip_address if s.region == r }
+      url     = local.model_url[r]
+      address = local.model_address[r]
+      release = { image_tag = local.model_release[r].image_tag, preset = local.model_release[r].preset }
+      servers = { for k, s in local.model_servers : k => s.vpc_ip if s.region == r }
     }
   }
 }

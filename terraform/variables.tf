@@ -50,12 +50,6 @@ variable "model_regions" {
   }
 }
 
-variable "model_nodebalancer_always" {
-  type        = bool
-  description = "Put a NodeBalancer in front of every model region, even one with a single server. Its address never changes, so re-creating a model server (new model, new image) does not re-create the edges that name it. +$0.015/hour per region."
-  default     = false
-}
-
 variable "edge_instance_type" {
   type        = string
   description = "Linode plan for the edges. g6-nanode-1 (1 GB) holds MiniLM, the index and Caddy for catalogs up to ~100k movies."
@@ -222,9 +216,20 @@ variable "edge_api_key" {
 
 # -------------------------------------------------------------------------------------- model
 
+variable "model_preset" {
+  type        = string
+  description = "What the model servers run: mistral-7b-openorca-q4km (the reference model: Mistral-7B-OpenOrca Q4_K_M, fetched and verified at first start; needs an 8 GB plan), smollm2-135m-demo (the 135M demo model inside the image, no download; only when asked for) or custom (model_gguf_url + model_gguf_sha256). Each preset carries its engine, context and timeouts (local.model_presets)."
+  default     = "mistral-7b-openorca-q4km"
+
+  validation {
+    condition     = contains(["mistral-7b-openorca-q4km", "smollm2-135m-demo", "custom"], var.model_preset)
+    error_message = "model_preset must be mistral-7b-openorca-q4km (the default), smollm2-135m-demo or custom."
+  }
+}
+
 variable "model_gguf_url" {
   type        = string
-  description = "HTTPS URL of the GGUF each model server fetches at start (MOVIEMIND_MODEL_URL); empty serves the SmolLM2-135M embedded in the image. Reference: Mistral-7B-OpenOrca Q4_K_M."
+  description = "With model_preset = custom: HTTPS URL of the GGUF each model server fetches at start (MOVIEMIND_MODEL_URL). Ignored by the other presets, which carry their own."
   default     = ""
 
   validation {
@@ -235,7 +240,7 @@ variable "model_gguf_url" {
 
 variable "model_gguf_sha256" {
   type        = string
-  description = "sha256 of the GGUF at model_gguf_url (MOVIEMIND_MODEL_SHA256): the server refuses a file that does not match. Required with model_gguf_url."
+  description = "sha256 of the GGUF the model servers fetch (MOVIEMIND_MODEL_SHA256): the server refuses a file that does not match. Required for model_preset = custom, and for mistral-7b-openorca-q4km unless its preset pins one (it does not yet: see docs/deployment.md, \"The model's checksum\")."
   default     = ""
 
   validation {
@@ -246,12 +251,63 @@ variable "model_gguf_sha256" {
 
 variable "model_engine" {
   type        = string
-  description = "Inference engine (MOVIEMIND_MODEL_ENGINE): ctransformers, or llama_cpp with an image built WITH_LLAMA=1."
-  default     = "ctransformers"
+  description = "Inference engine (MOVIEMIND_MODEL_ENGINE): ctransformers, or llama_cpp with an image built WITH_LLAMA=1. Empty: the preset's engine."
+  default     = ""
 
   validation {
-    condition     = contains(["ctransformers", "llama_cpp"], var.model_engine)
-    error_message = "model_engine must be ctransformers or llama_cpp."
+    condition     = contains(["", "ctransformers", "llama_cpp"], var.model_engine)
+    error_message = "model_engine must be empty (the preset's), ctransformers or llama_cpp."
+  }
+}
+
+variable "model_context" {
+  type        = number
+  description = "Context window in tokens (MOVIEMIND_MODEL_CONTEXT); 0: the preset's. Each slot's KV cache grows with it: ~0.5 GB per slot at 4096 for a 7B GQA model in f16."
+  default     = 0
+
+  validation {
+    condition     = var.model_context == 0 || (var.model_context >= 512 && var.model_context <= 32768 && floor(var.model_context) == var.model_context)
+    error_message = "model_context must be 0 (the preset's) or a whole number from 512 to 32768."
+  }
+}
+
+variable "model_hold_regions" {
+  type        = list(string)
+  description = "Rollouts one region at a time: model regions listed here keep running model_previous (their servers are not replaced) while the others get the current settings. Empty: every region runs the current settings. docs/deployment.md, \"Roll out a new model server release\"."
+  default     = []
+
+  validation {
+    condition     = length(distinct(var.model_hold_regions)) == length(var.model_hold_regions)
+    error_message = "model_hold_regions must not repeat a region."
+  }
+}
+
+variable "model_previous" {
+  type = object({
+    image_tag   = string
+    preset      = string
+    gguf_url    = optional(string, "")
+    gguf_sha256 = optional(string, "")
+    engine      = optional(string, "")
+  })
+  description = "The release the regions in model_hold_regions keep during a rollout: the previous values of model_image_tag, model_preset, model_gguf_url, model_gguf_sha256 and model_engine. null when no rollout is under way."
+  default     = null
+}
+
+variable "model_ready_wait" {
+  type        = bool
+  description = "During apply, wait until each new model server's NodeBalancer node is UP (its /readyz check passes) before the server it replaces is destroyed. Needs curl and LINODE_TOKEN where terraform runs."
+  default     = true
+}
+
+variable "model_ready_timeout_s" {
+  type        = number
+  description = "How long apply waits for a new model server to pass its readiness check (boot, image pull and, for the reference model, a 4.4 GB download)."
+  default     = 1800
+
+  validation {
+    condition     = var.model_ready_timeout_s >= 60 && var.model_ready_timeout_s <= 7200
+    error_message = "model_ready_timeout_s must be between 60 and 7200 seconds."
   }
 }
 
@@ -263,17 +319,6 @@ variable "model_threads" {
   validation {
     condition     = var.model_threads >= 0 && var.model_threads <= 256 && floor(var.model_threads) == var.model_threads
     error_message = "model_threads must be a whole number from 0 to 256."
-  }
-}
-
-variable "model_context" {
-  type        = number
-  description = "Context window in tokens (MOVIEMIND_MODEL_CONTEXT). Each slot's KV cache grows with it: ~0.5 GB per slot at 4096 for a 7B GQA model in f16."
-  default     = 2048
-
-  validation {
-    condition     = var.model_context >= 512 && var.model_context <= 32768 && floor(var.model_context) == var.model_context
-    error_message = "model_context must be a whole number from 512 to 32768."
   }
 }
 
@@ -301,7 +346,7 @@ variable "model_queue" {
 
 variable "model_port" {
   type        = number
-  description = "TLS port the model servers (and their NodeBalancers) expose to the edges. The server itself listens on 8001 inside the host only."
+  description = "TLS port of each model region's NodeBalancer, which the edges call. The NodeBalancer terminates TLS with the region's certificate and reaches the servers on 8001 over the region's VPC."
   default     = 8443
 
   validation {
@@ -317,8 +362,8 @@ variable "index_region" {
   description = "Object Storage region of the index bucket. Pick one near most edges; every edge pulls only on a new version."
 
   validation {
-    condition     = contains(["us-east", "us-central", "us-west", "us-southeast", "us-ord", "us-iad", "us-sea", "us-mia", "us-lax", "ca-central", "br-gru", "eu-west", "gb-lon", "eu-central", "de-fra-2", "fr-par", "nl-ams", "se-sto", "it-mil", "es-mad", "ap-west", "in-bom-2", "in-maa", "ap-south", "sg-sin-2", "id-cgk", "ap-northeast", "jp-tyo-3", "jp-osa", "ap-southeast", "au-mel"], var.index_region)
-    error_message = "index_region must be a Linode region id listed in terraform/locals.tf that offers Object Storage."
+    condition     = contains(["us-east", "us-southeast", "us-ord", "us-iad", "us-sea", "us-mia", "us-lax", "br-gru", "gb-lon", "eu-central", "de-fra-2", "fr-par", "nl-ams", "se-sto", "it-mil", "es-mad", "in-maa", "ap-south", "sg-sin-2", "id-cgk", "jp-tyo-3", "jp-osa", "au-mel"], var.index_region)
+    error_message = "index_region must be a region that offers Object Storage (local.regions entries with object_storage = true), e.g. us-ord, us-east, eu-central, fr-par, ap-south, jp-osa; us-central, us-west, ca-central, eu-west, ap-west, in-bom-2, ap-northeast and ap-southeast have none."
   }
 }
 
@@ -369,12 +414,43 @@ variable "edge_cors_origins" {
 
 variable "edge_hostnames" {
   type        = map(string)
-  description = "Optional DNS name per edge region, e.g. { \"us-ord\" = \"us.movies.example.com\" }. With a name (and its A/AAAA record pointing at the edge) Caddy obtains a Let's Encrypt certificate and serves HTTPS; without, the edge serves plain HTTP on its IP."
+  description = "DNS name per edge region, e.g. { \"us-ord\" = \"us.movies.example.com\" }: Caddy obtains a Let's Encrypt certificate for it and serves HTTPS. Every edge region needs one (point its A record at the edge_addresses output) unless edge_insecure_http is true."
   default     = {}
 
   validation {
     condition     = alltrue([for r, h in var.edge_hostnames : can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", h))])
     error_message = "Each edge hostname must be a lowercase fully qualified DNS name such as us.movies.example.com."
+  }
+}
+
+variable "edge_insecure_http" {
+  type        = bool
+  description = "Serve plain HTTP on port 80 for edge regions without a hostname. Only for a short trial: API keys and queries then travel in clear, so edge_api_key must stay empty."
+  default     = false
+}
+
+variable "edge_reserved_ipv4" {
+  type        = bool
+  description = "Give each edge a reserved IPv4 address that survives re-creating the edge, so DNS records stay valid. Reserved IPs are not available on every account yet (ask Akamai support); false uses each instance's own address, which changes whenever the edge is re-created."
+  default     = true
+}
+
+# --------------------------------------------------------------------------------- monitoring
+
+variable "monitoring" {
+  type        = bool
+  description = "Run a small Prometheus next to each edge and each model server: it scrapes the tier's /metrics every 15 s, keeps 7 days, evaluates the alert rules in terraform/monitoring/alerts.yml and listens on 127.0.0.1:9090 only (reach it with ssh -L 9090:127.0.0.1:9090)."
+  default     = false
+}
+
+variable "prometheus_image" {
+  type        = string
+  description = "Prometheus image for monitoring = true."
+  default     = "prom/prometheus:v3.5.0"
+
+  validation {
+    condition     = can(regex("^[a-z0-9./_-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$", var.prometheus_image)) && !endswith(var.prometheus_image, ":latest")
+    error_message = "prometheus_image must be name:tag (optionally @sha256:digest), not latest."
   }
 }
 

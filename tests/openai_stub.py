@@ -109,8 +109,8 @@ class OpenAIStub:
     def __post_init__(self) -> None:
         self.requests: list[Recorded] = []
         self.connections = 0
-        # Connections the client closed while a reply was being written (an abandoned stream).
-        self.abandoned = 0
+        # Responses the client cut off (it closed the connection while we were answering).
+        self.cut_off = 0
         self._queue: deque[Behavior] = deque()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -207,14 +207,11 @@ class OpenAIStub:
                 raw = await reader.readexactly(int(headers.get("content-length", "0") or 0))
                 body = json.loads(raw) if raw else None
                 self.requests.append(Recorded(method, path, headers, body, conn.id))
-                try:
-                    keep = await self._route(conn, method, path, body)
-                except ConnectionError:
-                    self.abandoned += 1
-                    return
+                keep = await self._route(conn, method, path, body)
                 if not keep or headers.get("connection", "").lower() == "close":
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
+            self.cut_off += 1
             return
         finally:
             self._tasks.discard(task)

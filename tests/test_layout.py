@@ -14,7 +14,7 @@ KERNEL = "moviemind_core"
 ALLOWED = {
     KERNEL: set(),
     "edge": {KERNEL},
-    "model_server": set(),
+    "model_server": {KERNEL},
     "index_builder": {KERNEL},
 }
 OWN = {*TIERS, KERNEL, "loadtests", "tests", "benchmarks"}

@@ -621,20 +621,49 @@ def firewall_rules(tf) -> list[tuple[str, str, dict]]:
 
 def test_model_port_is_never_open_to_the_internet(tf, locals_) -> None:
     open_world = re.compile(r"0\.0\.0\.0/0|::/0")
-    model_rules = 0
+    model_rules = {}
     for fw, direction, rule in firewall_rules(tf):
         if direction != "inbound":
             continue
         ports = expand_locals(str(rule.get("ports", "")), locals_)
         sources = expand_locals(json.dumps([rule.get("ipv4"), rule.get("ipv6")]), locals_)
-        if re.search(r"model_port|8001|8443", ports):
-            model_rules += 1
+        if re.search(r"model_port|model_server_port|8001|8443", ports):
+            model_rules[fw] = sources
             assert not open_world.search(sources), f"{fw}: model port open to the internet"
-            assert re.search(r"linode_instance\.edge\[e\]|192\.168\.255\.0/24", sources), sources
         if open_world.search(sources):
             # Only the edges' web ports face the whole internet.
             assert fw == "edge" and hcl_value(rule["ports"]) in ("80", "443"), (fw, rule)
-    assert model_rules >= 3  # servers from edges, servers from NodeBalancers, NodeBalancers
+    # The NodeBalancers admit the edges' addresses; the servers admit only the NodeBalancer's
+    # range inside this account's VPC.
+    assert set(model_rules) == {"model", "model_nodebalancer"}
+    assert "linode_networking_ip.edge" in model_rules["model_nodebalancer"]
+    assert "10.77.0.252/30" in model_rules["model"], model_rules["model"]
+
+
+def test_model_servers_are_reached_only_inside_their_vpc(tf, locals_) -> None:
+    """Defect 10: 192.168.255.0/24 is every customer's NodeBalancer range; a VPC is ours alone."""
+    text = "".join(p.read_text() for p in TF.glob("*.tf"))
+    assert "192.168.255" not in re.sub(r"#.*", "", text)
+    nb_range = ipaddress.ip_network(hcl_value(locals_["model_vpc_nb_range"]))
+    subnet = ipaddress.ip_network(hcl_value(locals_["model_vpc_subnet"]))
+    assert nb_range.subnet_of(subnet) and nb_range.prefixlen == 30
+    inbound = [r for fw, d, r in firewall_rules(tf) if fw == "model" and d == "inbound"]
+    (served,) = [r for r in inbound if "model_server_port" in json.dumps(r["ports"])]
+    assert "local.model_vpc_nb_range" in json.dumps(served["ipv4"])
+    nb = resources(tf, "linode_nodebalancer")["model"]
+    assert "linode_vpc_subnet.model" in json.dumps(
+        nb["vpcs"]
+    ) and "model_vpc_nb_range" in json.dumps(nb["vpcs"])
+    instance = resources(tf, "linode_instance")["model"]
+    purposes = [hcl_value(i["purpose"]) for i in instance["interface"]]
+    assert purposes == ["public", "vpc"]
+    node = resources(tf, "linode_nodebalancer_node")["model"]
+    assert "vpc_ip" in json.dumps(node["address"]) and "linode_vpc_subnet" in json.dumps(
+        node["subnet_id"]
+    )
+    # Servers sit at .11, .12, ... of the subnet, clear of the NodeBalancer's /30.
+    for ordinal in range(1, 11):
+        assert ipaddress.ip_address(str(subnet[10 + ordinal])) not in nb_range
 
 
 def test_every_firewall_drops_by_default_and_ssh_is_admin_only(tf) -> None:
@@ -649,14 +678,31 @@ def test_every_firewall_drops_by_default_and_ssh_is_admin_only(tf) -> None:
     assert "8001" not in re.sub(r"#.*", "", text), "the server's own port is never exposed"
 
 
+def validation_list(variables, name: str) -> set[str]:
+    listed = set()
+    for v in variables[name].get("validation", []):
+        for lst in re.findall(r"contains\(\[(.*?)\]", v["condition"]):
+            listed |= {hcl_value(s.strip()) for s in lst.split(",")}
+    return listed
+
+
 def test_validation_region_lists_match_the_coordinates_table(variables, locals_) -> None:
     regions = hcl_value(locals_["regions"])
-    for name in ("edge_regions", "model_regions", "index_region"):
-        listed = set()
-        for v in variables[name].get("validation", []):
-            for lst in re.findall(r"contains\(\[(.*?)\]", v["condition"]):
-                listed |= {hcl_value(s.strip()) for s in lst.split(",")}
-        assert listed == set(regions), f"{name}'s validation list differs from local.regions"
+    for name in ("edge_regions", "model_regions"):
+        assert validation_list(variables, name) == set(regions), name
+    # Defect 1: the bucket's region must offer Object Storage.
+    with_storage = {r for r, v in regions.items() if v["object_storage"]}
+    assert validation_list(variables, "index_region") == with_storage
+    assert not with_storage & {
+        "us-central",
+        "us-west",
+        "ca-central",
+        "eu-west",
+        "ap-west",
+        "in-bom-2",
+        "ap-northeast",
+        "ap-southeast",
+    }
 
 
 def test_region_unit_vectors_match_their_coordinates(locals_) -> None:
@@ -743,6 +789,11 @@ def test_example_passes_every_validation_and_precondition(tf, variables, example
         ("model_token", "x" * 40 + " with spaces"),
         ("edge_api_key", "tooshort"),
         ("model_gguf_sha256", "abc"),
+        ("model_preset", "llama-70b"),
+        ("model_context", 100),
+        ("index_region", "us-central"),
+        ("index_region", "ap-southeast"),
+        ("prometheus_image", "prom/prometheus:latest"),
         ("model_gguf_url", "http://insecure.example/model.gguf"),
         ("model_engine", "vllm"),
         ("model_port", 8001),
@@ -767,29 +818,26 @@ def test_validations_reject_bad_values(variables, name, bad) -> None:
 def test_preconditions_reject_inconsistent_inputs(tf, variables) -> None:
     base = example_inputs(variables, EXAMPLES[0])
     cases = [
-        {"model_gguf_sha256": ""},  # a URL without its checksum
-        {"model_gguf_url": ""},  # a checksum without a URL
         {"admin_cidrs": ["203.0.113.7/32"], "ssh_authorized_keys": []},
         {"edge_hostnames": {"eu-central": "eu.example.com"}},  # not an edge region here
         {"model_instance_type": "g6-standard-32"},  # not in the price table
+        {"edge_hostnames": {}},  # defect 8: an edge without a name would serve plain HTTP
+        {"edge_hostnames": {}, "edge_insecure_http": True, "edge_api_key": "k" * 20},
     ]
     for change in cases:
         values = {**base, **change}
         assert validation_failures(variables, values) == [], change
         results = [eval_text(c, {"var": values}) for _, c, _ in conditions(tf)]
         assert False in results, f"no precondition or check caught {change}"
-
-
-def balanced(values: dict[str, Any], servers: int) -> bool:
-    """Whether a model region with this many servers sits behind a NodeBalancer."""
-    return servers > 1 or values["model_nodebalancer_always"]
+    trial = {**base, "edge_hostnames": {}, "edge_insecure_http": True, "edge_api_key": ""}
+    assert all(eval_text(c, {"var": trial}) for _, c, _ in conditions(tf)), "plain-HTTP trial"
 
 
 def cost(values: dict[str, Any]) -> tuple[float, float]:
     """Hourly and monthly cost of a configuration, computed independently of locals.tf."""
     prices = values["price_table"]
     servers = sum(values["model_regions"].values())
-    balancers = sum(1 for n in values["model_regions"].values() if balanced(values, n))
+    balancers = len(values["model_regions"])  # one NodeBalancer per model region
     edge = prices["instance"][values["edge_instance_type"]]
     model = prices["instance"][values["model_instance_type"]]
     parts = [
@@ -811,7 +859,48 @@ def test_minimal_example_fits_the_budget_and_runs_the_reference_model(variables)
     assert len(values["edge_regions"]) == 1 and len(values["model_regions"]) == 1
     # Mistral-7B Q4_K_M needs ~6 GB: the model plan must be an 8 GB one (standard-4/dedicated-4).
     assert re.fullmatch(r"g6-(standard|dedicated)-4", values["model_instance_type"])
-    assert "mistral-7b-openorca.Q4_K_M.gguf" in values["model_gguf_url"]
+    assert values["model_preset"] == "mistral-7b-openorca-q4km"
+
+
+def named_presets(locals_) -> dict[str, dict]:
+    """The presets that name their model (custom's URL is an input, not a literal)."""
+    raw = locals_["model_presets"]
+    return {hcl_value(k): hcl_value(v) for k, v in raw.items() if hcl_value(k) != "custom"}
+
+
+def test_the_reference_model_is_the_default(variables, locals_) -> None:
+    """Defect 11: a deployment that says nothing about the model serves Mistral-7B, not 135M."""
+    assert hcl_value(variables["model_preset"]["default"]) == "mistral-7b-openorca-q4km"
+    presets = named_presets(locals_)
+    mistral = presets["mistral-7b-openorca-q4km"]
+    assert mistral["url"] == (
+        "https://huggingface.co/TheBloke/Mistral-7B-OpenOrca-GGUF/resolve/main/"
+        "mistral-7b-openorca.Q4_K_M.gguf"
+    )
+    # No published sha256 could be verified: the preset pins none, and model_gguf_sha256 is
+    # then required (a precondition; test_real_terraform_rejects_inconsistent_model_settings).
+    assert mistral["sha256"] is None
+    assert (
+        presets["smollm2-135m-demo"]["url"] == "" and presets["smollm2-135m-demo"]["sha256"] == ""
+    )
+    for ex in EXAMPLES:
+        assert "model_gguf_url" not in load_tfvars(ex), f"{ex.name}: the preset carries the URL"
+
+
+def test_presets_carry_timeouts_that_suit_their_model(locals_) -> None:
+    """Defect 12: a 7B on 4 vCPUs needs tens of seconds to its first token; the demo, seconds."""
+    presets = named_presets(locals_)
+    sizes = hcl_value(locals_["model_sizes"])
+    seven_b = sizes[presets["mistral-7b-openorca-q4km"]["size"]]
+    demo = sizes[presets["smollm2-135m-demo"]["size"]]
+    assert seven_b["first_token_timeout_s"] >= 45 > demo["first_token_timeout_s"]
+    for s in sizes.values():
+        # The edge gives up before the server's own deadline, and waits longer overall than
+        # for the first token.
+        assert s["first_token_timeout_s"] < s["total_timeout_s"] < s["deadline_s"]
+    memory = hcl_value(locals_["plan_memory_mb"])
+    assert seven_b["min_memory_mb"] == 8192 and memory["g6-standard-4"] == 8192
+    assert memory["g6-standard-2"] < seven_b["min_memory_mb"]
 
 
 def test_multi_region_example_shape(variables) -> None:
@@ -832,6 +921,7 @@ def test_deployment_guide_states_each_examples_cost(variables) -> None:
 # ------------------------------------------- the real Terraform, without providers (if present)
 
 STUBS = {
+    "linode_networking_ip.edge": "local.stub_networking_ip_edge",
     "linode_instance.edge": "local.stub_linode_instance_edge",
     "linode_instance.model": "local.stub_linode_instance_model",
     "linode_nodebalancer.model": "local.stub_linode_nodebalancer_model",
@@ -843,9 +933,10 @@ STUBS = {
 }
 STUB_LOCALS = r"""
 locals {
-  stub_linode_instance_edge      = { for i, e in var.edge_regions : e => { id = 100 + i, ip_address = "203.0.113.${10 + i}", ipv6 = "2001:db8::${10 + i}/128" } }
-  stub_linode_instance_model     = { for i, k in keys(local.model_servers) : k => { id = 200 + i, ip_address = "198.51.100.${10 + i}", private_ip_address = "192.168.130.${10 + i}" } }
-  stub_linode_nodebalancer_model = { for i, r in tolist(local.nodebalancer_regions) : r => { id = 300 + i, ipv4 = "192.0.2.${10 + i}" } }
+  stub_networking_ip_edge        = { for i, e in var.edge_regions : e => { address = "203.0.113.${10 + i}" } }
+  stub_linode_instance_edge      = { for i, e in var.edge_regions : e => { id = 100 + i, ipv4 = ["203.0.113.${10 + i}"], ipv6 = "2001:db8::${10 + i}/128" } }
+  stub_linode_instance_model     = { for i, k in keys(local.model_servers) : k => { id = 200 + i } }
+  stub_linode_nodebalancer_model = { for i, r in sort(keys(var.model_regions)) : r => { id = 300 + i, ipv4 = "192.0.2.${10 + i}" } }
   stub_bucket                    = { label = var.index_bucket, s3_endpoint = "${var.index_region}-1.linodeobjects.com" }
   stub_key                       = { access_key = "STUBACCESSKEY", secret_key = "stub-secret-key" }
   stub_ca                        = { cert_pem = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n" }
@@ -879,12 +970,21 @@ def top_level_blocks(text: str, kind: str) -> list[str]:
 
 
 def build_harness(dest: Path) -> None:
-    """variables + locals + outputs + checks of terraform/, with resources replaced by stubs."""
+    """variables + locals + outputs + checks of terraform/, with resources replaced by stubs.
+
+    terraform_data resources (built into Terraform, no provider) come along when they run
+    nothing: their preconditions are the checks that relate inputs through locals.
+    """
     shutil.copytree(TF / "templates", dest / "templates")
+    shutil.copytree(TF / "monitoring", dest / "monitoring")
     parts = [(TF / "variables.tf").read_text()]
     for path in sorted(TF.glob("*.tf")):
+        text = path.read_text()
+        data = [b for b in top_level_blocks(text, "resource") if '"terraform_data"' in b]
+        for block in [b for b in data if "provisioner" not in b]:
+            parts.append(block)
         for kind in ("locals", "output", "check"):
-            for block in top_level_blocks(path.read_text(), kind):
+            for block in top_level_blocks(text, kind):
                 for ref, stub in STUBS.items():
                     block = re.sub(re.escape(ref) + r"\b", stub, block)
                 assert not re.search(r"\b(linode|tls)_[a-z_]+\.", block), block
@@ -948,8 +1048,12 @@ def test_real_terraform_evaluates_each_example(harness, variables, locals_, exam
     assert outputs["estimated_cost"]["price_table_as_of"] == values["price_table"]["as_of"]
     for r, n in values["model_regions"].items():
         endpoint = outputs["model_endpoints"][r]
-        assert endpoint["load_balanced"] == balanced(values, n) and len(endpoint["servers"]) == n
+        assert endpoint["servers"] == {f"{r}-{i + 1}": f"10.77.0.{11 + i}" for i in range(n)}
         assert endpoint["url"] == f"https://mm-{r}.moviemind.internal:{values['model_port']}"
+        assert endpoint["release"] == {
+            "image_tag": values["model_image_tag"],
+            "preset": values["model_preset"],
+        }
     assert set(outputs["harness_edge_user_data"]) == set(values["edge_regions"])
     assert len(outputs["harness_model_user_data"]) == sum(values["model_regions"].values())
     shown = json.dumps({k: v for k, v in outputs.items() if not k.startswith("harness_")})
@@ -972,3 +1076,191 @@ def test_real_terraform_rejects_a_bad_region(harness, tmp_path) -> None:
     )
     assert proc.returncode != 0
     assert "Every edge region must be a Linode core region id" in proc.stderr
+
+
+def plan_error(harness: Path, tmp_path: Path, *extra: str) -> str:
+    """Plan the minimal example with extra -var flags; the error text ('' when it plans)."""
+    proc = terraform(
+        ["plan", "-input=false", f"-state={tmp_path / 's'}", f"-var-file={EXAMPLES[0]}"]
+        + secret_args()
+        + list(extra),
+        harness,
+        check=False,
+    )
+    return "" if proc.returncode == 0 else " ".join(proc.stderr.split())
+
+
+def test_real_terraform_rejects_inconsistent_model_settings(harness, tmp_path) -> None:
+    """The preconditions that relate inputs through the presets, evaluated by Terraform."""
+    assert plan_error(harness, tmp_path) == ""
+    # Defect 11: the reference model without a checksum is refused, with the reason.
+    assert "set model_gguf_sha256 to that file's sha256" in plan_error(
+        harness, tmp_path, "-var=model_gguf_sha256="
+    )
+    # The demo model needs neither a URL nor a checksum, and fits a small plan.
+    assert (
+        plan_error(
+            harness,
+            tmp_path,
+            "-var=model_preset=smollm2-135m-demo",
+            "-var=model_gguf_sha256=",
+            "-var=model_instance_type=g6-standard-1",
+        )
+        == ""
+    )
+    # The 7B does not fit 4 GB.
+    assert "needs a plan with at least 8192 MB" in plan_error(
+        harness, tmp_path, "-var=model_instance_type=g6-standard-2"
+    )
+    assert "model_preset = custom needs model_gguf_url" in plan_error(
+        harness, tmp_path, "-var=model_preset=custom"
+    )
+    assert "needs model_previous" in plan_error(
+        harness, tmp_path, '-var=model_hold_regions=["us-ord"]'
+    )
+
+
+def test_a_rollout_holds_back_the_listed_regions(harness, tmp_path) -> None:
+    """Defect 4: a new model release leaves every edge untouched (they call the NodeBalancers'
+    stable addresses), and regions in model_hold_regions keep model_previous."""
+    example = TF / "examples" / "multi-region.tfvars"
+
+    def user_data(*extra: str) -> tuple[dict[str, str], dict[str, str]]:
+        state = tmp_path / f"s{len(list(tmp_path.iterdir()))}"
+        terraform(
+            ["apply", "-auto-approve", "-input=false", f"-state={state}", f"-var-file={example}"]
+            + secret_args()
+            + list(extra),
+            harness,
+        )
+        out = json.loads(terraform(["output", "-json", f"-state={state}"], harness).stdout)
+        return out["harness_edge_user_data"]["value"], out["harness_model_user_data"]["value"]
+
+    edges, before = user_data()
+    sha = TEST_SECRETS["model_gguf_sha256"]
+    previous = (
+        '-var=model_previous={image_tag = "0.1.0", preset = "mistral-7b-openorca-q4km", '
+        f'gguf_sha256 = "{sha}"}}'
+    )
+    rollout_edges, rollout = user_data(
+        "-var=model_image_tag=0.2.0", previous, '-var=model_hold_regions=["eu-central"]'
+    )
+    assert rollout_edges == edges, "a model rollout re-creates no edge"
+    assert rollout["eu-central-1"] == before["eu-central-1"], "held region untouched"
+    for k in ("us-ord-1", "us-ord-2"):
+        assert rollout[k] != before[k] and "/model-server:0.2.0" in rollout[k]
+    done_edges, done = user_data("-var=model_image_tag=0.2.0")
+    assert done_edges == edges
+    assert done["eu-central-1"] != before["eu-central-1"]
+    assert done["us-ord-1"] == rollout["us-ord-1"], "finishing the rollout leaves us-ord alone"
+
+
+# ------------------------------------------------------------ the review's remaining defects
+
+
+def test_no_deprecated_instance_address_attribute() -> None:
+    """Defect 6: linode_instance.ip_address is deprecated (provider PR #1849)."""
+    for path in TF.glob("*.tf"):
+        code = re.sub(r"#.*", "", path.read_text())
+        assert not re.search(r"linode_instance\.[a-z_]+\[[^\]]*\]\.ip_address", code), path.name
+        assert ".ip_address" not in code, path.name
+
+
+def test_nodebalancer_node_labels_fit_the_api_limit(tf, locals_) -> None:
+    """Defect 7: node labels are at most 32 characters for the longest region and ordinal."""
+    node = resources(tf, "linode_nodebalancer_node")["model"]
+    label = node["label"].strip('"')
+    longest_key = max(hcl_value(locals_["regions"]), key=len) + "-10"
+    rendered = re.sub(r"\$\{each\.key\}", longest_key, label)
+    rendered = re.sub(r"\$\{nonsensitive\(substr\(sha256\([^}]*\), 0, 6\)\)\}", "x" * 6, rendered)
+    assert "${" not in rendered, rendered
+    assert len(rendered) <= 32, rendered
+    nb = resources(tf, "linode_nodebalancer")["model"]
+    nb_label = nb["label"].strip('"').replace("${var.project}", "p" * 16)
+    nb_label = nb_label.replace("${each.key}", max(hcl_value(locals_["regions"]), key=len))
+    assert len(nb_label) <= 32, nb_label
+
+
+def test_instances_pin_the_interface_generation(tf) -> None:
+    """Defect 9: firewall_id, interfaces and booted apply only to legacy config interfaces."""
+    for name, body in resources(tf, "linode_instance").items():
+        assert hcl_value(body["interface_generation"]) == "legacy_config", name
+        assert "private_ip" not in body, f"{name}: the VPC replaces the shared private network"
+
+
+def test_model_regions_keep_their_address_and_check_readiness(tf, locals_) -> None:
+    """Defects 4 and 5: every region's NodeBalancer is its stable address, checks /readyz over
+    HTTP, and a replaced server goes only after its successor passed that check."""
+    for rtype in ("linode_nodebalancer", "linode_nodebalancer_config", "linode_vpc"):
+        assert resources(tf, rtype)["model"]["for_each"] == "${var.model_regions}", rtype
+    assert "linode_nodebalancer.model[r].ipv4" in json.dumps(locals_["model_address"])
+    assert "linode_instance" not in json.dumps(locals_["model_address"])
+    config = resources(tf, "linode_nodebalancer_config")["model"]
+    assert hcl_value(config["protocol"]) == "https"
+    assert hcl_value(config["check"]) == "http" and hcl_value(config["check_path"]) == "/readyz"
+    gate = resources(tf, "terraform_data")["model_ready"]
+    assert "linode_nodebalancer_node.model[each.key].id" in json.dumps(gate["triggers_replace"])
+    (provisioner,) = gate["provisioner"]
+    assert provisioner['"local-exec"']["command"] == '"${path.module}/scripts/wait-node-up.sh"'
+    assert (TF / "scripts" / "wait-node-up.sh").stat().st_mode & 0o111
+    for rtype, name in (
+        ("linode_instance", "model"),
+        ("linode_nodebalancer_node", "model"),
+        ("terraform_data", "model_ready"),
+    ):
+        (lc,) = resources(tf, rtype)[name]["lifecycle"]
+        assert lc["create_before_destroy"] is True, rtype
+
+
+def test_wait_script_waits_for_up_and_gives_up_at_the_deadline(tmp_path) -> None:
+    """The rollout gate against a stand-in of the API endpoint it polls (same JSON shape)."""
+    import http.server
+    import threading
+
+    answers = iter(["unknown", "DOWN", "UP"])
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            assert self.path == "/v4/nodebalancers/1/configs/2/nodes/3"
+            assert self.headers["Authorization"] == "Bearer test-token"
+            body = json.dumps({"id": 3, "status": next(answers, "DOWN")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = tmp_path / "wait.sh"
+        # The same script with a short poll interval.
+        script.write_text(
+            (TF / "scripts" / "wait-node-up.sh").read_text().replace("sleep 20", "sleep 0.1")
+        )
+        env = {
+            "PATH": os.environ["PATH"],
+            "LINODE_TOKEN": "test-token",
+            "LINODE_API_URL": f"http://127.0.0.1:{server.server_address[1]}/v4",
+            "NB_ID": "1",
+            "CONFIG_ID": "2",
+            "NODE_ID": "3",
+            "TIMEOUT_S": "30",
+            "LABEL": "us-ord-1",
+        }
+        ok = subprocess.run(
+            ["sh", str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert ok.returncode == 0 and "ready (NodeBalancer node UP)" in ok.stdout, ok
+        late = subprocess.run(
+            ["sh", str(script)],
+            env={**env, "TIMEOUT_S": "0"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert late.returncode == 1 and "not ready after 0s" in late.stderr, late
+    finally:
+        server.shutdown()

@@ -15,7 +15,7 @@ import pytest
 
 from tests.openai_stub import OpenAIStub, Stream
 from tests.servers import Server, start_edge
-from tests.test_edge_reasons import fitting_reasons
+from tests.integration.test_edge_reasons import fitting_reasons
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

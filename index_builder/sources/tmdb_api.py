@@ -21,6 +21,7 @@ import msgspec
 from index_builder.sources import SourceStats
 from index_builder.sources.tmdb_export import RowError, movie_from_tmdb
 from moviemind_core.catalog import Movie
+from moviemind_core.config import SettingsError, env_names, reject_unknown
 
 __all__ = [
     "TmdbAuthError",
@@ -125,6 +126,10 @@ class TmdbSettings(msgspec.Struct, frozen=True):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TmdbSettings:
         """Build settings from `MOVIEMIND_TMDB_*`; raise `TmdbSettingsError` on a bad value."""
         env = os.environ if environ is None else environ
+        try:  # a misspelt name would otherwise silently leave its default
+            reject_unknown(env, _ENV_PREFIX, env_names(cls).values())
+        except SettingsError as exc:
+            raise TmdbSettingsError(str(exc)) from None
         kwargs: dict[str, Any] = {"token": env.get(f"{_ENV_PREFIX}TOKEN", "")}
         for info in msgspec.structs.fields(cls):
             name, kind = info.name, info.type

@@ -1,7 +1,8 @@
 # Minimal: one region, the smallest machines that run the reference model
 # (Mistral-7B-OpenOrca Q4_K_M, ~4.4 GB file, ~6 GB resident at a 2048-token context).
-#   1 x g6-nanode-1 edge + 1 x g6-standard-4 (8 GB) model server + Object Storage
-#   Estimated $0.087/hour, $58/month (price_table as of 2026-09-17; `terraform output estimated_cost`).
+#   1 x g6-nanode-1 edge + 1 x g6-standard-4 (8 GB) model server + 1 NodeBalancer
+#   + Object Storage (+ one reserved IPv4 for the edge, priced separately by Akamai)
+#   Estimated $0.102/hour, $68/month (price_table as of 2026-09-17; `terraform output estimated_cost`).
 # Secrets are not in this file: see secrets.auto.tfvars.example.
 #
 #   cd terraform && terraform apply -var-file=examples/minimal.tfvars
@@ -19,14 +20,17 @@ image_registry  = "ghcr.io/your-org/moviemind"
 edge_image_tag  = "0.1.0"
 model_image_tag = "0.1.0"
 
-# Fetched once by each model server and verified against model_gguf_sha256.
-model_gguf_url = "https://huggingface.co/TheBloke/Mistral-7B-OpenOrca-GGUF/resolve/main/mistral-7b-openorca.Q4_K_M.gguf"
-model_engine   = "ctransformers"
-model_context  = 2048
-model_slots    = 1
+# The reference model (the default preset): Mistral-7B-OpenOrca Q4_K_M, fetched once by each
+# model server and verified against model_gguf_sha256 (secrets.auto.tfvars).
+model_preset = "mistral-7b-openorca-q4km"
+model_slots  = 1
 
 index_region = "us-ord"
-index_bucket = "moviemind-index-your-org"
+
+# HTTPS: after `terraform apply -target=linode_networking_ip.edge`, point this name's A record
+# at the reserved address (`terraform output edge_addresses`), then apply everything.
+edge_hostnames = { "us-ord" = "movies.example.com" }
+index_bucket   = "moviemind-index-your-org"
 
 # Add your key and address to be able to SSH in; with none, use the Lish console.
 ssh_authorized_keys = []

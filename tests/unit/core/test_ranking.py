@@ -273,3 +273,29 @@ def test_a_negative_direction_pushes_matching_movies_down() -> None:
     assert set(plain) == {1, 2}
     pushed = [s.movie.id for s in rank(b, priors, None, 2, mood=mood, negative=unit(vectors[1]))]
     assert pushed[0] == 2 and 1 not in pushed
+
+
+def test_movies_the_catalog_describes_with_an_excluded_word_are_pushed_down() -> None:
+    movies = [
+        movie(0, "Liked", 2000, votes=100),
+        movie(1, "Splatter Fest", 2000, votes=100, keywords=("gory", "zombies")),
+        movie(2, "Quiet Night", 2000, votes=100, keywords=("romance",)),
+        movie(3, "Bloody Sunday", 2000, votes=100, keywords=("bloody", "war"), genres=("Drama",)),
+    ]
+    b = make_bundle(movies, SAME[:4], {0: [(1, 0.9), (3, 0.8), (2, 0.2)]})
+    priors = Priors(b.movies, 20)
+    assert priors.rows_described_as({"gory", "bloody", "nope"}).tolist() == [1, 3]
+    assert priors.rows_described_as({"drama"}).tolist() == [3]  # genres count too
+    plain = [s.movie.id for s in rank(b, priors, None, 3, liked_rows=[0], settings=COLLAB_ONLY)]
+    assert plain == [1, 3, 2]
+    avoid = priors.rows_described_as({"gory", "bloody"})
+    pushed = rank(
+        b,
+        priors,
+        None,
+        3,
+        liked_rows=[0],
+        avoid_rows=avoid,
+        settings=RankingSettings(w_collab=1.0, w_similarity=0, w_quality=0, w_popularity=0),
+    )
+    assert [s.movie.id for s in pushed][0] == 2

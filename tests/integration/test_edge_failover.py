@@ -49,6 +49,12 @@ def pair(logs: Path, sample_index: Path) -> Iterator[tuple[Server, Server, Serve
             **PATIENT,
         )
         started.append(e)
+        # Priming goes through the breakers: a kill while it is in flight would open A's breaker
+        # before any user request, and these tests are about what user requests see.
+        deadline = time.monotonic() + 120
+        while "primed the prefix cache" not in e.log():
+            assert time.monotonic() < deadline, e.log()
+            time.sleep(0.2)
         yield a, b, e
     finally:
         for s in reversed(started):

@@ -1,0 +1,78 @@
+"""scripts/demo.py (`make demo`): a SIGTERM stops both servers it started, not only the script."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ROOT, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The field after the parenthesised command name (which may hold spaces) is the state,
+            # then the parent pid.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_stops_both_servers(sample_index: Path, tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MOVIEMIND_")},
+        "MOVIEMIND_MODEL_PORT": str(free_port()),
+        "MOVIEMIND_EDGE_PORT": str(free_port()),
+        "MOVIEMIND_MODEL_THREADS": "1",
+        "MOVIEMIND_EDGE_INDEX": str(sample_index),
+        "DISPLAY": "",
+    }
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "scripts/demo.py"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    servers: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while "moviemind is running" not in log.read_text():
+            assert demo.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        servers = children(demo.pid)
+        assert len(servers) == 2, servers
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(40)
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in servers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in servers if alive(p)], log.read_text()
+        assert "stopping" in log.read_text()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        for p in servers:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)

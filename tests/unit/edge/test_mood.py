@@ -1,0 +1,45 @@
+"""edge.mood: what a person wants, and what they exclude, from one free-text mood."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.mood import Mood, excluded_words, parse_mood
+
+GENRES = ["horror", "animation", "children", "sci-fi", "comedy", "romance", "drama", "film-noir"]
+
+
+@pytest.mark.parametrize(
+    ("text", "mood"),
+    [
+        ("slow-burn sci-fi, nothing gory", Mood("slow-burn sci-fi", ("gory",))),
+        ("nothing too dark", Mood("", ("dark",))),
+        ("no horror", Mood("", (), ("Horror",))),
+        ("not animated", Mood("", (), ("Animation",))),
+        ("without gore", Mood("", ("gore",))),
+        ("funny but not childish", Mood("funny", ("childish",))),
+        ("heist with a twist and no romance", Mood("heist with a twist", (), ("Romance",))),
+        ("epic battles, no cartoons please", Mood("epic battles", (), ("Animation",))),
+        ("no horror movies", Mood("", (), ("Horror",))),
+        ("no a-list actors", Mood("", ("a-list actors",))),
+        ("space opera", Mood("space opera")),
+        # "noir" and "nothing" contain "no" but are not negations.
+        ("noir with nothing supernatural", Mood("noir with", ("supernatural",))),
+        ("", Mood("")),
+    ],
+)
+def test_parse_mood(text: str, mood: Mood) -> None:
+    assert parse_mood(text, GENRES) == mood
+
+
+def test_a_genre_word_the_catalog_lacks_stays_an_excluded_phrase() -> None:
+    assert parse_mood("no westerns", GENRES) == Mood("", ("westerns",))
+    assert parse_mood("no westerns", [*GENRES, "western"]) == Mood("", (), ("Western",))
+
+
+def test_excluded_words_cover_the_catalogs_vocabulary() -> None:
+    assert {"gore", "gory", "bloody"} <= excluded_words("gore")
+    assert {"dark", "bleak", "grim"} <= excluded_words("too dark")
+    assert {"violence", "violent", "brutal"} <= excluded_words("violence")
+    assert "zombie" in excluded_words("zombies")  # plural -> singular
+    assert excluded_words("the movies") == set()
