@@ -672,7 +672,8 @@ def run(args: argparse.Namespace) -> int:
 
         results: dict[str, Any] = {"edge_threads": edge_threads, "model_threads": model_threads}
         search_part(args, edge.url, baseline_srv.url, edge_threads, results)
-        stream = {"k": RECOMMEND_K, "stream": True}
+        # debug: the edge streams the model's raw text as `token` events only when asked.
+        stream = {"k": RECOMMEND_K, "stream": True, "debug": True}
         designs = [
             Design("edge", "moviemind edge (one streamed call)", edge.url, "/v1/recommend", stream)
         ]

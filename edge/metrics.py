@@ -53,6 +53,12 @@ class EdgeMetrics:
             "titles in model answers that were not candidates",
             registry=r,
         )
+        self.reasons = Counter(
+            "moviemind_edge_reasons",
+            "model-written reasons by verdict: shown, or the gate rule that rejected it",
+            ["verdict"],
+            registry=r,
+        )
         self.index_reloads = Counter(
             "moviemind_edge_index_reloads", "index loads", ["result"], registry=r
         )

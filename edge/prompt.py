@@ -135,3 +135,50 @@ def build_prompt(
         tokens=used,
         dropped=len(candidates) - len(chosen),
     )
+
+
+# ---- guided reasons: the ranker has picked; the model writes one line per pick --------------
+
+# Fixed and first, like SYSTEM_PROMPT, so the model server's prefix cache always holds it.
+REASON_SYSTEM_PROMPT = (
+    "You are moviemind, a movie recommender. The user says which movies they enjoyed and lists "
+    "the movies picked for them, with facts about each. For each pick, write one sentence in "
+    "your own words on why this user will enjoy it, under 25 words. Write about that movie only."
+)
+
+
+def pick_facts(m: Movie) -> str:
+    """'Gladiator (2000) - action, adventure, drama; ancient rome, gladiators, revenge; A Roman
+    general betrayed by ...': what a reason is made of, unlike the answer line's format."""
+    parts = [", ".join(m.genres[:3]).lower()] if m.genres else []
+    if m.keywords:
+        parts.append(", ".join(m.keywords[:5]))
+    return display_label(m) + (" - " + "; ".join(parts) if parts else "")
+
+
+def display_label(m: Movie) -> str:
+    """'Gladiator (2000)': the short title and year, as the answer lines name a pick."""
+    return short_title(m.title) + (f" ({m.year})" if m.year else "")
+
+
+def reason_line_head(n: int, m: Movie) -> str:
+    """'1. Gladiator (2000): ', the part of each answer line the edge writes itself."""
+    return f"{n}. {display_label(m)}:"
+
+
+def build_reason_prompt(
+    liked: Sequence[Movie], query: str, picks: Sequence[Movie]
+) -> list[dict[str, str]]:
+    """System and user messages asking for one reason per pick; the edge appends the assistant
+    message (the answer so far plus the next line's head) for each pick."""
+    lines = []
+    if liked:
+        lines.append("I enjoyed: " + "; ".join(display_label(m) for m in liked[:8]) + ".")
+    if query.strip():
+        lines.append(f"Mood: {query.strip()[:300]}")
+    lines.append("Picked for me:")
+    lines += [pick_facts(m) for m in picks]
+    return [
+        {"role": "system", "content": REASON_SYSTEM_PROMPT},
+        {"role": "user", "content": "\n".join(lines)},
+    ]

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
-from edge.grounding import Pick, ground
+from edge.grounding import ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
 from edge.mood import excluded_words, parse_mood
-from edge.prompt import ApproxCounter, HFCounter, TokenCounter, build_prompt, candidate_line
+from edge.prompt import (
+    ApproxCounter,
+    HFCounter,
+    TokenCounter,
+    build_prompt,
+    build_reason_prompt,
+    reason_line_head,
+    short_title,
+)
+from edge.reason_gate import TRUNCATED, GateContext, check, clean
 from edge.settings import EdgeSettings
 from edge.titles import Resolved, pick_in_context
 from edge.upstream import (
@@ -30,6 +40,7 @@ from edge.upstream import (
 )
 from edge.wire import (
     MovieOut,
+    ReasonEvent,
     Recommendation,
     RecommendRequest,
     RecommendResponse,
@@ -64,26 +75,35 @@ class Prepared:
     ranked: list[Scored]
     timings: Timings
     started: float
+    model_started: float = 0.0
 
 
-def metadata_reason(m: Movie, liked: list[Movie], query: str, snapshot: Snapshot) -> str:
-    """A reason built from catalog data alone (retrieval-only and degraded answers)."""
+def metadata_reason(
+    m: Movie, liked: list[Movie], query: str, snapshot: Snapshot, because: int | None = None
+) -> str:
+    """A reason built from catalog data alone: shown first, and wherever no model reason passes
+    the gate. `because` is the liked movie the ranker credits for the pick, when it says."""
     parts = []
+    # IMAX is a screen format MovieLens files among the genres, not a reason.
+    genres = [g for g in m.genres if g != "IMAX"]
     if liked:
-        vec = snapshot.bundle.vector(m.id)
-        best = (
-            max(liked, key=lambda lm: float(snapshot.bundle.vector(lm.id) @ vec))
-            if vec is not None
-            else liked[0]
-        )
-        shared = [g for g in m.genres if g in best.genres]
+        credited = [lm for lm in liked if lm.id == because]
+        vec = None if credited else snapshot.bundle.vector(m.id)
+        if credited:
+            best = credited[0]
+        elif vec is not None:
+            best = max(liked, key=lambda lm: float(snapshot.bundle.vector(lm.id) @ vec))
+        else:
+            best = liked[0]
+        shared = [g for g in genres if g in best.genres]
         parts.append(
-            f"Close to {best.title}" + (f": also {', '.join(shared[:3]).lower()}" if shared else "")
+            f"Close to {short_title(best.title)}"
+            + (f": also {', '.join(shared[:3]).lower()}" if shared else "")
         )
     elif query:
         parts.append(
             f"Matches \u201c{query[:60]}\u201d"
-            + (f": {', '.join(m.genres[:3]).lower()}" if m.genres else "")
+            + (f": {', '.join(genres[:3]).lower()}" if genres else "")
         )
     if m.keywords:
         parts.append(", ".join(m.keywords[:3]))
@@ -95,20 +115,15 @@ def metadata_reason(m: Movie, liked: list[Movie], query: str, snapshot: Snapshot
     return "; ".join(parts) + "."
 
 
-def usable_reason(reason: str | None, p: Prepared, movie: Movie | None = None) -> bool:
-    """False for what small models put where a reason belongs: a bare title, a genre list, or
-    the candidate's own prompt line echoed back."""
-    if not reason or len(reason.split()) < 3:
-        return False
-    key = lookup_key(reason)
-    titles = {lookup_key(m.title) for m in p.liked} | {lookup_key(s.movie.title) for s in p.ranked}
-    if key in titles:
-        return False
-    if movie is not None and key in lookup_key(candidate_line(0, movie, 2)):
-        return False
-    genres = {g.lower() for s in p.ranked for g in s.movie.genres}
-    words = [w.strip().lower() for w in reason.replace("|", ",").split(",")]
-    return not all(w in genres for w in words if w)
+@dataclass
+class Draft:
+    """An answer being written: the picks in their shown order and the reasons that passed."""
+
+    picks: list[Scored]
+    reasons: dict[int, str] = field(default_factory=dict)
+    raw: list[str] = field(default_factory=list)
+    model: str | None = None
+    dropped: list[str] = field(default_factory=list)
 
 
 class Recommender:
@@ -151,9 +166,13 @@ class Recommender:
         first user's request is as fast as the rest; returns how many servers took it."""
         try:
             counter = await self.token_counter(wait=True)
-            k = RecommendRequest().k  # the request line is part of the prefix: prime the default
-            prompt = build_prompt([], "", [], k, counter, self.settings.prompt_tokens)
-            primed = await self.upstream.prime(prompt.messages)
+            if self.settings.llm_rerank:
+                k = RecommendRequest().k  # the request line is part of the prefix: prime it
+                prompt = build_prompt([], "", [], k, counter, self.settings.prompt_tokens)
+                messages = prompt.messages
+            else:
+                messages = build_reason_prompt([], "", [])[:1]  # the fixed system message
+            primed = await self.upstream.prime(messages)
         except Exception as exc:  # an optimisation: never let it disturb start-up
             log.warning("prefix priming failed: %s: %s", type(exc).__name__, exc)
             return 0
@@ -307,123 +326,250 @@ class Recommender:
                 )
         return liked, resolved
 
-    def _recommendation(self, p: Prepared, pick: Pick, scores: dict[int, float]) -> Recommendation:
-        m = pick.movie
-        reason = pick.reason if usable_reason(pick.reason, p, m) else None
-        reason = reason or metadata_reason(m, p.liked, p.request.query.strip(), p.snapshot)
+    def _recommendation(
+        self, p: Prepared, rank: int, s: Scored, reason: str | None
+    ) -> Recommendation:
+        m = s.movie
+        catalog = metadata_reason(
+            m, p.liked, p.request.query.strip(), p.snapshot, getattr(s, "because", None)
+        )
         return Recommendation(
             id=m.id,
             title=m.title,
             year=m.year,
             genres=list(m.genres),
-            score=round(scores.get(m.id, 0.0), 4),
-            reason=reason,
+            score=round(s.score, 4),
+            reason=reason or catalog,
+            reason_source="model" if reason else "catalog",
         )
+
+    def shown_first(self, p: Prepared) -> list[Recommendation]:
+        """What the client sees before the model has written anything: the ranker's picks (all
+        candidates when the model may reorder them) with catalog reasons."""
+        picks = (
+            p.ranked if self.settings.llm_rerank and p.request.explain else p.ranked[: p.request.k]
+        )
+        return [self._recommendation(p, i, s, None) for i, s in enumerate(picks)]
 
     def finish(
         self,
         p: Prepared,
-        text: str | None,
+        draft: Draft,
         *,
         degraded_reason: str | None = None,
-        model: str | None = None,
     ) -> RecommendResponse:
-        """Ground the model's text (or nothing) into k catalog recommendations."""
-        candidates = [s.movie for s in p.ranked]
-        scores = {s.movie.id: s.score for s in p.ranked}
-        grounded = ground(text or "", candidates, p.request.k, exclude={m.id for m in p.liked})
-        if grounded.dropped:
-            self.metrics.dropped_titles.inc(len(grounded.dropped))
+        """The final answer: the draft's picks, each with its gated model reason or the catalog's."""
+        if draft.dropped:
+            self.metrics.dropped_titles.inc(len(draft.dropped))
         if degraded_reason:
             self.metrics.degraded.labels(degraded_reason.split(":")[0]).inc()
         p.timings.total = ms(time.perf_counter() - p.started)
+        recs = [
+            self._recommendation(p, i, s, draft.reasons.get(s.movie.id))
+            for i, s in enumerate(draft.picks)
+        ]
+        # Only gated text: the model's reasons that passed, one line per pick.
+        lines = [f"{r.title}: {r.reason}" for r in recs if r.reason_source == "model"]
+        raw = "".join(draft.raw)
         return RecommendResponse(
-            recommendations=[self._recommendation(p, pick, scores) for pick in grounded.picks],
+            recommendations=recs,
             resolved_liked=p.resolved,
             unresolved_liked=p.unresolved,
-            explanation=text.strip() if text else None,
+            explanation="\n".join(lines) or None,
             degraded=degraded_reason is not None,
             degraded_reason=degraded_reason,
-            model=model,
+            model=draft.model,
             timings_ms=p.timings,
-            dropped_titles=grounded.dropped,
+            dropped_titles=draft.dropped,
             index_version=p.snapshot.version,
+            raw_model_text=raw if p.request.debug and raw else None,
         )
 
-    async def ask_model(
-        self, p: Prepared
-    ) -> AsyncIterator[StreamStarted | TokenDelta | StreamEnded]:
-        """Stream the model's answer for a prepared request (raises Upstream* errors)."""
+    async def _complete(
+        self,
+        p: Prepared,
+        messages: list[dict],
+        max_tokens: int,
+        stop: list[str] | None,
+        extra: dict,
+    ) -> tuple[str, bool, str | None]:
+        """One model call, read to its end: (text, finished by itself, model name)."""
+        parts: list[str] = []
+        model = None
+        finished = False
+        t0 = time.perf_counter()
+        async with contextlib.aclosing(
+            self.upstream.stream_chat(
+                messages,
+                max_tokens=max_tokens,
+                temperature=0.0,
+                seed=1,
+                stop=stop,
+                # Small models loop ("comedy, comedy, ..."); a mild penalty keeps lines varied.
+                extra={"repetition_penalty": 1.15, **extra},
+            )
+        ) as events:
+            async for ev in events:
+                if isinstance(ev, StreamStarted):
+                    model = ev.model
+                    if p.timings.llm_first_token is None:
+                        p.timings.llm_first_token = ms(time.perf_counter() - p.model_started)
+                        self.metrics.first_token.observe(time.perf_counter() - t0)
+                elif isinstance(ev, TokenDelta):
+                    parts.append(ev.text)
+                elif isinstance(ev, StreamEnded):
+                    finished = ev.finish_reason != "length"
+        return "".join(parts), finished, model
+
+    def _gate(
+        self, p: Prepared, draft: Draft, s: Scored, raw: str, finished: bool, ctx: GateContext
+    ) -> str | None:
+        """The reason to show for pick `s` from the model's `raw` line, or None (counted)."""
+        text = clean(raw, finished)
+        verdict = check(text, s.movie, ctx, list(draft.reasons.values())) if text else TRUNCATED
+        self.metrics.reasons.labels(verdict or "shown").inc()
+        return text if verdict is None else None
+
+    async def _guided(
+        self, p: Prepared, draft: Draft, deadline: float
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """One call per pick: the edge writes "2. Braveheart (1995):", the model finishes the
+        line. Each call's assistant message is the answer so far, so the model server's prefix
+        cache evaluates only the new line head."""
+        picks = [s.movie for s in draft.picks]
+        messages = build_reason_prompt(p.liked, p.request.query, picks)
+        ctx = GateContext(tuple(picks), tuple(p.liked), messages[-1]["content"])
+        so_far = ""
+        for i, s in enumerate(draft.picks):
+            head = reason_line_head(i + 1, s.movie)
+            call = [*messages, {"role": "assistant", "content": so_far + head}]
+            async with asyncio.timeout_at(deadline):
+                raw, finished, model = await self._complete(
+                    p,
+                    call,
+                    self.settings.reason_tokens,
+                    ["\n"],
+                    # vLLM's names for "continue the last message"; servers that read the last
+                    # message's role (llama.cpp, moviemind) ignore them.
+                    {"continue_final_message": True, "add_generation_prompt": False},
+                )
+            draft.model = draft.model or model
+            draft.raw.append(head + raw + "\n")
+            yield "token", head + raw + "\n"
+            so_far += head + raw + "\n"
+            reason = self._gate(p, draft, s, raw, finished, ctx)
+            if reason is not None:
+                draft.reasons[s.movie.id] = reason
+                yield "reason", ReasonEvent(id=s.movie.id, rank=i + 1, reason=reason)
+
+    async def _single(
+        self, p: Prepared, draft: Draft, deadline: float
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """Today's one answer for all picks, tied to the candidates by grounding: for upstreams
+        that cannot continue a message, and for LLM_RERANK (the model orders the candidates)."""
         counter = await self.token_counter()
+        candidates = [s.movie for s in draft.picks]
         prompt = build_prompt(
             p.liked,
             p.request.query,
-            [s.movie for s in p.ranked],
+            candidates,
             p.request.k,
             counter,
             self.settings.prompt_tokens,
             needs_year=lambda m: len(p.snapshot.bundle.titles.get(lookup_key(m.title), ())) > 1,
         )
-        max_tokens = min(self.settings.max_answer_tokens, 28 * p.request.k + 16)
-        async for event in self.upstream.stream_chat(
-            prompt.messages,
-            max_tokens=max_tokens,
-            temperature=0.0,
-            seed=1,
-            # Small models loop ("comedy, comedy, ..."); a mild penalty keeps the lines varied.
-            extra={"repetition_penalty": 1.15},
-        ):
-            yield event
+        max_tokens = min(
+            self.settings.max_answer_tokens, self.settings.reason_tokens * p.request.k + 16
+        )
+        try:
+            async with asyncio.timeout_at(deadline):
+                text, _, draft.model = await self._complete(
+                    p, prompt.messages, max_tokens, None, {}
+                )
+        except UpstreamBroken as exc:
+            text = exc.partial_text
+            self._ground(p, draft, text, prompt.messages[-1]["content"])
+            raise
+        draft.raw.append(text)
+        yield "token", text
+        self._ground(p, draft, text, prompt.messages[-1]["content"])
+        for i, s in enumerate(draft.picks):
+            if s.movie.id in draft.reasons:
+                yield (
+                    "reason",
+                    ReasonEvent(id=s.movie.id, rank=i + 1, reason=draft.reasons[s.movie.id]),
+                )
+
+    def _ground(self, p: Prepared, draft: Draft, text: str, user_prompt: str) -> None:
+        """Tie the single answer's lines to picks (reordering them only under LLM_RERANK)."""
+        candidates = [s.movie for s in draft.picks]
+        by_id = {s.movie.id: s for s in draft.picks}
+        grounded = ground(text, candidates, p.request.k, exclude={m.id for m in p.liked})
+        draft.dropped = grounded.dropped
+        if self.settings.llm_rerank:
+            draft.picks = [by_id[pick.movie.id] for pick in grounded.picks]
+        ctx = GateContext(tuple(s.movie for s in draft.picks), tuple(p.liked), user_prompt)
+        for pick in grounded.picks:
+            if pick.reason and pick.movie.id in {s.movie.id for s in draft.picks}:
+                reason = self._gate(p, draft, by_id[pick.movie.id], pick.reason, True, ctx)
+                if reason is not None:
+                    draft.reasons[pick.movie.id] = reason
 
     async def answer(self, p: Prepared) -> AsyncIterator[tuple[str, Any]]:
-        """The answer as events: ("token", text)*, maybe ("error", body), then ("result", response).
+        """The answer as events: ("reason", ReasonEvent)*, ("token", raw text)* only with debug,
+        maybe ("error", body), then ("result", response).
 
-        Whatever happens upstream, the last event is a grounded result: the model's picks, or
-        degraded retrieval when no model answered or one broke mid-answer.
+        The ranker's picks stand whatever the model does; the model only adds reasons, within
+        REASONS_TIMEOUT_S in all. No model, a broken one or a slow one: catalog reasons stay.
         """
+        draft = Draft(picks=list(p.ranked[: p.request.k]))
         if not p.request.explain:
-            yield "result", self.finish(p, None)
+            yield "result", self.finish(p, draft)
             return
-        t0 = time.perf_counter()
-        parts: list[str] = []
-        model = None
+        p.model_started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + self.settings.reasons_timeout_s
+        rerank = self.settings.llm_rerank
+        if rerank:
+            draft.picks = list(p.ranked)
+        guided = not rerank and await self.upstream.continues_final_message()
+        degraded = None
         try:
-            async for ev in self.ask_model(p):
-                if isinstance(ev, StreamStarted):
-                    model = ev.model
-                    p.timings.llm_first_token = ms(time.perf_counter() - t0)
-                    self.metrics.first_token.observe(time.perf_counter() - t0)
-                elif isinstance(ev, TokenDelta):
-                    parts.append(ev.text)
-                    yield "token", ev.text
-        except UpstreamBroken as exc:
-            p.timings.llm_total = ms(time.perf_counter() - t0)
+            steps = self._guided(p, draft, deadline) if guided else self._single(p, draft, deadline)
+            async with contextlib.aclosing(steps) as events:
+                async for kind, data in events:
+                    if kind != "token" or p.request.debug:
+                        yield kind, data
+        except UpstreamBroken:
             yield (
                 "error",
                 {
                     "type": "upstream_broken",
-                    "message": "the model server stopped mid-answer; completing from the catalog",
+                    "message": "the model server stopped mid-answer; the rest of the reasons "
+                    "come from the catalog",
                 },
             )
-            broken = "upstream_broken: the model stopped mid-answer"
-            text = exc.partial_text or "".join(parts)
-            yield "result", self.finish(p, text, degraded_reason=broken, model=model)
-            return
+            degraded = "upstream_broken: the model stopped mid-answer"
         except UpstreamTimeout:
-            yield (
-                "result",
-                self.finish(p, None, degraded_reason="upstream_timeout: no model answered in time"),
-            )
-            return
+            degraded = "upstream_timeout: no model answered in time"
         except UpstreamUnavailable:
-            down = "upstream_unavailable: no model server could answer"
-            yield "result", self.finish(p, None, degraded_reason=down)
-            return
-        p.timings.llm_total = ms(time.perf_counter() - t0)
-        yield "result", self.finish(p, "".join(parts), model=model)
+            if draft.model is not None:  # it answered for earlier picks, then went away
+                yield (
+                    "error",
+                    {"type": "upstream_broken", "message": "the model server went away mid-answer"},
+                )
+                degraded = "upstream_broken: the model stopped mid-answer"
+            else:
+                degraded = "upstream_unavailable: no model server could answer"
+        except TimeoutError:
+            # The reasons budget ran out: the picks written so far keep the model's reasons.
+            self.metrics.reasons.labels("timeout").inc()
+        if rerank and len(draft.picks) > p.request.k:
+            draft.picks = draft.picks[: p.request.k]
+        p.timings.llm_total = ms(time.perf_counter() - p.model_started)
+        yield "result", self.finish(p, draft, degraded_reason=degraded)
 
     async def recommend(self, p: Prepared) -> RecommendResponse:
-        """Non-streaming recommend: the model's grounded picks, or a degraded retrieval answer."""
+        """Non-streaming recommend: the ranker's picks with gated model reasons where written."""
         async for kind, data in self.answer(p):
             if kind == "result":
                 return data

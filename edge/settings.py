@@ -50,6 +50,13 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: Annotated[int, msgspec.Meta(ge=64, le=32768)] = 512
     max_answer_tokens: Annotated[int, msgspec.Meta(ge=8, le=4096)] = 256
     candidates: Annotated[int, msgspec.Meta(ge=5, le=200)] = 8
+    # Guided reasons: the token cap of each pick's reason, and the wall-clock budget for all of
+    # a request's reasons (picks whose reason is not written by then keep the catalog reason).
+    reason_tokens: Annotated[int, msgspec.Meta(ge=8, le=256)] = 48
+    reasons_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 8.0
+    # Let the model reorder the ranker's candidates (the older single-answer path). Off: only
+    # worth turning on where it was measured to pick better than the ranker.
+    llm_rerank: bool = False
     # At start-up, send the fixed prompt prefix to every model server once, so the first user
     # does not pay for evaluating it.
     prime_prefix: bool = True

@@ -23,6 +23,9 @@ class RecommendRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     filters: Filters = msgspec.field(default_factory=Filters)
     explain: bool = True
     stream: bool = False
+    # Also return the model's raw text (`raw_model_text`, and `token` events when streaming):
+    # for debugging prompts; the raw text has not passed the reason gate.
+    debug: bool = False
 
 
 class MovieOut(msgspec.Struct, kw_only=True):
@@ -48,6 +51,17 @@ class SearchHit(MovieOut, kw_only=True):
 class Recommendation(MovieOut, kw_only=True):
     score: float
     reason: str
+    # "model" when the reason is the model's (it passed the reason gate), else "catalog".
+    reason_source: str = "catalog"
+
+
+class ReasonEvent(msgspec.Struct, kw_only=True):
+    """A streamed `reason` event: pick `id` (1-based `rank`) gets a model-written reason."""
+
+    id: int
+    rank: int
+    reason: str
+    source: str = "model"
 
 
 class ResolvedLiked(msgspec.Struct, kw_only=True):
@@ -77,6 +91,8 @@ class RecommendResponse(msgspec.Struct, kw_only=True):
     degraded_reason: str | None = None
     dropped_titles: list[str] = msgspec.field(default_factory=list)
     index_version: str | None = None
+    # Only with `debug: true` in the request.
+    raw_model_text: str | None = None
 
 
 class SearchResponse(msgspec.Struct, kw_only=True):

@@ -260,6 +260,9 @@ class StreamUser(EdgeUser):
             "k": 5,
             "explain": True,
             "stream": True,
+            # `token` events (the model's raw text, one per written line) come only with debug;
+            # "recommend ttft" times the first of them.
+            "debug": True,
         }
         started = time.time()
         t0 = time.perf_counter()

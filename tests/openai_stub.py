@@ -101,6 +101,8 @@ class OpenAIStub:
 
     default: Behavior = field(default_factory=Stream)
     models: tuple[str, ...] = ("stub-model",)
+    # Advertised in /v1/models entries, e.g. {"continue_final_message": True} (prefill).
+    capabilities: dict[str, bool] | None = None
     tokenizer: bytes | None = None
     host: str = "127.0.0.1"
 
@@ -221,6 +223,9 @@ class OpenAIStub:
             data = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "stub"} for m in self.models
             ]
+            if self.capabilities is not None:
+                for entry in data:
+                    entry["capabilities"] = self.capabilities
             return await self._json(conn, 200, {"object": "list", "data": data})
         if method == "GET" and path == "/v1/tokenizer":
             if self.tokenizer is None:

@@ -487,40 +487,6 @@ def test_rate_limiter_off_and_bounded_memory(monkeypatch: pytest.MonkeyPatch) ->
     assert len(limiter.buckets) <= 50
 
 
-def test_reasons_that_are_only_a_title_or_genres_are_not_used() -> None:
-    from edge.service import Prepared, usable_reason
-    from edge.wire import RecommendRequest, Timings
-    from moviemind_core.ranking import Scored
-
-    liked = Movie(id=1, title="The Matrix", year=1999, genres=("Action", "Sci-Fi"))
-    cand = Movie(id=2, title="Gattaca", year=1997, genres=("Drama", "Sci-Fi", "Thriller"))
-    p = Prepared(
-        snapshot=None,  # type: ignore[arg-type]
-        request=RecommendRequest(liked=["The Matrix"]),
-        liked=[liked],
-        resolved=[],
-        unresolved=[],
-        ranked=[Scored(cand, 0.9, 0.9)],
-        timings=Timings(),
-        started=0.0,
-    )
-    assert not usable_reason(None, p)
-    assert not usable_reason("The Matrix", p)
-    assert not usable_reason("Matrix, The", p)
-    assert not usable_reason("Drama, Sci-Fi, Thriller", p)
-    assert not usable_reason("great", p)
-    assert usable_reason("a quiet, cerebral dystopia about identity", p)
-    echoed = Movie(
-        id=3,
-        title="Heat",
-        year=1995,
-        genres=("Crime",),
-        keywords=("heist", "rivalry", "los angeles"),
-    )
-    assert not usable_reason("heist, rivalry, los angeles", p, echoed)
-    assert usable_reason("a heist epic with two great leads", p, echoed)
-
-
 def test_ground_takes_the_title_a_line_starts_with() -> None:
     cands = [
         Movie(id=1, title="The Incredibles", year=2004),

@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.openai_stub import OpenAIStub, Stream
 from tests.servers import Server, start_edge
+from tests.integration.test_edge_reasons import fitting_reasons
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -21,10 +23,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ANSWER_TIMEOUT_S = 120  # above patient_edge's 80 s total upstream budget
 
-# Installed before submitting: records (page clock, ms) when the first streamed text shows up
-# and when the first card shows up, so the test can tell the answer streamed before the cards.
+# Installed before submitting: records (page clock, ms) when the first card shows up, when the
+# first model-written reason replaces a catalog one, and when any streamed raw text shows up.
 WATCH_JS = """
-window.__mm = {firstToken: null, firstCard: null};
+window.__mm = {firstCard: null, firstModelReason: null, firstToken: null};
 const stream = document.querySelector('[data-testid="stream-text"]');
 const cards = document.querySelector('[data-testid="cards"]');
 new MutationObserver(() => {
@@ -32,7 +34,8 @@ new MutationObserver(() => {
 }).observe(stream, {childList: true, characterData: true, subtree: true});
 new MutationObserver(() => {
   if (window.__mm.firstCard === null && cards.querySelector('[data-testid="card"]')) window.__mm.firstCard = performance.now();
-}).observe(cards, {childList: true, subtree: true});
+  if (window.__mm.firstModelReason === null && cards.querySelector('[data-source="model"]')) window.__mm.firstModelReason = performance.now();
+}).observe(cards, {childList: true, subtree: true, attributes: true, characterData: true});
 """
 
 
@@ -189,7 +192,7 @@ def patient_edge(logs: Path, sample_index: Path, model_server: Server) -> Iterat
         s.stop()
 
 
-def test_page_streams_recommendations_from_the_model(
+def test_page_shows_the_ranker_picks_with_reasons_from_the_model_server(
     browser, patient_edge: Server, tmp_path: Path
 ) -> None:
     edge = patient_edge
@@ -205,15 +208,18 @@ def test_page_streams_recommendations_from_the_model(
     assert not notice.is_displayed(), (
         f"the model did not answer: {notice.text!r}; edge log:\n{edge.log()}"
     )
-    assert marks["firstToken"] is not None, "no streamed model text appeared"
     assert marks["firstCard"] is not None
-    assert marks["firstToken"] < marks["firstCard"], f"cards came before any streamed text: {marks}"
-    streamed = driver.find_element(*by_testid("stream-text")).text
-    assert streamed.strip()
+    # The model's raw text is for debugging only: the page never shows it.
+    assert marks["firstToken"] is None
+    assert not driver.find_element("id", "stream-panel").is_displayed()
 
     # Liked movies are never recommended back, and every card is a catalog title with a reason.
-    assert 1 <= len(cards) <= 5
+    assert len(cards) == 5
     assert all(title != "The Matrix" for title, _ in cards)
+    sources = [
+        e.get_attribute("data-source") for e in driver.find_elements(*by_testid("card-reason"))
+    ]
+    assert set(sources) <= {"model", "catalog"} and len(sources) == 5
     resolved = driver.find_element(*by_testid("resolved")).text
     assert "The Matrix" in resolved
     chips = [c.text for c in driver.find_elements(*by_testid("chip"))]
@@ -231,6 +237,75 @@ def test_page_streams_recommendations_from_the_model(
     shot = tmp_path / "web-page.png"
     screenshot(driver, shot)
     assert shot.stat().st_size > 10_000
+
+
+JUNK_REASON = " comedy, drama, romance. [1] Lord of War: action, crime, drama."
+
+
+@pytest.fixture
+def guided_stub() -> Iterator[OpenAIStub]:
+    """A model server that continues the edge's line heads, slowly (0.4 s a reason)."""
+    with OpenAIStub(
+        Stream([JUNK_REASON], delay_s=0.4), capabilities={"continue_final_message": True}
+    ) as s:
+        yield s
+
+
+@pytest.fixture
+def guided_edge(logs: Path, sample_index: Path, guided_stub: OpenAIStub) -> Iterator[Server]:
+    s = start_edge(
+        logs,
+        [guided_stub.url],
+        index=str(sample_index),
+        MOVIEMIND_EDGE_PRIME_PREFIX="false",
+    )
+    # Warm the edge (first embedding, first ranking) so the page test times a steady state.
+    httpx.post(s.url + "/v1/recommend", json={"liked": ["Heat"], "explain": False}, timeout=30)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_page_shows_picks_at_once_and_fills_in_reasons(
+    browser, guided_edge: Server, guided_stub: OpenAIStub
+) -> None:
+    driver = browser
+    driver.get(guided_edge.url + "/")
+    choose_liked(driver, "heat", "Heat")
+    # Pick 2's reason is junk: the page must keep the catalog reason for it.
+    lines = fitting_reasons(guided_edge, {"liked": ["Heat"], "query": "tense", "k": 5})
+    lines[1] = JUNK_REASON
+    # Each reason in two pieces 0.4 s apart: ~0.8 s a pick, like a real model's line.
+    halves = [[" " + part for part in line.split(" ", 2)[1:]] for line in lines]
+    guided_stub.script(*[Stream(h, delay_s=0.4) for h in halves])
+    driver.find_element(*by_testid("query-input")).send_keys("tense")
+    driver.execute_script(WATCH_JS + "window.__mm.submitted = performance.now();")
+    driver.find_element(*by_testid("submit")).click()
+
+    # All picks are on screen, with catalog reasons, before the first model reason arrives.
+    first = wait_for(driver, "the picks", cards_done, timeout=20)
+    assert len(first) == 5
+    marks = driver.execute_script("return window.__mm")
+    assert marks["firstModelReason"] is None, marks
+    assert marks["firstCard"] - marks["submitted"] < 1000, marks
+    print(f"picks on screen {marks['firstCard'] - marks['submitted']:.0f} ms after the click")
+
+    wait_for(
+        driver,
+        "the submit button to come back",
+        lambda d: d.find_element(*by_testid("submit")).is_enabled(),
+        timeout=30,
+    )
+    marks = driver.execute_script("return window.__mm")
+    assert marks["firstModelReason"] - marks["firstCard"] >= 300, marks
+    reasons = driver.find_elements(*by_testid("card-reason"))
+    sources = [r.get_attribute("data-source") for r in reasons]
+    assert sources == ["model", "catalog", "model", "model", "model"], sources
+    assert reasons[0].text == lines[0].strip()
+    assert reasons[1].text == first[1][1]  # the catalog reason shown first stays
+    assert all("[1]" not in r.text for r in reasons)
+    assert not driver.find_element(*by_testid("error")).is_displayed()
 
 
 def test_static_files_have_their_content_types(edge: Server) -> None:

@@ -14,7 +14,7 @@ from edge.http.errors import error_response
 from edge.http.guards import API_GUARDS
 from edge.http.openapi import error_specs
 from edge.http.state import Edge, EdgeState
-from edge.service import Prepared, movie_out
+from edge.service import Prepared
 from edge.wire import RecommendRequest
 from moviemind_core.disconnect import ClientGone, cancel_on_disconnect
 
@@ -24,14 +24,15 @@ def sse(event: str, data: Any) -> bytes:
 
 
 async def sse_events(edge: EdgeState, p: Prepared) -> AsyncIterator[bytes]:
-    """candidates, token*, error?, recommendations, done."""
+    """candidates, (reason | token)*, error?, recommendations, done; tokens only with debug."""
     rec = edge.recommender
+    # The ranker's picks go out at once, with catalog reasons; model reasons follow.
     yield sse(
         "candidates",
         {
             "resolved_liked": p.resolved,
             "unresolved_liked": p.unresolved,
-            "candidates": [movie_out(s.movie) for s in p.ranked],
+            "candidates": rec.shown_first(p),
             "timings_ms": p.timings,
         },
     )
@@ -39,6 +40,8 @@ async def sse_events(edge: EdgeState, p: Prepared) -> AsyncIterator[bytes]:
     async for kind, data in rec.answer(p):
         if kind == "token":
             yield sse("token", {"text": data})
+        elif kind == "reason":
+            yield sse("reason", data)
         elif kind == "error":
             yield sse("error", data)
         else:

@@ -322,7 +322,11 @@
         r.genres && r.genres.length
           ? el("ul", { className: "genres", "aria-label": "Genres" }, ...r.genres.map((g) => el("li", { textContent: g })))
           : null,
-        el("p", { className: "reason", dataset: { testid: "card-reason" }, textContent: r.reason || "" }),
+        el("p", {
+          className: "reason",
+          dataset: { testid: "card-reason", source: r.reason_source || "catalog" },
+          textContent: r.reason || "",
+        }),
       )));
     cardsHeading.hidden = recs.length === 0;
   }
@@ -340,10 +344,21 @@
 
   const handlers = {
     candidates(d) {
+      // The ranker's picks arrive first, with reasons from the catalog: show them at once.
       renderUnderstood(d.resolved_liked, d.unresolved_liked);
-      const n = (d.candidates || []).length;
-      statusEl.textContent = `${n} candidate${n === 1 ? "" : "s"} found; asking the model…`;
+      const picks = d.candidates || [];
+      renderCards(picks);
+      const n = picks.length;
+      statusEl.textContent = `${n} pick${n === 1 ? "" : "s"} found; the model is writing reasons…`;
       reveal(results);
+    },
+    reason(d) {
+      // A model-written reason that passed the edge's gate replaces the catalog's for one pick.
+      const card = [...cards.children].find((c) => c.dataset.id === String(d.id));
+      const p = card && card.querySelector('[data-testid="card-reason"]');
+      if (!p) return;
+      p.textContent = d.reason || p.textContent;
+      p.dataset.source = d.source || "model";
     },
     token(d) {
       if (streamPanel.hidden) {

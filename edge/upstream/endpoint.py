@@ -61,6 +61,7 @@ class Endpoint:
         self.tokenizer_url = f"{base}/v1/tokenizer"
         self._model: str | None = None
         self.model_known = False
+        self.continues: bool | None = None  # advertises continue_final_message (prefill)
 
     async def model(self, deadline: float) -> str | None:
         """The "model" to send: the configured one, else the first this server lists (cached)."""
@@ -83,6 +84,24 @@ class Endpoint:
         # A server without a model list (4xx) gets no "model" field; most ignore it anyway.
         self._model, self.model_known = model, True
         return model
+
+    async def can_continue(self, deadline: float) -> bool | None:
+        """Whether this server advertises continuing a final assistant message (GET /v1/models;
+        cached), or None when it could not be asked now."""
+        if self.continues is None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    resp = await self.client.get(self.models_url, headers=self.headers)
+                if resp.is_success:
+                    entries = MODELS_DECODER.decode(resp.content).data
+                    self.continues = bool(
+                        entries and entries[0].capabilities.get("continue_final_message")
+                    )
+                elif resp.status_code < 500 and resp.status_code != 429:
+                    self.continues = False
+            except (TimeoutError, httpx.HTTPError, msgspec.DecodeError):
+                pass
+        return self.continues
 
     async def chat_request(
         self, request: dict, deadline: float

@@ -41,6 +41,8 @@ class _Chunk(msgspec.Struct):
 
 class _ModelEntry(msgspec.Struct):
     id: str
+    # What the server can do beyond plain chat, e.g. {"continue_final_message": true}.
+    capabilities: dict[str, bool] = {}
 
 
 class _ModelList(msgspec.Struct):

@@ -178,7 +178,13 @@ def test_recommend_with_the_model(keyed: httpx.Client) -> None:
     body = r.json()
     assert body["degraded"] is False, body.get("degraded_reason")
     assert body["model"] and "SmolLM2" in body["model"]
-    assert body["explanation"]
+    # Only reasons that passed the gate make up the explanation, one line per such pick.
+    from_model = [
+        f"{x['title']}: {x['reason']}"
+        for x in body["recommendations"]
+        if x["reason_source"] == "model"
+    ]
+    assert body["explanation"] == ("\n".join(from_model) or None)
     t = body["timings_ms"]
     assert 0 < t["llm_first_token"] <= t["llm_total"] <= t["total"]
     recs = body["recommendations"]
@@ -191,6 +197,7 @@ def test_recommend_with_the_model(keyed: httpx.Client) -> None:
 
 def test_stream_events_in_order_and_grounded(keyed: httpx.Client) -> None:
     body = {"liked": ["Toy Story"], "query": "something funny", "k": 3, "stream": True}
+    body["debug"] = True  # raw model text as token events too
     with keyed.stream("POST", "/v1/recommend", json=body) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -198,15 +205,19 @@ def test_stream_events_in_order_and_grounded(keyed: httpx.Client) -> None:
     names = [e for e, _ in events]
     assert names[0] == "candidates"
     assert names[-2:] == ["recommendations", "done"]
-    tokens = names[1:-2]
-    assert tokens and set(tokens) == {"token"}, names
-    candidates = {m["id"] for m in events[0][1]["candidates"]}
+    middle = names[1:-2]
+    assert "token" in middle and set(middle) <= {"token", "reason"}, names
+    shown = events[0][1]["candidates"]
     assert events[0][1]["resolved_liked"][0]["title"] == "Toy Story"
     final = events[-2][1]
     assert final["degraded"] is False and final["model"]
     recs = [x["id"] for x in final["recommendations"]]
-    assert len(recs) == 3 and set(recs) <= candidates
-    assert final["explanation"] == "".join(d["text"] for e, d in events if e == "token").strip()
+    # The ranker's picks, as shown first; the model only writes reasons.
+    assert recs == [x["id"] for x in shown] and len(recs) == 3
+    assert final["raw_model_text"] == "".join(d["text"] for e, d in events if e == "token")
+    for e, d in events:
+        if e == "reason":
+            assert final["recommendations"][d["rank"] - 1]["reason"] == d["reason"]
     assert events[-1][1]["degraded"] is False
     in_catalog(keyed, recs)
 

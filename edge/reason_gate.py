@@ -1,0 +1,434 @@
+"""The one place that decides whether a model-written reason may be shown.
+
+A reason is shown only if it is a sentence about this movie. Small models put many other things
+where a reason belongs: other candidates' titles, "[3]" list markers, genre lists, genres the
+movie does not have, names the catalog never mentions, the prompt echoed back, the user's voice
+("I loved it"), the line before repeated. Each is a named rejection; the caller keeps the
+catalog reason and counts the name. The tests run this gate over a corpus of real SmolLM2
+output (tests/data/reason_corpus.jsonl).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from difflib import SequenceMatcher
+
+import msgspec
+
+from moviemind_core.catalog import Movie, lookup_key
+
+MIN_WORDS = 5
+MAX_WORDS = 45
+MAX_CHARS = 280
+
+# Rejection names (the `reason` label of the edge's rejection counter).
+EMPTY = "empty"
+TRUNCATED = "truncated"
+TOO_SHORT = "too_short"
+TOO_LONG = "too_long"
+LIST_MARKER = "list_marker"
+OTHER_TITLE = "other_title"
+FIRST_PERSON = "first_person"
+KEYWORD_LIST = "keyword_list"
+WRONG_GENRE = "wrong_genre"
+UNKNOWN_NAME = "unknown_name"
+WRONG_YEAR = "wrong_year"
+NUMBER = "number"
+ECHO = "echo"
+REPEAT = "repeat"
+UNSUPPORTED = "unsupported"
+INVENTED_PLOT = "invented_plot"
+META = "meta"
+CHATTY = "chatty"
+REJECTIONS = (
+    EMPTY,
+    TRUNCATED,
+    TOO_SHORT,
+    TOO_LONG,
+    LIST_MARKER,
+    OTHER_TITLE,
+    FIRST_PERSON,
+    KEYWORD_LIST,
+    WRONG_GENRE,
+    UNKNOWN_NAME,
+    WRONG_YEAR,
+    NUMBER,
+    ECHO,
+    REPEAT,
+    UNSUPPORTED,
+    INVENTED_PLOT,
+    META,
+    CHATTY,
+)
+
+# Words that claim a genre, by the catalog genre (or keyword) that makes them true. "War" and
+# "family" are left out on purpose: they are also plain topics ("a movie about war").
+_GENRE_WORDS: dict[str, tuple[str, ...]] = {
+    "action": ("action",),
+    "adventure": ("adventure",),
+    "crime": ("crime", "heist", "gangster", "mob", "detective", "police", "cop"),
+    "drama": ("drama",),
+    "dramatic": ("drama",),
+    "kids": ("children", "animation", "family"),
+    "comedy": ("comedy",),
+    "comedies": ("comedy",),
+    "comedic": ("comedy",),
+    "funny": ("comedy",),
+    "laughs": ("comedy",),
+    "humor": ("comedy",),
+    "humour": ("comedy",),
+    "humorous": ("comedy",),
+    "hilarious": ("comedy",),
+    "rom-com": ("comedy",),
+    "scary": ("horror",),
+    "terrifying": ("horror",),
+    "horror": ("horror",),
+    "romance": ("romance",),
+    "romantic": ("romance",),
+    "thriller": ("thriller",),
+    "thrillers": ("thriller",),
+    "sci-fi": ("sci-fi", "science fiction"),
+    "animated": ("animation",),
+    "animation": ("animation",),
+    "cartoon": ("animation",),
+    "western": ("western",),
+    "musical": ("musical", "music"),
+    "documentary": ("documentary",),
+    "fantasy": ("fantasy",),
+    "mystery": ("mystery",),
+    "superhero": ("superhero",),
+}
+
+_LIST_MARKER = re.compile(
+    r"\[\d{1,3}\]|\(\d{4}\)|^\s*(?:\d{1,2}[.)]|[-*•])\s|(?:^|\s)\d{1,2}[.)]\s+[A-Z\"“]|\*\*|\|"
+)
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I’m|I've|I’ve|I'd|I’d|me|my|myself)\b")
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)s?\b")
+# Talk about the film as a product (its genre, release, remakes) instead of about the film:
+# SmolLM2's way of filling a line ("reimagined in various ways to fit different genres").
+_META = re.compile(
+    r"\b(?:genres?|released|DVD|franchise|remake|remade|reimagined|box office)\b", re.I
+)
+# Trailing off and exclaiming: the model chatting ("... it was hilarious!"), not describing.
+_CHATTY = re.compile(r"\.\.\.|…|!")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*")
+_SENTENCE_END = re.compile(r"[.!?](?=[\"'”’)]?(?:\s|$))")
+# Capitalised words that are ordinary at any position (not names a model could invent).
+_COMMON_CAPS = frozenset(
+    [
+        "A",
+        "An",
+        "The",
+        "It",
+        "Its",
+        "It's",
+        "This",
+        "That",
+        "These",
+        "Those",
+        "Their",
+        "They",
+        "He",
+        "She",
+        "His",
+        "Her",
+        "Both",
+        "Each",
+        "Every",
+        "With",
+        "And",
+        "But",
+        "Or",
+        "If",
+        "As",
+        "In",
+        "On",
+        "At",
+        "Of",
+        "For",
+        "From",
+        "To",
+        "By",
+        "Like",
+        "Unlike",
+        "Fans",
+        "Here",
+        "There",
+        "What",
+        "When",
+        "While",
+        "Where",
+        "Who",
+        "Why",
+        "How",
+        "One",
+        "Two",
+        "Three",
+        "Part",
+        "Also",
+        "Not",
+        "No",
+        "Yes",
+        "OK",
+    ]
+)
+
+
+class GateContext(msgspec.Struct, frozen=True):
+    """What the gate knows about one answer: the picks, the liked movies, the prompt."""
+
+    picks: tuple[Movie, ...]
+    liked: tuple[Movie, ...]
+    prompt: str = ""
+
+
+def _norm(text: str) -> str:
+    return " " + lookup_key(text) + " "
+
+
+def _title_keys(m: Movie) -> set[str]:
+    """Lookup keys a mention of `m` may take: the full title and its main part."""
+    keys = {lookup_key(m.title)}
+    main = re.sub(r"\s*\(.*\)\s*$", "", m.title)
+    keys.add(lookup_key(main))
+    # A one-word title that is also an ordinary word ("Heat", "Smoke") cannot be told from the
+    # word; only titles of two words or a long single word count as mentions.
+    return {k for k in keys if len(k) >= 6 or " " in k}
+
+
+def _genre_names(m: Movie) -> set[str]:
+    return {g.lower() for g in m.genres}
+
+
+def _allowed_names(m: Movie, ctx: GateContext) -> set[str]:
+    """Capitalised words the catalog supports for a reason about `m`."""
+    texts = [m.title, m.overview, " ".join(m.keywords), " ".join(m.genres), " ".join(m.cast)]
+    texts += [m.director or ""] + [lm.title for lm in ctx.liked]
+    return {w.lower() for t in texts for w in _WORD.findall(t)}
+
+
+def clean(raw: str, finished: bool) -> str:
+    """The shown form of a model's line: trimmed, an unfinished last sentence cut off (when the
+    answer hit its token cap), first letter capitalised. "" when no whole sentence remains."""
+    text = raw.strip().strip("\"'“”").strip()
+    text = re.sub(r"^[:\-–—]\s*", "", text)
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if not finished or not ends or ends[-1] < len(text.rstrip("\"'”’) ")):
+        # Keep whole sentences only: a reason cut mid-word reads as broken.
+        text = text[: ends[-1]] if ends else ""
+    text = text.strip()
+    return text[:1].upper() + text[1:]
+
+
+def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = ()) -> str | None:
+    """None if `reason` may be shown for `movie`, else the name of the first rule it breaks."""
+    if not reason.strip():
+        return EMPTY
+    words = _WORD.findall(reason)
+    if len(words) < MIN_WORDS:
+        return TOO_SHORT
+    if len(words) > MAX_WORDS or len(reason) > MAX_CHARS:
+        return TOO_LONG
+    if _LIST_MARKER.search(reason):
+        return LIST_MARKER
+    padded = _norm(reason)
+    own = _title_keys(movie)
+    for other in (*ctx.picks, *ctx.liked):
+        if other.id == movie.id:
+            continue
+        if any(f" {k} " in padded and not any(k in o for o in own) for k in _title_keys(other)):
+            return OTHER_TITLE
+    if _FIRST_PERSON.search(reason):
+        return FIRST_PERSON
+    if _is_keyword_list(reason, movie):
+        return KEYWORD_LIST
+    have = _genre_names(movie) | {k.lower() for k in movie.keywords}
+    for w in (w.lower() for w in re.findall(r"[A-Za-z][A-Za-z\-]*", reason)):
+        for part in (w, *w.split("-")):
+            needs = _GENRE_WORDS.get(part)
+            if needs and not any(n in h for n in needs for h in have):
+                return WRONG_GENRE
+    if _unknown_name(reason, movie, ctx):
+        return UNKNOWN_NAME
+    years = {int(y) for y in _YEAR.findall(reason)}
+    if years - {movie.year}:
+        return WRONG_YEAR
+    if re.search(r"\d", _YEAR.sub("", reason)):
+        # Counts, ages, percentages: the catalog gives the model none, so they are made up.
+        return NUMBER
+    if _echoes(reason, ctx.prompt):
+        return ECHO
+    if not _supported(reason, movie):
+        return UNSUPPORTED
+    if _invents_plot(reason, movie):
+        return INVENTED_PLOT
+    if _META.search(reason):
+        return META
+    if _CHATTY.search(reason):
+        return CHATTY
+    key = lookup_key(reason)
+    if any(SequenceMatcher(None, key, lookup_key(e)).ratio() >= 0.8 for e in earlier):
+        return REPEAT
+    return None
+
+
+def _is_keyword_list(reason: str, movie: Movie) -> bool:
+    """A bare list ("Action, adventure; space marines, sequel") rather than a sentence."""
+    segments = [s.strip() for s in re.split(r"[,;]", reason.rstrip(".")) if s.strip()]
+    if len(segments) >= 3 and sum(len(s.split()) <= 3 for s in segments) >= len(segments) - 1:
+        return True
+    facts = {w.lower() for t in (*movie.genres, *movie.keywords) for w in _WORD.findall(t)}
+    words = [w.lower() for w in _WORD.findall(reason)]
+    return bool(words) and sum(w in facts for w in words) / len(words) > 0.6
+
+
+def _stems(text: str) -> set[str]:
+    return {w.lower()[:5] for w in _WORD.findall(text) if len(w) >= 4}
+
+
+def _supported(reason: str, movie: Movie) -> bool:
+    """At least one word of the reason is backed by the catalog's facts about this movie (its
+    genres, keywords, overview): "You will enjoy its plot and characters" says nothing."""
+    facts = _stems(" ".join((*movie.genres, *movie.keywords, movie.overview)))
+    facts -= _GENERIC_STEMS
+    return bool(_stems(reason) & facts)
+
+
+# People a plot summary is about. A small model invents them freely ("a young woman who can
+# control water"); one the catalog's own text does not mention makes the reason fiction.
+_PERSONS = frozenset(
+    [
+        "man",
+        "men",
+        "woman",
+        "women",
+        "girl",
+        "girls",
+        "boy",
+        "boys",
+        "couple",
+        "friends",
+        "friend",
+        "teenager",
+        "teenagers",
+        "teen",
+        "teens",
+        "student",
+        "students",
+        "child",
+        "mathematician",
+        "scientist",
+        "doctor",
+        "detective",
+        "hero",
+        "heroes",
+        "heroine",
+        "soldier",
+        "soldiers",
+        "family",
+        "daughter",
+        "son",
+        "mother",
+        "father",
+        "brother",
+        "sister",
+        "wife",
+        "husband",
+        "king",
+        "queen",
+        "prince",
+        "princess",
+        "robot",
+        "creature",
+        "monster",
+        "monsters",
+        "group",
+        "team",
+        "character",
+        "characters",
+        "people",
+        "person",
+        "kids",
+        "orphan",
+        "orphans",
+        "genius",
+    ]
+)
+
+
+def _invents_plot(reason: str, movie: Movie) -> bool:
+    """Names a person the catalog does not, or says what the movie is about with a word the
+    catalog does not back ("a documentary about music" for one about a family trial)."""
+    text = " ".join((movie.title, *movie.keywords, movie.overview, *movie.genres))
+    facts = _stems(text) | {w.lower() for w in _WORD.findall(text)}
+    words = [w.lower() for w in _WORD.findall(reason)]
+    for w in words:
+        if w in _PERSONS and w[:5] not in facts and w.rstrip("s")[:5] not in facts:
+            return True
+    for m in re.finditer(
+        r"\b(?:about|follows|on|explores)\s+((?:[A-Za-z'’\-]+\s+){0,3}?)([A-Za-z'’\-]{4,})", reason
+    ):
+        if m.group(2).lower()[:5] not in facts | _GENERIC_STEMS:
+            return True
+    return False
+
+
+# Words so general that sharing them with the catalog shows nothing (prefixes of 5 letters).
+_GENERIC_STEMS = frozenset(
+    w[:5]
+    for w in [
+        "movie",
+        "movies",
+        "film",
+        "films",
+        "story",
+        "stories",
+        "about",
+        "their",
+        "there",
+        "where",
+        "which",
+        "while",
+        "with",
+        "this",
+        "that",
+        "these",
+        "those",
+        "from",
+        "into",
+        "when",
+        "what",
+        "have",
+        "been",
+        "will",
+        "your",
+        "they",
+        "them",
+        "other",
+    ]
+)
+
+
+def _unknown_name(reason: str, movie: Movie, ctx: GateContext) -> bool:
+    """A capitalised word mid-sentence that nothing in the catalog says about this movie or the
+    liked ones: the model inventing a director, a character or another film."""
+    allowed = _allowed_names(movie, ctx)
+    for sentence in re.split(r"(?<=[.!?])\s+", reason):
+        for i, w in enumerate(_WORD.findall(sentence)):
+            if i == 0 or not w[0].isupper() or w in _COMMON_CAPS:
+                continue
+            if w.lower().strip("'’") not in allowed and w.lower().split("'")[0] not in allowed:
+                return True
+    return False
+
+
+def _echoes(reason: str, prompt: str) -> bool:
+    """Six words in a row copied from the prompt, or the prompt's own labels."""
+    if re.match(r"\s*(?:I enjoyed|Mood|Picked for me)\b", reason):
+        return True
+    if not prompt:
+        return False
+    words = lookup_key(reason).split()
+    source = _norm(prompt)
+    return any(f" {' '.join(words[i : i + 6])} " in source for i in range(len(words) - 5))

@@ -1,0 +1,195 @@
+"""Guided per-pick reasons through a real edge: the ranker's picks first, then gated model reasons.
+
+The upstream is the scriptable OpenAI stub (it can be told to advertise continuing a final
+assistant message, to die mid-answer, or to hang); the real model server's behaviour is covered
+by tests/test_web_page.py and benchmarks/reasons_bench.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from edge.prompt import short_title
+from tests.openai_stub import Hang, OpenAIStub, Stream
+from tests.servers import Server, start_edge
+
+JUNK = " comedy, drama, romance. [1] Lord of War: action, crime, drama."
+
+BODY = {"liked": ["Heat"], "query": "tense", "k": 3}
+
+
+# Different enough from each other that the gate does not take one for a repeat of another.
+SHAPES = (
+    " A patient and careful film of {} and {}, told with care.",
+    " Expect {} first, then {} that keeps you watching to the last scene.",
+    " Its mix of {} with {} makes the evening fly by.",
+    " Anyone who enjoys {} will like how it handles {} here.",
+    " Built around {} and {}, it rewards a viewer who pays attention.",
+)
+
+
+def fitting_reasons(edge: Server, body: dict) -> list[str]:
+    """A sentence per pick of `body` that the gate accepts: built from the pick's own keywords
+    (the stub does not read the prompt, so the test writes what a good model would)."""
+    picks = httpx.post(edge.url + "/v1/recommend", json={**body, "explain": False}).json()
+    out = []
+    for i, rec in enumerate(picks["recommendations"]):
+        movie = httpx.get(f"{edge.url}/v1/movies/{rec['id']}").json()
+        words = [*movie["keywords"], *movie["overview"].lower().split()][i : i + 2]
+        out.append(SHAPES[i % len(SHAPES)].format(*words))
+    return out
+
+
+def sse_events(r: httpx.Response) -> list[tuple[str, dict]]:
+    events = []
+    for block in r.read().decode().split("\n\n"):
+        name, data = None, None
+        for line in block.splitlines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data = msgspec.json.decode(line[6:])
+        if name:
+            events.append((name, data))
+    return events
+
+
+@pytest.fixture
+def stub() -> Iterator[OpenAIStub]:
+    with OpenAIStub(Stream([JUNK]), capabilities={"continue_final_message": True}) as s:
+        yield s
+
+
+def edge_on(logs: Path, sample_index: Path, url: str, **env: str) -> Server:
+    return start_edge(
+        logs,
+        [url],
+        index=str(sample_index),
+        MOVIEMIND_EDGE_PRIME_PREFIX="false",
+        MOVIEMIND_EDGE_RELOAD_INTERVAL_S="0",
+        **env,
+    )
+
+
+@pytest.fixture
+def edge(logs: Path, sample_index: Path, stub: OpenAIStub) -> Iterator[Server]:
+    s = edge_on(logs, sample_index, stub.url, MOVIEMIND_EDGE_REASONS_TIMEOUT_S="3")
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_picks_first_then_one_gated_reason_per_pick(edge: Server, stub: OpenAIStub) -> None:
+    good = fitting_reasons(edge, BODY)
+    GOOD, OTHER = good[0], good[2]  # noqa: N806 -- constants of this test
+    stub.script(Stream([GOOD]), Stream([JUNK]), Stream([OTHER]))
+    with httpx.stream("POST", edge.url + "/v1/recommend", json={**BODY, "stream": True}) as r:
+        assert r.status_code == 200
+        events = sse_events(r)
+    names = [e for e, _ in events]
+    assert names == ["candidates", "reason", "reason", "recommendations", "done"], names
+    first = events[0][1]["candidates"]
+    assert len(first) == 3 and all(c["reason_source"] == "catalog" and c["reason"] for c in first)
+    final = events[-2][1]
+    # The ranker picks: the same movies in the same order as shown first.
+    assert [c["id"] for c in final["recommendations"]] == [c["id"] for c in first]
+    reasons = {d["rank"]: d for e, d in events if e == "reason"}
+    assert set(reasons) == {1, 3}
+    assert reasons[1]["reason"] == GOOD.strip() and reasons[1]["source"] == "model"
+    assert reasons[1]["id"] == first[0]["id"]
+    recs = final["recommendations"]
+    assert [r["reason_source"] for r in recs] == ["model", "catalog", "model"]
+    assert recs[1]["reason"] == first[1]["reason"]  # the junk never shows: the catalog's stays
+    assert "[1]" not in final["explanation"] and final["explanation"].count("\n") == 1
+    assert final["raw_model_text"] is None and not final["degraded"]
+
+    # One call per pick; each continues the answer so far from the edge's own line head.
+    calls = [r.body for r in stub.chat_requests]
+    assert len(calls) == 3
+    heads = [c["messages"][-1] for c in calls]
+    assert all(h["role"] == "assistant" for h in heads)
+    assert heads[0]["content"] == f"1. {short_title(first[0]['title'])} ({first[0]['year']}):"
+    assert heads[1]["content"].startswith(heads[0]["content"] + GOOD + "\n2. ")
+    assert heads[2]["content"].startswith(heads[1]["content"] + JUNK + "\n3. ")
+    assert all(c["stop"] == ["\n"] and c["max_tokens"] == 48 for c in calls)
+    metrics = httpx.get(edge.url + "/metrics").text
+    assert 'moviemind_edge_reasons_total{verdict="list_marker"} 1.0' in metrics
+    assert 'moviemind_edge_reasons_total{verdict="shown"} 2.0' in metrics
+
+
+def test_debug_returns_the_raw_text_and_token_events(edge: Server, stub: OpenAIStub) -> None:
+    stub.script(Stream([JUNK]), Stream([JUNK]), Stream([JUNK]))
+    body = {**BODY, "stream": True, "debug": True}
+    with httpx.stream("POST", edge.url + "/v1/recommend", json=body) as r:
+        events = sse_events(r)
+    tokens = [d["text"] for e, d in events if e == "token"]
+    assert len(tokens) == 3 and all(JUNK in t for t in tokens)
+    final = events[-2][1]
+    assert JUNK in final["raw_model_text"]
+    assert final["explanation"] is None  # nothing passed the gate
+    assert all(r["reason_source"] == "catalog" for r in final["recommendations"])
+
+
+def test_upstream_without_prefill_gets_one_call_and_grounding(
+    logs: Path, sample_index: Path
+) -> None:
+    with OpenAIStub(Stream(["no lines here"])) as plain:
+        edge = edge_on(logs, sample_index, plain.url)
+        try:
+            r = httpx.post(edge.url + "/v1/recommend", json=BODY, timeout=30)
+        finally:
+            edge.stop()
+    assert r.status_code == 200
+    body = r.json()
+    assert len(plain.chat_requests) == 1
+    assert plain.chat_requests[0].body["messages"][-1]["role"] == "user"
+    assert len(body["recommendations"]) == 3 and body["explanation"] is None
+
+
+def test_model_dying_mid_answer_keeps_the_picks(edge: Server, stub: OpenAIStub) -> None:
+    stub.script(Stream([fitting_reasons(edge, BODY)[0]]), Stream(["A", " b", " c"], die_after=1))
+    with httpx.stream("POST", edge.url + "/v1/recommend", json={**BODY, "stream": True}) as r:
+        events = sse_events(r)
+    names = [e for e, _ in events]
+    assert names == ["candidates", "reason", "error", "recommendations", "done"], names
+    final = events[-2][1]
+    assert len(final["recommendations"]) == 3 and final["degraded"]
+    assert final["recommendations"][0]["reason_source"] == "model"
+
+
+def test_a_hanging_model_costs_at_most_the_reasons_budget(edge: Server, stub: OpenAIStub) -> None:
+    stub.script(Stream([fitting_reasons(edge, BODY)[0]]), Hang(seconds=30))
+    t0 = time.perf_counter()
+    r = httpx.post(edge.url + "/v1/recommend", json=BODY, timeout=30)
+    took = time.perf_counter() - t0
+    assert r.status_code == 200 and took < 5, took  # REASONS_TIMEOUT_S=3
+    recs = r.json()["recommendations"]
+    assert [x["reason_source"] for x in recs] == ["model", "catalog", "catalog"]
+
+
+def test_llm_rerank_lets_the_model_order_the_candidates(
+    logs: Path, sample_index: Path, stub: OpenAIStub
+) -> None:
+    edge = edge_on(logs, sample_index, stub.url, MOVIEMIND_EDGE_LLM_RERANK="true")
+    try:
+        # With k=3 the model chooses among 8 candidates (CANDIDATES): the ranker's top 8.
+        ranked = httpx.post(
+            edge.url + "/v1/recommend", json={**BODY, "k": 8, "explain": False}
+        ).json()["recommendations"]
+        third, first = ranked[2]["title"], ranked[0]["title"]
+        stub.script(Stream([f"[3] {third} - first choice\n[1] {first} - second\n"]))
+        r = httpx.post(edge.url + "/v1/recommend", json=BODY, timeout=30).json()
+    finally:
+        edge.stop()
+    assert len(stub.chat_requests) == 1  # one answer for all picks, not one call per pick
+    assert stub.chat_requests[0].body["messages"][-1]["role"] == "user"
+    ids = [x["id"] for x in r["recommendations"]]
+    assert ids[:2] == [ranked[2]["id"], ranked[0]["id"]] and len(ids) == 3

@@ -1,0 +1,126 @@
+"""The reason gate: each rule on a small case, then the corpus of real SmolLM2 output.
+
+tests/data/reason_corpus.jsonl holds what SmolLM2-135M wrote for guided reasons on the sample
+catalog (benchmarks/reason_requests.py), each labelled by a person as junk (with why) or fit to
+show, plus good sentences written for the same picks. The gate must reject every junk line and
+pass every good one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge import reason_gate as g
+from moviemind_core.catalog import Movie
+
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "reason_corpus.jsonl"
+
+HEAT = Movie(
+    id=6,
+    title="Heat",
+    year=1995,
+    genres=("Action", "Crime", "Thriller"),
+    overview="A disciplined professional thief and an obsessive LAPD detective circle each other.",
+    keywords=("heist", "cops and robbers", "los angeles", "crime epic", "shootout"),
+    director="Michael Mann",
+    cast=("Al Pacino", "Robert De Niro"),
+)
+LORD_OF_WAR = Movie(id=2, title="Lord of War", year=2005, genres=("Action", "Crime", "Drama"))
+ALIEN = Movie(id=3, title="Alien", year=1979, genres=("Horror", "Sci-Fi"))
+CTX = g.GateContext(picks=(HEAT, LORD_OF_WAR), liked=(ALIEN,), prompt="I enjoyed: Alien (1979).")
+GOOD = "A patient crime epic where a thief and a detective circle each other across Los Angeles."
+
+
+def test_a_good_sentence_passes() -> None:
+    assert g.check(GOOD, HEAT, CTX) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("", g.EMPTY),
+        ("A great heist.", g.TOO_SHORT),
+        (" ".join(["A long heist story"] * 15) + ".", g.TOO_LONG),
+        ("comedy, drama. [1] Lord of War: action, crime, drama.", g.LIST_MARKER),
+        ("A heist shootout in the city. 2. Lord of War: a crime drama.", g.LIST_MARKER),
+        ("Like Lord of War, a crime epic with a shootout in the streets.", g.OTHER_TITLE),
+        ("I loved this crime epic and its heist shootout in the city.", g.FIRST_PERSON),
+        ("Action, crime, thriller; heist, shootout, los angeles.", g.KEYWORD_LIST),
+        ("A romantic crime epic about a heist that goes wrong in the city.", g.WRONG_GENRE),
+        ("A horror-tinged heist with a shootout in the city streets.", g.WRONG_GENRE),
+        ("A crime epic directed by Christopher Nolan with a great shootout.", g.UNKNOWN_NAME),
+        ("A crime epic from 2004 with a heist and a shootout downtown.", g.WRONG_YEAR),
+        ("A crime epic with 3 heists and a shootout in the city streets.", g.NUMBER),
+        ("A funny heist movie with a shootout in the city streets.", g.WRONG_GENRE),
+        ("A disciplined professional thief and an obsessive LAPD detective meet.", g.ECHO),
+        ("You will enjoy its plot and characters and the way it ends.", g.UNSUPPORTED),
+        ("A crime epic about a young woman who can control water in a heist.", g.INVENTED_PLOT),
+        ("A crime epic that was reimagined as a remake with a heist shootout.", g.META),
+        ("A crime epic with a heist and a shootout... it was great!", g.CHATTY),
+        ("A slow crime epic about music and a heist that goes wrong.", g.INVENTED_PLOT),
+    ],
+)
+def test_each_rule(text: str, rule: str) -> None:
+    ctx = g.GateContext(CTX.picks, CTX.liked, prompt=HEAT.overview)
+    assert g.check(text, HEAT, ctx) == rule
+
+
+def test_the_same_reason_twice_in_one_answer_is_a_repeat() -> None:
+    assert g.check(GOOD, HEAT, CTX, earlier=[GOOD.replace("patient", "careful")]) == g.REPEAT
+
+
+def test_a_liked_movie_named_in_a_comparison_is_allowed_but_not_alone() -> None:
+    # "Alien" is a one-word title: indistinguishable from the word, so never counted as a title.
+    assert g.check("A crime epic with an alien heist crew and a shootout.", HEAT, CTX) is None
+    liked2 = Movie(id=9, title="Reservoir Dogs", year=1992, genres=("Crime",))
+    ctx = g.GateContext(CTX.picks, (liked2,))
+    assert g.check("Reservoir Dogs is a crime epic with a heist shootout.", HEAT, ctx) == (
+        g.OTHER_TITLE
+    )
+
+
+def test_clean_keeps_whole_sentences_only() -> None:
+    assert g.clean(" a heist epic. Then the", finished=False) == "A heist epic."
+    assert g.clean(" a heist epic that never", finished=False) == ""
+    assert g.clean(' "a heist epic."', finished=True) == "A heist epic."
+    assert g.clean(" a heist epic", finished=True) == ""
+
+
+def corpus() -> list[dict]:
+    return [json.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
+
+
+def _movie(d: dict) -> Movie:
+    return Movie(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _verdict(rec: dict) -> str | None:
+    movie = _movie(rec["movie"])
+    ctx = g.GateContext(
+        tuple(_movie(m) for m in rec["picks"]),
+        tuple(_movie(m) for m in rec["liked"]),
+        rec["prompt"],
+    )
+    text = g.clean(rec["raw"], rec["finished"])
+    return g.check(text, movie, ctx, rec["earlier"]) if text else g.TRUNCATED
+
+
+def test_the_corpus_is_big_enough_and_real() -> None:
+    recs = corpus()
+    bad = [r for r in recs if r["junk"]]
+    assert len(bad) >= 40 and len(recs) - len(bad) >= 15
+    assert all(r["why"] for r in bad)
+    assert {r["source"] for r in bad} >= {"smollm2-ctransformers"}
+
+
+@pytest.mark.parametrize("rec", [r for r in corpus() if r["junk"]], ids=lambda r: r["raw"][:40])
+def test_no_junk_from_the_corpus_passes(rec: dict) -> None:
+    assert _verdict(rec) is not None, f"junk shown ({rec['why']}): {rec['raw']!r}"
+
+
+@pytest.mark.parametrize("rec", [r for r in corpus() if not r["junk"]], ids=lambda r: r["raw"][:40])
+def test_good_sentences_from_the_corpus_pass(rec: dict) -> None:
+    assert _verdict(rec) is None, f"good reason rejected: {rec['raw']!r}"
