@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.test_edge_reasons import fitting_reasons
 from tests.openai_stub import OpenAIStub, Stream
 from tests.servers import Server, start_edge
-from tests.integration.test_edge_reasons import fitting_reasons
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

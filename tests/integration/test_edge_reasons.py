@@ -7,7 +7,6 @@ by tests/test_web_page.py and benchmarks/reasons_bench.py.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
