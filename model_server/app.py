@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import threading
@@ -59,6 +58,7 @@ from model_server.scheduler import (
 from model_server.settings import Settings
 from model_server.textstream import StopMatcher
 from model_server.tokenizer import IncrementalDecoder, ServerTokenizer
+from moviemind_core.disconnect import ClientGone, cancel_on_disconnect
 
 log = logging.getLogger("model_server.app")
 
@@ -245,40 +245,6 @@ def _budget(state: ServerState, n_prompt: int, requested: int | None) -> int:
     return room if requested is None else min(requested, room)
 
 
-class ClientGone(Exception):
-    """The client hung up before its reply was ready."""
-
-
-@contextlib.asynccontextmanager
-async def _cancel_on_disconnect(request: Request) -> AsyncIterator[None]:
-    """Cancel the handler's wait or generation when the client hangs up.
-
-    Litestar notices a disconnect only while it streams a response; a request waiting in the
-    queue, or a non-streamed generation, would otherwise keep its place or its slot until done.
-    Called after the body is read, so the next ASGI message can only be the disconnect."""
-    task = asyncio.current_task()
-    assert task is not None
-    hung_up = False
-
-    async def watch() -> None:
-        nonlocal hung_up
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        hung_up = True
-        task.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        yield
-    except asyncio.CancelledError:
-        if not hung_up:
-            raise
-        task.uncancel()
-        raise ClientGone() from None
-    finally:
-        watcher.cancel()
-
-
 async def _start(
     request: Request,
     state: ServerState,
@@ -290,7 +256,7 @@ async def _start(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + state.settings.deadline_s - (time.perf_counter() - started)
     try:
-        async with _cancel_on_disconnect(request):
+        async with cancel_on_disconnect(request.receive):
             return await scheduler.start(prompt_ids, opts, deadline)
     except ClientGone:
         state.metrics.cancelled.labels(reason="disconnect").inc()
@@ -321,7 +287,7 @@ async def _collect(
 ) -> str:
     parts: list[str] = []
     try:
-        async with _cancel_on_disconnect(request):
+        async with cancel_on_disconnect(request.receive):
             async for piece in run.pieces(gen):
                 parts.append(piece)
     except ClientGone:
