@@ -46,3 +46,17 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from edge.service import Recommender\n")
     assert imported_packages(module) == {"edge"}
+
+
+def test_readme_map_lists_every_module_of_the_tree() -> None:
+    """A newcomer's map that matches the tree: regenerate with scripts/module_map.py --write."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("module_map", ROOT / "scripts" / "module_map.py")
+    assert spec and spec.loader
+    module_map = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module_map)
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(module_map.BEGIN)
+    end = readme.index(module_map.END) + len(module_map.END)
+    assert readme[start:end] == module_map.render(), "run scripts/module_map.py --write"
