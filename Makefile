@@ -40,15 +40,8 @@ test: setup index lint ## every test and static check
 smoke: ## build the three images and run them hardened: TLS, failover, per-client rate limit
 	bash scripts/container_smoke.sh
 
-# Unit tests: no model server, edge or browser process and no model inference; tests/unit/ plus the
-# unit-test files not moved there yet (a name that no longer exists is skipped), without the tests
-# marked slow or browser.
-UNIT_TESTS = $(wildcard tests/unit tests/test_devstack.py tests/test_loadtests.py \
-	tests/test_edge_units.py tests/integration/test_upstream_pool.py \
-	tests/integration/test_upstream_breakers.py tests/integration/test_upstream_tokenizer.py \
-	tests/test_model_server_units.py \
-	tests/test_model_server_tokenizer.py tests/test_bundle.py tests/test_layout.py \
-	tests/test_tmdb_api.py tests/test_tmdb_export.py)
+# The unit tests (tests/unit), without those marked slow or browser.
+UNIT_TESTS = tests/unit
 
 test-fast: setup ## unit tests only (under a minute)
 	$(PY) -m pytest -q -m "not slow and not browser" $(UNIT_TESTS)

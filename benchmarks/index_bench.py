@@ -585,7 +585,7 @@ def render(res: Results) -> list[Block]:
             "",
             t2,
             "",
-            "int8 accuracy against the reference pipeline is asserted by `tests/test_embedder.py` "
+            "int8 accuracy against the reference pipeline is asserted by `tests/unit/core/test_embedder.py` "
             "(`pytest -s` prints mean cosine and top-10 neighbour overlap on the catalog).",
             "",
         ]

@@ -94,7 +94,7 @@ def run_engine(
     requests: list[tuple[list[str], str]],
     index: str,
 ) -> dict[str, Any]:
-    from tests.servers import start_edge, start_model_server
+    from tests.support.servers import start_edge, start_model_server
 
     # One thread: on a shared 2-core machine two ggml threads spin-wait on each other (measured
     # 20-30x slower decode under load); the edge and the client need the other core anyway.

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/module_map.py            # print the map
     .venv/bin/python scripts/module_map.py --write    # replace the map in README.md
 
-tests/test_layout.py checks that the README's map lists exactly the modules in the tree.
+tests/unit/test_layout.py checks that the README's map lists exactly the modules in the tree.
 """
 
 from __future__ import annotations

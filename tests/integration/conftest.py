@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.openai_stub import OpenAIStub, Stream
-from tests.servers import Server, free_port, start_edge
 from tests.support.edge_api import KEY, ORIGIN, PATIENT
+from tests.support.openai_stub import OpenAIStub, Stream
+from tests.support.servers import Server, free_port, start_edge
 
 
 @pytest.fixture

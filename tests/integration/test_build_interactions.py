@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from moviemind_core.bundle import Bundle
-from tests.fake_tmdb import FakeTmdb, make_movie
-from tests.servers import ROOT
+from tests.support.fake_tmdb import FakeTmdb, make_movie
+from tests.support.servers import ROOT
 
 pytestmark = pytest.mark.slow
 

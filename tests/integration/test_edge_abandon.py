@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.openai_stub import OpenAIStub, Stream
-from tests.servers import Server, start_edge
+from tests.support.openai_stub import OpenAIStub, Stream
+from tests.support.servers import Server, start_edge
 
 pytestmark = pytest.mark.slow
 

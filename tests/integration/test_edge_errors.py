@@ -9,7 +9,6 @@ import json
 import httpx
 import pytest
 
-from tests.servers import Server
 from tests.support.edge_api import (
     KEY,
     ORIGIN,
@@ -18,6 +17,7 @@ from tests.support.edge_api import (
     recommend,
     sample_value,
 )
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.slow
 

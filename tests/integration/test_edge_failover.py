@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import Server, free_port, start_edge, start_model_server
+from tests.support.servers import Server, free_port, start_edge, start_model_server
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge.app import create_app
 from edge.settings import load_settings
-from tests.servers import ROOT, Server, free_port, start_edge
+from tests.support.servers import ROOT, Server, free_port, start_edge
 
 pytestmark = pytest.mark.slow
 

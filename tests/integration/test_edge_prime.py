@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import Server, start_edge, start_model_server
+from tests.support.servers import Server, start_edge, start_model_server
 
 
 def token_counters(model: Server) -> tuple[float, float]:

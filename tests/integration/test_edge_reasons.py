@@ -2,7 +2,7 @@
 
 The upstream is the scriptable OpenAI stub (it can be told to advertise continuing a final
 assistant message, to die mid-answer, or to hang); the real model server's behaviour is covered
-by tests/test_web_page.py and benchmarks/reasons_bench.py.
+by tests/integration/test_web_page.py and benchmarks/reasons_bench.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import msgspec
 import pytest
 
 from edge.prompt import short_title
-from tests.openai_stub import Hang, OpenAIStub, Stream
-from tests.servers import Server, start_edge
+from tests.support.openai_stub import Hang, OpenAIStub, Stream
+from tests.support.servers import Server, start_edge
 
 JUNK = " comedy, drama, romance. [1] Lord of War: action, crime, drama."
 

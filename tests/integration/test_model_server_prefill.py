@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.model_server_helpers import RunningServer, model_server, shared_cache, sse_data
+from tests.support.model_server_helpers import RunningServer, model_server, shared_cache, sse_data
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from moviemind_core.bundle import Bundle
 from moviemind_core.catalog import lookup_key
 from moviemind_core.embedder import Embedder
 from moviemind_core.ranking import Filters, Priors, RankingSettings, rank, taste_profile
-from tests.servers import Server
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.slow
 

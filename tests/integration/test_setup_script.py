@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import pip_check  # noqa: E402

@@ -10,7 +10,7 @@ from edge.upstream import (
     UpstreamPool,
     UpstreamUnavailable,
 )
-from tests.openai_stub import Hang, Status, Stream
+from tests.support.openai_stub import Hang, Status, Stream
 from tests.support.upstream import (
     FakeClock,
     RecordingMetrics,

@@ -18,7 +18,7 @@ from edge.upstream import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from tests.openai_stub import Garbage, Hang, Status, Stream, blackhole, closed_port_url
+from tests.support.openai_stub import Garbage, Hang, Status, Stream, blackhole, closed_port_url
 from tests.support.upstream import (
     MESSAGES,
     RecordingMetrics,

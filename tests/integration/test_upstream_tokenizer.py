@@ -14,7 +14,7 @@ from edge.settings import EdgeSettings
 from edge.upstream import (
     UpstreamPool,
 )
-from tests.openai_stub import Status, Stream, blackhole
+from tests.support.openai_stub import Status, Stream, blackhole
 from tests.support.upstream import (
     MESSAGES,
     TOKENIZER_JSON,

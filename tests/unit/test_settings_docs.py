@@ -13,7 +13,7 @@ from model_server.settings import PREFIX as MODEL_PREFIX
 from model_server.settings import Settings as ModelSettings
 from moviemind_core.config import env_names
 from moviemind_core.storage import S3Settings
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 _ROW = re.compile(r"^\| `(MOVIEMIND_[A-Z0-9_]+)` \| ([^|]*) \|")
 REQUIRED = object()  # a field without a default

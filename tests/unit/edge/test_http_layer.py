@@ -7,7 +7,7 @@ import sys
 
 from edge.errors import EdgeError
 from edge.http.errors import DOMAIN_ERRORS
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 
 def test_every_domain_error_has_its_status_in_the_one_mapping() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from model_server.chat_template import ChatTemplate, ChatTemplateError, chatml_source
 from model_server.tokenizer import IncrementalDecoder, ServerTokenizer
-from tests.model_server_helpers import embedded_info, shared_cache, write_vocab_gguf
+from tests.support.model_server_helpers import embedded_info, shared_cache, write_vocab_gguf
 
 # tokenizer_config.json of Open-Orca/Mistral-7B-OpenOrca (the reference model): ChatML.
 OPENORCA = (

@@ -17,7 +17,7 @@ from model_server.sampling import SamplingOptions
 from model_server.scheduler import Scheduler
 from model_server.settings import load_settings
 from model_server.tokenizer import ServerTokenizer
-from tests.model_server_helpers import ScriptedEngine, embedded_info, shared_cache
+from tests.support.model_server_helpers import ScriptedEngine, embedded_info, shared_cache
 
 
 def _loaded() -> threading.Event:

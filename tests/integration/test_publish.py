@@ -36,9 +36,9 @@ from moviemind_core.storage import (
     parse_s3_url,
     read_latest,
 )
-from tests.s3_server import S3Server, start_s3_server
-from tests.servers import ROOT, Server, start_edge
-from tests.test_bundle import flip_byte, rewrite, small_bundle
+from tests.support.s3_server import S3Server, start_s3_server
+from tests.support.servers import ROOT, Server, start_edge
+from tests.unit.core.test_bundle import flip_byte, rewrite, small_bundle
 
 
 def quiet(*_: object) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_terraform import (
+from tests.deploy.test_terraform import (
     EXAMPLES,
     TEST_SECRETS,
     TF,
@@ -472,7 +472,7 @@ def test_settings_modules_accept_the_rendered_environment(
 
 def test_terraform_renders_the_same_documents(variables, regions, locals_, tmp_path) -> None:
     """The real templatefile(), through the provider-free harness, gives identical text."""
-    from tests.test_terraform import build_harness, terraform
+    from tests.deploy.test_terraform import build_harness, terraform
 
     if subprocess.run(["sh", "-c", "command -v terraform"], capture_output=True).returncode != 0:
         pytest.skip("no terraform binary")

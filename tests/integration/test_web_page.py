@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.integration.test_edge_reasons import fitting_reasons
-from tests.openai_stub import OpenAIStub, Stream
-from tests.servers import Server, start_edge
+from tests.support.openai_stub import OpenAIStub, Stream
+from tests.support.servers import Server, start_edge
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

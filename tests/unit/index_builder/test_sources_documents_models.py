@@ -13,7 +13,7 @@ from index_builder.documents import TEMPLATE_VERSION, content_hash, document_tex
 from index_builder.sources import SourceStats
 from index_builder.sources.movielens import load_notes
 from moviemind_core.catalog import Movie
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 NOTES = ROOT / "data" / "movie_notes"
 

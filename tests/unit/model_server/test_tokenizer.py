@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 from model_server.gguf_file import read_info
 from model_server.settings import embedded_model_path
 from model_server.tokenizer import ServerTokenizer
-from tests.model_server_helpers import (
+from tests.support.model_server_helpers import (
     REPO,
     embedded_info,
     shared_cache,

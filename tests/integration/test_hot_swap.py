@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from moviemind_core.bundle import INDEX, Bundle
-from tests.servers import Server, start_edge
-from tests.test_bundle import flip_byte, rewrite, small_bundle
+from tests.support.servers import Server, start_edge
+from tests.unit.core.test_bundle import flip_byte, rewrite, small_bundle
 
 DEAD_UPSTREAM = ["http://127.0.0.1:9"]  # explain:false and /v1/search never call a model
 

@@ -42,7 +42,7 @@ from moviemind_core.bundle import (
 )
 from moviemind_core.catalog import Movie, lookup_key
 from moviemind_core.embedder import Embedder, sha256_file
-from tests.servers import ROOT
+from tests.support.servers import ROOT
 
 MODEL_DIR = ROOT / "var" / "models" / "minilm"
 SAMPLE_INDEX = ROOT / "var" / "index"

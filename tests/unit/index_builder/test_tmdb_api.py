@@ -25,7 +25,7 @@ from moviemind_core.catalog import Movie
 try:
     from fake_tmdb import FakeTmdb, make_movie
 except ImportError:  # tests/ became a package
-    from tests.fake_tmdb import FakeTmdb, make_movie
+    from tests.support.fake_tmdb import FakeTmdb, make_movie
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -21,7 +21,7 @@ from model_server.engines.ctransformers_engine import CTransformersEngine
 from model_server.sampling import SamplingOptions
 from model_server.settings import embedded_model_path, load_settings
 from model_server.tokenizer import ServerTokenizer
-from tests.model_server_helpers import (
+from tests.support.model_server_helpers import (
     RunningServer,
     ScriptedEngine,
     embedded_info,

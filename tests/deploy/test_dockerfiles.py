@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIERS = {"edge": 8000, "model_server": 8001, "index_builder": None}
 DOCKERFILES = {tier: ROOT / tier / "Dockerfile" for tier in TIERS}
 HADOLINT = ROOT / ".venv-tools" / "bin" / "hadolint"

@@ -24,7 +24,7 @@ from typing import Any
 import hcl2
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "terraform"
 EXAMPLES = sorted((TF / "examples").glob("*.tfvars"))
 SECRETS_EXAMPLE = TF / "examples" / "secrets.auto.tfvars.example"

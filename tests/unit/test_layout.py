@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIERS = ("edge", "model_server", "index_builder")
 KERNEL = "moviemind_core"
 # What each package may import of this repository's packages.

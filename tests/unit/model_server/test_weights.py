@@ -18,7 +18,7 @@ from model_server.server import prepare
 from model_server.settings import embedded_model_path, load_settings
 from model_server.tokenizer import ServerTokenizer
 from model_server.weights import f16_key, write_f16
-from tests.model_server_helpers import embedded_info, shared_cache
+from tests.support.model_server_helpers import embedded_info, shared_cache
 
 PROMPT = "<|im_start|>user\nName a famous movie.<|im_end|>\n<|im_start|>assistant\n"
 

@@ -13,7 +13,7 @@ from index_builder.sources import SourceStats
 from index_builder.sources.tmdb_export import iter_tmdb_export
 from moviemind_core.catalog import Movie
 
-DATA = Path(__file__).parent / "data" / "tmdb"
+DATA = Path(__file__).resolve().parents[2] / "data" / "tmdb"
 
 
 def load(path: Path) -> tuple[dict[int, Movie], SourceStats]:

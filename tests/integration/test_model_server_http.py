@@ -12,7 +12,7 @@ import openai
 import pytest
 from tokenizers import Tokenizer
 
-from tests.model_server_helpers import RunningServer, model_server, shared_cache, sse_data
+from tests.support.model_server_helpers import RunningServer, model_server, shared_cache, sse_data
 
 TOKEN = "test-token-123"
 QUESTION = [{"role": "user", "content": "Recommend one movie like Alien, in one sentence."}]

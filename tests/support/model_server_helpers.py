@@ -17,7 +17,7 @@ import numpy as np
 
 from model_server.engines.base import Engine, EngineConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 READY_TIMEOUT_S = 180
 
