@@ -111,7 +111,9 @@ def report_blocks(results: list[dict]) -> list:
     return blocks(
         "Synthetic ratings shaped like MovieLens 32M (the data set cannot be downloaded here; "
         "see the module docstring). Each learner runs in its own process; peak RSS is its own.",
+        "",
         Table(head, [[r[k] for k in keys] for r in results]),
+        "",
         "Neighbour lists are the top 50 per movie: int32 catalog rows + float16 weights, 300 "
         "bytes per movie (plus .npy headers), so ~300 KB per 1,000 movies whatever the learner.",
     )

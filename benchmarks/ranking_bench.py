@@ -103,6 +103,7 @@ def main() -> None:
             "Service layer only (no HTTP, no model): resolve titles (in context), parse and embed "
             "the mood (int8 MiniLM, one thread), hybrid ranking over the sample bundle "
             f"({len(snap.bundle):,} movies). Target: <= 5 ms p50.",
+            "",
             Table(["request", "n", "p50 ms", "p90 ms", "p99 ms"], rows),
         ),
     )

@@ -6,6 +6,9 @@ movie does not have, names the catalog never mentions, the prompt echoed back, t
 ("I loved it"), the line before repeated. Each is a named rejection; the caller keeps the
 catalog reason and counts the name. The tests run this gate over a corpus of real SmolLM2
 output (tests/data/reason_corpus.jsonl).
+
+Over 400 lines on purpose: every rule sits beside the word lists it reads, so one file says
+all that decides whether a model sentence reaches a person.
 """
 
 from __future__ import annotations

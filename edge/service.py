@@ -1,4 +1,9 @@
-"""What the edge does per request, independent of HTTP: resolve, embed, rank, prompt, ground."""
+"""What the edge does per request, independent of HTTP: resolve, embed, rank, prompt, ground.
+
+Over 400 lines on purpose: one request's life (resolve, rank, ask the model pick by pick, gate,
+ground, finish) reads top to bottom; the pieces with a single job live in their own modules
+(mood, titles, prompt, reason_gate, grounding, upstream).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The HTTP API: OpenAI-compatible completions and chat, tokenizer endpoints, health, metrics."""
+"""The HTTP API: OpenAI-compatible completions and chat, tokenizer endpoints, health, metrics.
+
+Over 400 lines on purpose: the OpenAI-compatible request handling (chat and completions, streamed
+and not, prefill, disconnects) shares one preparation and one error mapping; engines, scheduler,
+templates and tokenizer are their own modules.
+"""
 
 from __future__ import annotations
 

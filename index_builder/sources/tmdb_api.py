@@ -1,6 +1,9 @@
 """The TMDB v3 API as a catalog source: discover pagination, details and a resumable checkpoint.
 
-TMDB itself is never reached in tests; `tests/fake_tmdb.py` speaks its JSON shapes on loopback.
+TMDB itself is never reached in tests; `tests/support/fake_tmdb.py` speaks its JSON shapes on loopback.
+
+Over 400 lines on purpose: settings, the retrying client, the checkpoint and the iterator share
+the checkpoint's state and its resume rules; split, each part would need the others' internals.
 """
 
 from __future__ import annotations
