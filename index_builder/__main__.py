@@ -208,7 +208,7 @@ def _learner_variants(args: argparse.Namespace) -> list[CollabSettings]:
 EVAL_HEADER = """# Offline evaluation
 
 Reproduce: `make eval` (= `.venv/bin/python -m index_builder eval --compare-learners
---templates doc-v1,doc-v2,doc-v3 --out docs/benchmarks/eval.md`; about 10 minutes on 2 cores).
+--templates doc-v1,doc-v2,doc-v3 --out docs/benchmarks/eval.md`; about 2 minutes on 2 cores).
 
 How it cannot leak (`index_builder/evaluate.py`):
 - One case per MovieLens user with at least 3 liked movies (>= 4 stars) before a later liked one:

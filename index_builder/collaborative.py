@@ -116,14 +116,14 @@ def _top_n(weights: np.ndarray, item_rows: np.ndarray, n_catalog: int, top_n: in
     return out
 
 
-def learn_neighbours(
+def item_weights(
     ratings: Ratings,
     catalog_ids: np.ndarray,
-    settings: CollabSettings | None = None,
+    settings: CollabSettings,
     log: Callable[[str], None] = print,
-) -> Neighbours:
-    """Top-N item-item neighbours for every catalog movie (row order of catalog_ids)."""
-    settings = settings or CollabSettings()
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The learner's dense item x item weights (diagonal zero) and the catalog rows of its items;
+    None when fewer than two movies have enough ratings."""
     t0 = time.perf_counter()
     x, items = _interaction_matrix(ratings, np.asarray(catalog_ids, np.int64), settings)
     log(
@@ -131,7 +131,7 @@ def learn_neighbours(
         f"{len(items):,} movies with >= {settings.min_count} ratings"
     )
     if len(items) < 2:
-        return Neighbours.empty(len(catalog_ids), settings.top_n)
+        return None
     gram = cooccurrence(x)
     del x
     t1 = time.perf_counter()
@@ -146,11 +146,28 @@ def learn_neighbours(
         weights = gram / norms[:, None] / norms[None, :]
         del gram
     np.fill_diagonal(weights, 0.0)
-    t2 = time.perf_counter()
+    log(
+        f"  collaborative: co-occurrence {t1 - t0:.1f}s, {settings.method} {time.perf_counter() - t1:.1f}s"
+    )
+    return weights, items
+
+
+def learn_neighbours(
+    ratings: Ratings,
+    catalog_ids: np.ndarray,
+    settings: CollabSettings | None = None,
+    log: Callable[[str], None] = print,
+) -> Neighbours:
+    """Top-N item-item neighbours for every catalog movie (row order of catalog_ids)."""
+    settings = settings or CollabSettings()
+    learned = item_weights(ratings, catalog_ids, settings, log)
+    if learned is None:
+        return Neighbours.empty(len(catalog_ids), settings.top_n)
+    weights, items = learned
+    t0 = time.perf_counter()
     out = _top_n(weights, items, len(catalog_ids), settings.top_n)
     log(
-        f"  collaborative: co-occurrence {t1 - t0:.1f}s, {settings.method} {t2 - t1:.1f}s, "
-        f"top-{settings.top_n} {time.perf_counter() - t2:.1f}s; "
+        f"  collaborative: top-{settings.top_n} {time.perf_counter() - t0:.1f}s; "
         f"{out.covered():,} of {len(catalog_ids):,} movies have neighbours"
     )
     return out

@@ -26,7 +26,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from index_builder.collaborative import CollabSettings, learn_neighbours
+from index_builder.collaborative import CollabSettings, item_weights, learn_neighbours
 from index_builder.interactions import Ratings
 from moviemind_core.bundle import Bundle, CollabInfo
 from moviemind_core.ranking import Priors, RankingSettings, rank, taste_profile
@@ -235,7 +235,7 @@ class Methods:
         return method
 
     def ease_reference(self, c: Case) -> list[int]:
-        """Full (untruncated) EASE over the same training ratings: a reference, not the edge."""
+        """The untruncated learner over the same training ratings: a reference, not the edge."""
         if self._ease is None:
             self._ease = _dense_ease(self.train, self.bundle, self.collab)
         b = self.bundle
@@ -247,17 +247,13 @@ class Methods:
 
 
 def _dense_ease(train: Ratings, bundle: Bundle, s: CollabSettings) -> np.ndarray:
-    """EASE's full weight matrix (catalog rows x catalog rows; zero outside its items)."""
-    from index_builder.collaborative import _interaction_matrix, cooccurrence
-
-    x, items = _interaction_matrix(train, bundle.ids, s)
-    gram = cooccurrence(x).astype(np.float64)
-    gram[np.diag_indices_from(gram)] += s.ease_lambda
-    p = np.linalg.inv(gram)
-    w = p / (-np.diag(p))[None, :]
-    np.fill_diagonal(w, 0.0)
+    """The learner's full weight matrix (catalog rows x catalog rows; zero outside its items):
+    the same weights the bundle's neighbour lists keep the top of."""
     full = np.zeros((len(bundle), len(bundle)), np.float32)
-    full[np.ix_(items, items)] = w
+    learned = item_weights(train, bundle.ids, s, log=lambda _m: None)
+    if learned is not None:
+        weights, items = learned
+        full[np.ix_(items, items)] = weights
     return full
 
 
