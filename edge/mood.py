@@ -94,6 +94,9 @@ RELATED_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 
+_STOP = {"the", "and", "any", "too", "with", "for", "movie", "movies", "film", "films", "stuff"}
+
+
 def excluded_words(phrase: str) -> set[str]:
     """Catalog words that mean what an excluded phrase names ("gory violence" -> gore, gory,
     violent, brutal, ...): each word, its simple forms and its related words."""
@@ -108,9 +111,6 @@ def excluded_words(phrase: str) -> set[str]:
         for related in RELATED_WORDS.get(word, ()):
             out.update(related.split())
     return out
-
-
-_STOP = {"the", "and", "any", "too", "with", "for", "movie", "movies", "film", "films", "stuff"}
 
 
 class Mood(msgspec.Struct, frozen=True):

@@ -42,7 +42,8 @@ class RankingSettings(msgspec.Struct, frozen=True, kw_only=True):
     w_mood: float = 1.5
     # Bayesian average: a movie's rating is pulled toward the catalog mean by this many votes.
     bayes_votes: float = 20.0
-    # Content candidates fetched from the ANN index per wanted result, before filters.
+    # Candidates fetched per wanted result from each source (liked movies' content, the mood,
+    # the best-liked overall), before filters.
     oversample: int = 20
     # 1.0 = no diversity; lower trades score for variety (maximal marginal relevance).
     mmr_lambda: float = 1.0
@@ -242,7 +243,11 @@ def rank(
         rows = _admissible(bundle, priors, np.arange(n), excluded, filters)
     if not len(rows):
         return []
-    score = s.w_quality * priors.quality[rows] + s.w_popularity * priors.popularity[rows]
+    if not use_content and not len(c_rows):
+        # Nothing liked and no mood to go on: the best-liked movies, as the fallback order ranks.
+        score = priors.quality[rows] + priors.popularity[rows]
+    else:
+        score = s.w_quality * priors.quality[rows] + s.w_popularity * priors.popularity[rows]
     sims = np.zeros(len(rows), np.float32)
     if profile is not None:
         sims = bundle.vectors[rows] @ profile
@@ -269,8 +274,6 @@ def rank(
         # so a blockbuster's huge co-rating counts cannot drown a stated mood.
         x = cf / (bundle.collab_unit * len(liked))
         score = score + s.w_collab * x / (x + 1.0)
-    if not use_content and not len(c_rows):
-        score = priors.quality[rows] + priors.popularity[rows]
     order = np.argsort(-score, kind="stable")
     scored = [(int(rows[i]), float(sims[i]), float(score[i])) for i in order[: max(k * 4, k)]]
     if s.mmr_lambda < 1.0:

@@ -299,3 +299,17 @@ def test_movies_the_catalog_describes_with_an_excluded_word_are_pushed_down() ->
         settings=RankingSettings(w_collab=1.0, w_similarity=0, w_quality=0, w_popularity=0),
     )
     assert [s.movie.id for s in pushed][0] == 2
+
+
+def test_with_nothing_to_go_on_an_exclusion_still_pushes_movies_down() -> None:
+    """A mood that only excludes ("nothing too dark") and no liked movies: the best-liked
+    fallback must still honour the exclusion."""
+    movies = [
+        movie(0, "Bleak Classic", 2000, votes=500, vote_average=9.0, keywords=("bleak",)),
+        movie(1, "Light Classic", 2000, votes=400, vote_average=8.5, keywords=("feel-good",)),
+    ]
+    b = make_bundle(movies, SAME[:2])
+    priors = Priors(b.movies, 20)
+    assert [s.movie.id for s in rank(b, priors, None, 2)] == [0, 1]
+    avoid = priors.rows_described_as({"bleak"})
+    assert [s.movie.id for s in rank(b, priors, None, 2, avoid_rows=avoid)] == [1, 0]
