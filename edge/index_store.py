@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.reason_gate import known_words
 from edge.titles import TitleIndex
 from moviemind_core.bundle import Bundle, BundleError, read_bundle_manifest
 from moviemind_core.embedder import Embedder, EmbedderError, read_embedder_manifest
@@ -24,6 +25,7 @@ class Snapshot:
     priors: Priors
     titles: TitleIndex
     embedder: Embedder  # embeds queries; may be a faster variant than the documents'
+    vocabulary: frozenset[str] = frozenset()  # words the reason gate knows exist
 
     @property
     def version(self) -> str:
@@ -150,4 +152,16 @@ class IndexStore:
             Priors(bundle.movies, self.bayes_votes),
             TitleIndex(bundle.movies, bundle.titles),
             embedder,
+            catalog_vocabulary(bundle, embedder),
         )
+
+
+def catalog_vocabulary(bundle: Bundle, embedder: Embedder) -> frozenset[str]:
+    """Every word of the catalog's text plus MiniLM's whole-word pieces: what the reason gate
+    accepts as real words (about 31,000 for the sample catalog, built in 50 ms)."""
+    texts = (
+        t
+        for m in bundle.movies
+        for t in (m.title, m.overview, " ".join(m.keywords), " ".join(m.cast), m.director or "")
+    )
+    return known_words(texts, embedder.tokenizer.get_vocab())

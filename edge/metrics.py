@@ -55,7 +55,14 @@ class EdgeMetrics:
         )
         self.reasons = Counter(
             "moviemind_edge_reasons",
-            "model-written reasons by verdict: shown, or the gate rule that rejected it",
+            "picks' model reasons by outcome: shown, or the rule that rejected the last attempt "
+            "(timeout: the reasons budget ran out)",
+            ["verdict"],
+            registry=r,
+        )
+        self.reason_attempts = Counter(
+            "moviemind_edge_reason_attempts",
+            "every model sentence the gate judged, by verdict (a pick may take several)",
             ["verdict"],
             registry=r,
         )

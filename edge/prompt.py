@@ -137,23 +137,19 @@ def build_prompt(
     )
 
 
-# ---- guided reasons: the ranker has picked; the model writes one line per pick --------------
+# ---- guided reasons: the ranker has picked; the model writes one sentence per pick ----------
 
 # Fixed and first, like SYSTEM_PROMPT, so the model server's prefix cache always holds it.
 REASON_SYSTEM_PROMPT = (
-    "You are moviemind, a movie recommender. The user says which movies they enjoyed and lists "
-    "the movies picked for them, with facts about each. For each pick, write one sentence in "
-    "your own words on why this user will enjoy it, under 25 words. Write about that movie only."
+    "You are moviemind, a movie recommender. Given a movie picked for the user, write one "
+    "sentence, under 25 words, on why they will enjoy it. Use only the facts given."
 )
-
-
-def pick_facts(m: Movie) -> str:
-    """'Gladiator (2000) - action, adventure, drama; ancient rome, gladiators, revenge; A Roman
-    general betrayed by ...': what a reason is made of, unlike the answer line's format."""
-    parts = [", ".join(m.genres[:3]).lower()] if m.genres else []
-    if m.keywords:
-        parts.append(", ".join(m.keywords[:5]))
-    return display_label(m) + (" - " + "; ".join(parts) if parts else "")
+# How the edge starts a pick's sentence, tried in this order while the pick's token budget
+# lasts. A sentence begun by the edge cannot turn into a list, a numbered line or the user's
+# voice, which is most of what SmolLM2 writes when it starts a line itself.
+REASON_OPENINGS = ("{title} is a", "Watch {title} for its", "{title} offers")
+# A reason is one sentence: the model server stops at its end (and at a line break).
+REASON_STOPS = [".", "!", "?", "\n"]
 
 
 def display_label(m: Movie) -> str:
@@ -161,24 +157,35 @@ def display_label(m: Movie) -> str:
     return short_title(m.title) + (f" ({m.year})" if m.year else "")
 
 
-def reason_line_head(n: int, m: Movie) -> str:
-    """'1. Gladiator (2000): ', the part of each answer line the edge writes itself."""
-    return f"{n}. {display_label(m)}:"
+def reason_facts(m: Movie) -> str:
+    """What a reason about `m` is made of: its label, genres, keywords and plot, one per line."""
+    lines = [display_label(m)]
+    genres = [g for g in m.genres if g != "IMAX"]
+    if genres:
+        lines.append("Genres: " + ", ".join(genres[:3]).lower())
+    if m.keywords:
+        lines.append("Keywords: " + ", ".join(m.keywords[:5]))
+    if m.overview:
+        lines.append("Plot: " + m.overview[:400])
+    return "\n".join(lines)
 
 
-def build_reason_prompt(
-    liked: Sequence[Movie], query: str, picks: Sequence[Movie]
-) -> list[dict[str, str]]:
-    """System and user messages asking for one reason per pick; the edge appends the assistant
-    message (the answer so far plus the next line's head) for each pick."""
-    lines = []
+def build_reason_messages(liked: Sequence[Movie], query: str, pick: Movie) -> list[dict[str, str]]:
+    """System and user messages asking why this user will enjoy `pick`. Every pick of a request
+    shares everything up to "Pick:", so the model server's prefix cache evaluates that once and
+    each later call only its own pick's facts."""
+    head = []
     if liked:
-        lines.append("I enjoyed: " + "; ".join(display_label(m) for m in liked[:8]) + ".")
+        head.append("I enjoyed: " + "; ".join(display_label(m) for m in liked[:8]) + ".")
     if query.strip():
-        lines.append(f"Mood: {query.strip()[:300]}")
-    lines.append("Picked for me:")
-    lines += [pick_facts(m) for m in picks]
+        head.append(f"Mood: {query.strip()[:300]}")
+    user = "\n".join(head) + "\n\nPick: " + reason_facts(pick) + "\nWhy will I enjoy it?"
     return [
         {"role": "system", "content": REASON_SYSTEM_PROMPT},
-        {"role": "user", "content": "\n".join(lines)},
+        {"role": "user", "content": user.lstrip()},
     ]
+
+
+def reason_openings(m: Movie) -> list[str]:
+    """The sentence starts the edge writes for `m`, in the order they are tried."""
+    return [o.format(title=short_title(m.title)) for o in REASON_OPENINGS]

@@ -14,7 +14,7 @@ all that decides whether a model sentence reaches a person.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from difflib import SequenceMatcher
 
 import msgspec
@@ -36,6 +36,7 @@ FIRST_PERSON = "first_person"
 KEYWORD_LIST = "keyword_list"
 WRONG_GENRE = "wrong_genre"
 UNKNOWN_NAME = "unknown_name"
+UNKNOWN_WORD = "unknown_word"
 WRONG_YEAR = "wrong_year"
 NUMBER = "number"
 ECHO = "echo"
@@ -55,6 +56,7 @@ REJECTIONS = (
     KEYWORD_LIST,
     WRONG_GENRE,
     UNKNOWN_NAME,
+    UNKNOWN_WORD,
     WRONG_YEAR,
     NUMBER,
     ECHO,
@@ -79,6 +81,9 @@ _GENRE_WORDS: dict[str, tuple[str, ...]] = {
     "comedic": ("comedy",),
     "funny": ("comedy",),
     "laughs": ("comedy",),
+    "laugh": ("comedy",),
+    "laughing": ("comedy",),
+    "laughter": ("comedy",),
     "humor": ("comedy",),
     "humour": ("comedy",),
     "humorous": ("comedy",),
@@ -184,6 +189,21 @@ class GateContext(msgspec.Struct, frozen=True):
     picks: tuple[Movie, ...]
     liked: tuple[Movie, ...]
     prompt: str = ""
+    # Lower-case words known to exist (see known_words); empty turns the unknown-word rule off.
+    vocabulary: frozenset[str] = frozenset()
+
+
+META_WORDS = ("genre", "genres", "released", "DVD", "franchise", "remake", "remade", "reimagined")
+FIRST_PERSON_WORDS = ("I", "I'm", "I've", "I'd", "me", "my", "My", "myself")
+
+
+def forbidden_words(m: Movie) -> list[str]:
+    """Words a reason about `m` can only use to break a rule: genre claims the catalog does not
+    back for it, talk about the film as a product, the user's voice. The edge steers the model
+    away from them (edge/steering.py); the rules below still judge whatever it writes."""
+    have = _genre_names(m) | {k.lower() for k in m.keywords}
+    lacks = [w for w, needs in _GENRE_WORDS.items() if not any(n in h for n in needs for h in have)]
+    return [*lacks, *META_WORDS, *FIRST_PERSON_WORDS]
 
 
 def _norm(text: str) -> str:
@@ -233,7 +253,10 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
         return TOO_SHORT
     if len(words) > MAX_WORDS or len(reason) > MAX_CHARS:
         return TOO_LONG
-    if _LIST_MARKER.search(reason):
+    # The movie's own title may hold digits, a year in brackets or six words of the prompt
+    # ("2001: A Space Odyssey is ..."); the rules below judge what is said about it.
+    body = _without_own_title(reason, movie)
+    if _LIST_MARKER.search(body):
         return LIST_MARKER
     padded = _norm(reason)
     own = _title_keys(movie)
@@ -254,13 +277,15 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
                 return WRONG_GENRE
     if _unknown_name(reason, movie, ctx):
         return UNKNOWN_NAME
-    years = {int(y) for y in _YEAR.findall(reason)}
+    if ctx.vocabulary and _unknown_word(reason, ctx.vocabulary):
+        return UNKNOWN_WORD
+    years = {int(y) for y in _YEAR.findall(body)}
     if years - {movie.year}:
         return WRONG_YEAR
-    if re.search(r"\d", _YEAR.sub("", reason)):
+    if re.search(r"\d", _YEAR.sub("", body)):
         # Counts, ages, percentages: the catalog gives the model none, so they are made up.
         return NUMBER
-    if _echoes(reason, ctx.prompt):
+    if _echoes(body, ctx.prompt):
         return ECHO
     if not _supported(reason, movie):
         return UNSUPPORTED
@@ -276,10 +301,26 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
     return None
 
 
+def _without_own_title(reason: str, movie: Movie) -> str:
+    """`reason` with mentions of the movie's own title (full or short) replaced by "It"."""
+    out = reason
+    for title in sorted({movie.title, re.sub(r"\s*\(.*\)\s*$", "", movie.title)}, key=len)[::-1]:
+        if title:
+            out = re.sub(re.escape(title), "It", out, flags=re.I)
+    return out
+
+
 def _is_keyword_list(reason: str, movie: Movie) -> bool:
-    """A bare list ("Action, adventure; space marines, sequel") rather than a sentence."""
+    """A bare list ("Action, adventure; space marines, sequel") rather than a sentence. A
+    sentence that ends in a list ("... offers a blend of humor, adventure, and heart") has one
+    long clause before it, and is not one."""
     segments = [s.strip() for s in re.split(r"[,;]", reason.rstrip(".")) if s.strip()]
-    if len(segments) >= 3 and sum(len(s.split()) <= 3 for s in segments) >= len(segments) - 1:
+    short = sum(len(s.split()) <= 3 for s in segments)
+    if (
+        len(segments) >= 3
+        and short >= len(segments) - 1
+        and max(len(s.split()) for s in segments) <= 6
+    ):
         return True
     facts = {w.lower() for t in (*movie.genres, *movie.keywords) for w in _WORD.findall(t)}
     words = [w.lower() for w in _WORD.findall(reason)]
@@ -435,3 +476,66 @@ def _echoes(reason: str, prompt: str) -> bool:
     words = lookup_key(reason).split()
     source = _norm(prompt)
     return any(f" {' '.join(words[i : i + 6])} " in source for i in range(len(words) - 5))
+
+
+# Words of film talk that neither MiniLM's word pieces nor a catalog's text need to hold.
+_REVIEW_WORDS = frozenset((
+    "captivate", "captivated", "captivating", "underbelly", "resonant", "poignant", "immersive",
+    "romp", "unnerving", "relatable", "evoke", "mystique", "heartache", "heartwarming", "clunky",
+    "classy", "subculture", "undertones", "understated", "unrelenting", "unforgiving",
+    "unspeakable", "unimaginable", "undercurrent", "misdirection", "wrenching", "heartfelt",
+    "bittersweet", "masterfully", "seamlessly", "whimsical", "swashbuckling", "tearjerker",
+    "slapstick", "zany", "skit", "irreverent", "irreverence", "disparate", "tyranny",
+    "gunslinger", "relativism",
+))  # fmt: skip
+_PREFIXES = ("un", "re", "mis", "under", "over", "non", "dis", "in", "im", "out", "self")
+_SUFFIXES = (
+    "ingly", "edly", "ness", "ment", "ments", "able", "ally", "ing", "ers", "est", "ful", "ity",
+    "ism", "ist", "ous", "ive", "ian", "ies", "ied", "ed", "es", "er", "ly", "al", "ic", "s", "d",
+    "y",
+)  # fmt: skip
+
+
+def known_words(texts: Iterable[str], extra: Iterable[str] = ()) -> frozenset[str]:
+    """The vocabulary the unknown-word rule accepts: every word of `texts` (a catalog's titles,
+    overviews, keywords, people), `extra` (e.g. the embedder's word pieces) and film talk."""
+    words = {w.lower() for t in texts for w in _WORD.findall(t)}
+    words |= {w.lower() for w in extra if w.isalpha()}
+    return frozenset(words | _REVIEW_WORDS)
+
+
+def _is_word(part: str, vocabulary: frozenset[str], depth: int = 0) -> bool:
+    """`part` or what is left of it after common affixes is a known word."""
+    if part in vocabulary or (depth == 0 and len(part) <= 3):
+        return True
+    if depth > 2:
+        return False
+    for suf in _SUFFIXES:
+        if part.endswith(suf) and len(part) - len(suf) >= 3:
+            base = part[: -len(suf)]
+            for b in (
+                base,
+                base + "e",
+                base[:-1] if base[-1:] == base[-2:-1] else "",
+                base[:-1] + "y" if base.endswith("i") else "",
+            ):
+                if b and _is_word(b, vocabulary, depth + 1):
+                    return True
+    return any(
+        part.startswith(pre)
+        and len(part) - len(pre) >= 4
+        and _is_word(part[len(pre) :], vocabulary, depth + 1)
+        for pre in _PREFIXES
+    )
+
+
+def _unknown_word(reason: str, vocabulary: frozenset[str]) -> bool:
+    """A word no dictionary here knows ("a delightful rompione"): a small model's typing error
+    or an invented word. Capitalised words are the name rule's business."""
+    for w in _WORD.findall(reason):
+        if w[0].isupper():
+            continue
+        for part in re.split(r"[-'’]", w.lower()):
+            if part and not _is_word(part, vocabulary):
+                return True
+    return False

@@ -23,16 +23,19 @@ from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
 from edge.mood import excluded_words, parse_mood
 from edge.prompt import (
+    REASON_STOPS,
+    REASON_SYSTEM_PROMPT,
     ApproxCounter,
     HFCounter,
     TokenCounter,
     build_prompt,
-    build_reason_prompt,
-    reason_line_head,
+    build_reason_messages,
+    reason_openings,
     short_title,
 )
 from edge.reason_gate import TRUNCATED, GateContext, check, clean
 from edge.settings import EdgeSettings
+from edge.steering import Steering
 from edge.titles import Resolved, pick_in_context
 from edge.upstream import (
     StreamEnded,
@@ -64,6 +67,9 @@ def ms(seconds: float) -> float:
 def movie_out(m: Movie) -> MovieOut:
     return MovieOut(id=m.id, title=m.title, year=m.year, genres=list(m.genres))
 
+
+# A sentence needs room: a retry with fewer tokens left than this would end mid-sentence.
+MIN_ATTEMPT_TOKENS = 12
 
 log = logging.getLogger("moviemind.edge.service")
 
@@ -142,6 +148,7 @@ class Recommender:
         self.metrics = metrics
         self._counter: TokenCounter | None = None
         self._counter_fetch: asyncio.Task[None] | None = None
+        self._steering: Steering | None = None
 
     async def token_counter(self, *, wait: bool = False) -> TokenCounter:
         """The model's own tokenizer once the upstream has served it; an estimate until then.
@@ -166,6 +173,14 @@ class Recommender:
         if raw:
             self._counter = HFCounter(raw)
 
+    async def steering(self) -> Steering | None:
+        """logit_bias maps in the model's tokens, once its tokenizer is known; None until then
+        (and for upstreams that serve no tokenizer): the gate alone judges those lines."""
+        counter = await self.token_counter()
+        if self._steering is None and isinstance(counter, HFCounter):
+            self._steering = Steering(counter.tok)
+        return self._steering
+
     async def prime_prefix(self) -> int:
         """Put the fixed start of every prompt into each model server's prefix cache, so the
         first user's request is as fast as the rest; returns how many servers took it."""
@@ -176,7 +191,7 @@ class Recommender:
                 prompt = build_prompt([], "", [], k, counter, self.settings.prompt_tokens)
                 messages = prompt.messages
             else:
-                messages = build_reason_prompt([], "", [])[:1]  # the fixed system message
+                messages = [{"role": "system", "content": REASON_SYSTEM_PROMPT}]
             primed = await self.upstream.prime(messages)
         except Exception as exc:  # an optimisation: never let it disturb start-up
             log.warning("prefix priming failed: %s: %s", type(exc).__name__, exc)
@@ -373,8 +388,9 @@ class Recommender:
             self._recommendation(p, i, s, draft.reasons.get(s.movie.id))
             for i, s in enumerate(draft.picks)
         ]
-        # Only gated text: the model's reasons that passed, one line per pick.
-        lines = [f"{r.title}: {r.reason}" for r in recs if r.reason_source == "model"]
+        # Only gated text: the model's reasons that passed, one line per pick (each names its
+        # movie: the edge began the sentence with the title).
+        lines = [r.reason for r in recs if r.reason_source == "model"]
         raw = "".join(draft.raw)
         return RecommendResponse(
             recommendations=recs,
@@ -397,11 +413,12 @@ class Recommender:
         max_tokens: int,
         stop: list[str] | None,
         extra: dict,
-    ) -> tuple[str, bool, str | None]:
-        """One model call, read to its end: (text, finished by itself, model name)."""
+    ) -> tuple[str, bool, str | None, int]:
+        """One model call, read to its end: (text, finished by itself, model name, tokens)."""
         parts: list[str] = []
         model = None
         finished = False
+        used: int | None = None
         t0 = time.perf_counter()
         async with contextlib.aclosing(
             self.upstream.stream_chat(
@@ -424,48 +441,69 @@ class Recommender:
                     parts.append(ev.text)
                 elif isinstance(ev, StreamEnded):
                     finished = ev.finish_reason != "length"
-        return "".join(parts), finished, model
+                    used = ev.completion_tokens
+        # Servers that send no usage stream about one token per delta.
+        return "".join(parts), finished, model, len(parts) if used is None else used
 
     def _gate(
         self, p: Prepared, draft: Draft, s: Scored, raw: str, finished: bool, ctx: GateContext
     ) -> str | None:
         """The reason to show for pick `s` from the model's `raw` line, or None (counted)."""
-        text = clean(raw, finished)
-        verdict = check(text, s.movie, ctx, list(draft.reasons.values())) if text else TRUNCATED
+        verdict, text = self._verdict(draft, s, raw, finished, ctx)
         self.metrics.reasons.labels(verdict or "shown").inc()
         return text if verdict is None else None
+
+    def _verdict(
+        self, draft: Draft, s: Scored, raw: str, finished: bool, ctx: GateContext
+    ) -> tuple[str | None, str]:
+        text = clean(raw, finished)
+        verdict = check(text, s.movie, ctx, list(draft.reasons.values())) if text else TRUNCATED
+        return verdict, text
 
     async def _guided(
         self, p: Prepared, draft: Draft, deadline: float
     ) -> AsyncIterator[tuple[str, Any]]:
-        """One call per pick: the edge writes "2. Braveheart (1995):", the model finishes the
-        line. Each call's assistant message is the answer so far, so the model server's prefix
-        cache evaluates only the new line head."""
-        picks = [s.movie for s in draft.picks]
-        messages = build_reason_prompt(p.liked, p.request.query, picks)
-        ctx = GateContext(tuple(picks), tuple(p.liked), messages[-1]["content"])
-        so_far = ""
+        """One sentence per pick, begun by the edge ("Braveheart is a") and finished by the model
+        (assistant prefill), steered away from known failures (logit_bias) and stopped at the
+        sentence's end. A sentence the gate rejects is tried again from the next opening while
+        the pick's token budget (REASON_TOKENS, shared by its attempts) lasts."""
+        picks = tuple(s.movie for s in draft.picks)
+        steering = await self.steering()
         for i, s in enumerate(draft.picks):
-            head = reason_line_head(i + 1, s.movie)
-            call = [*messages, {"role": "assistant", "content": so_far + head}]
-            async with asyncio.timeout_at(deadline):
-                raw, finished, model = await self._complete(
-                    p,
-                    call,
-                    self.settings.reason_tokens,
-                    ["\n"],
-                    # vLLM's names for "continue the last message"; servers that read the last
-                    # message's role (llama.cpp, moviemind) ignore them.
-                    {"continue_final_message": True, "add_generation_prompt": False},
-                )
-            draft.model = draft.model or model
-            draft.raw.append(head + raw + "\n")
-            yield "token", head + raw + "\n"
-            so_far += head + raw + "\n"
-            reason = self._gate(p, draft, s, raw, finished, ctx)
-            if reason is not None:
-                draft.reasons[s.movie.id] = reason
-                yield "reason", ReasonEvent(id=s.movie.id, rank=i + 1, reason=reason)
+            messages = build_reason_messages(p.liked, p.request.query, s.movie)
+            ctx = GateContext(picks, tuple(p.liked), messages[-1]["content"], p.snapshot.vocabulary)
+            extra: dict[str, Any] = {
+                # vLLM's names for "continue the last message"; servers that read the last
+                # message's role (llama.cpp, moviemind) ignore them.
+                "continue_final_message": True,
+                "add_generation_prompt": False,
+            }
+            if steering is not None:
+                extra["logit_bias"] = steering.bias_for(s.movie)
+            budget = self.settings.reason_tokens
+            verdict: str | None = TRUNCATED
+            for opening in reason_openings(s.movie):
+                if budget < MIN_ATTEMPT_TOKENS:
+                    break
+                call = [*messages, {"role": "assistant", "content": opening}]
+                async with asyncio.timeout_at(deadline):
+                    raw, finished, model, used = await self._complete(
+                        p, call, budget, REASON_STOPS, extra
+                    )
+                budget -= max(used, 1)
+                draft.model = draft.model or model
+                line = f"{opening}{raw}".strip()
+                if finished and line and line[-1] not in ".!?":
+                    line += "."  # the stop string (the sentence's own end) is not sent back
+                draft.raw.append(f"{i + 1}. {line}\n")
+                yield "token", f"{i + 1}. {line}\n"
+                verdict, text = self._verdict(draft, s, line, finished, ctx)
+                self.metrics.reason_attempts.labels(verdict or "shown").inc()
+                if verdict is None:
+                    draft.reasons[s.movie.id] = text
+                    yield "reason", ReasonEvent(id=s.movie.id, rank=i + 1, reason=text)
+                    break
+            self.metrics.reasons.labels(verdict or "shown").inc()
 
     async def _single(
         self, p: Prepared, draft: Draft, deadline: float
@@ -488,7 +526,7 @@ class Recommender:
         )
         try:
             async with asyncio.timeout_at(deadline):
-                text, _, draft.model = await self._complete(
+                text, _, draft.model, _ = await self._complete(
                     p, prompt.messages, max_tokens, None, {}
                 )
         except UpstreamBroken as exc:

@@ -50,9 +50,10 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: Annotated[int, msgspec.Meta(ge=64, le=32768)] = 512
     max_answer_tokens: Annotated[int, msgspec.Meta(ge=8, le=4096)] = 256
     candidates: Annotated[int, msgspec.Meta(ge=5, le=200)] = 8
-    # Guided reasons: the token cap of each pick's reason, and the wall-clock budget for all of
-    # a request's reasons (picks whose reason is not written by then keep the catalog reason).
-    reason_tokens: Annotated[int, msgspec.Meta(ge=8, le=256)] = 48
+    # Guided reasons: the token cap of each pick's reason (shared by its attempts: a sentence
+    # takes about 25), and the wall-clock budget for all of a request's reasons (picks whose
+    # reason is not written by then keep the catalog reason).
+    reason_tokens: Annotated[int, msgspec.Meta(ge=8, le=256)] = 80
     reasons_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 8.0
     # Let the model reorder the ranker's candidates (the older single-answer path). Off: only
     # worth turning on where it was measured to pick better than the ranker.

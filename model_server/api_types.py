@@ -18,6 +18,12 @@ TopK = Annotated[int, Meta(ge=0, le=100_000)]
 Penalty = Annotated[float, Meta(gt=0.0, le=10.0)]
 MaxTokens = Annotated[int, Meta(ge=1, le=1 << 20)]
 StopList = Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(max_length=8)]
+# OpenAI's logit_bias: token id (as a JSON object key) -> bias added to that token's logit;
+# -100 bans a token in practice, 100 all but forces it.
+LogitBias = Annotated[
+    dict[Annotated[str, Meta(pattern=r"^\d{1,9}$")], Annotated[float, Meta(ge=-100.0, le=100.0)]],
+    Meta(max_length=4096),
+]
 
 
 class TextPart(msgspec.Struct, kw_only=True):
@@ -60,6 +66,7 @@ class _GenerationFields(msgspec.Struct, kw_only=True):
     presence_penalty: Annotated[float, Meta(ge=-2.0, le=2.0)] | None = None
     stop: Annotated[str, Meta(min_length=1)] | StopList | None = None
     seed: int | None = None
+    logit_bias: LogitBias | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: Annotated[int, Meta(ge=1, le=1)] = 1

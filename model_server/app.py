@@ -229,6 +229,7 @@ def _sampling(state: ServerState, req: _GenerationFields, max_tokens: int) -> Sa
         frequency_penalty=req.frequency_penalty or 0.0,
         presence_penalty=req.presence_penalty or 0.0,
         seed=None if req.seed is None else req.seed % (1 << 63),
+        logit_bias=tuple((int(t), b) for t, b in (req.logit_bias or {}).items()),
         end_ids=state.tokenizer.end_ids,
         ignore_eos=req.ignore_eos,
         cache_prompt=req.cache_prompt,

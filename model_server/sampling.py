@@ -26,6 +26,8 @@ class SamplingOptions(msgspec.Struct, kw_only=True, frozen=True):
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     seed: int | None = None
+    # Added to the logits before any other rule; -100 or less bans the token outright.
+    logit_bias: tuple[tuple[int, float], ...] = ()
     end_ids: frozenset[int] = frozenset()  # generation stops after yielding one of these
     ignore_eos: bool = False  # never pick an end id (fixed-length runs for benchmarks)
     cache_prompt: bool = True  # reuse the engine's cached prefix
@@ -41,6 +43,12 @@ class Sampler:
         self._banned = np.fromiter(opts.end_ids, dtype=np.int64) if opts.ignore_eos else None
         self._counts: dict[int, int] = {}  # tokens this sampler picked, for the OpenAI penalties
         self._openai_penalties = opts.frequency_penalty != 0.0 or opts.presence_penalty != 0.0
+        self._bias_ids = np.fromiter((t for t, _ in opts.logit_bias), dtype=np.int64)
+        # OpenAI documents -100 as "ban"; a finite logit minus 100 can still win when every
+        # other token is lower, so the ban is made absolute.
+        self._bias = np.fromiter(
+            (-np.inf if b <= -100.0 else b for _, b in opts.logit_bias), dtype=np.float32
+        )
 
     def sample(self, logits: np.ndarray, recent: Sequence[int]) -> int:
         """Next token id from the last position's logits (not modified) and the tokens so far."""
@@ -53,8 +61,11 @@ class Sampler:
         opts = self.opts
         penalize = opts.repetition_penalty != 1.0 and opts.repeat_last_n > 0 and len(recent) > 0
         produced = self._openai_penalties and bool(self._counts)
-        if penalize or produced or self._banned is not None:
+        if penalize or produced or self._banned is not None or self._bias_ids.size:
             logits = np.array(logits, dtype=np.float32, copy=True)
+            if self._bias_ids.size:
+                inside = self._bias_ids < logits.shape[0]
+                logits[self._bias_ids[inside]] += self._bias[inside]
             if penalize:
                 seen = np.unique(np.asarray(recent[-opts.repeat_last_n :], dtype=np.int64))
                 seen = seen[(seen >= 0) & (seen < logits.shape[0])]

@@ -24,13 +24,14 @@ JUNK = " comedy, drama, romance. [1] Lord of War: action, crime, drama."
 BODY = {"liked": ["Heat"], "query": "tense", "k": 3}
 
 
-# Different enough from each other that the gate does not take one for a repeat of another.
+# Ends of "<Title> is a", the edge's first opening; different enough from each other that the
+# gate does not take one for a repeat of another.
 SHAPES = (
-    " A patient and careful film of {} and {}, told with care.",
-    " Expect {} first, then {} that keeps you watching to the last scene.",
-    " Its mix of {} with {} makes the evening fly by.",
-    " Anyone who enjoys {} will like how it handles {} here.",
-    " Built around {} and {}, it rewards a viewer who pays attention.",
+    " patient and careful film of {} and {}, told with care.",
+    " story that leads with {} and then {}, keeping you watching to the last scene.",
+    " film whose mix of {} with {} makes the evening fly by.",
+    " treat for anyone who enjoys {} and how it handles {} here.",
+    " film built around {} and {} that rewards a viewer who pays attention.",
 )
 
 
@@ -89,7 +90,8 @@ def edge(logs: Path, sample_index: Path, stub: OpenAIStub) -> Iterator[Server]:
 def test_picks_first_then_one_gated_reason_per_pick(edge: Server, stub: OpenAIStub) -> None:
     good = fitting_reasons(edge, BODY)
     GOOD, OTHER = good[0], good[2]  # noqa: N806 -- constants of this test
-    stub.script(Stream([GOOD]), Stream([JUNK]), Stream([OTHER]))
+    # Pick 1 passes at once; pick 2's three attempts are junk; pick 3 passes at once.
+    stub.script(Stream([GOOD]), Stream([JUNK]), Stream([JUNK]), Stream([JUNK]), Stream([OTHER]))
     with httpx.stream("POST", edge.url + "/v1/recommend", json={**BODY, "stream": True}) as r:
         assert r.status_code == 200
         events = sse_events(r)
@@ -102,37 +104,56 @@ def test_picks_first_then_one_gated_reason_per_pick(edge: Server, stub: OpenAISt
     assert [c["id"] for c in final["recommendations"]] == [c["id"] for c in first]
     reasons = {d["rank"]: d for e, d in events if e == "reason"}
     assert set(reasons) == {1, 3}
-    assert reasons[1]["reason"] == GOOD.strip() and reasons[1]["source"] == "model"
+    title1, title3 = short_title(first[0]["title"]), short_title(first[2]["title"])
+    assert reasons[1]["reason"] == f"{title1} is a{GOOD}" and reasons[1]["source"] == "model"
+    assert reasons[3]["reason"] == f"{title3} is a{OTHER}"
     assert reasons[1]["id"] == first[0]["id"]
     recs = final["recommendations"]
     assert [r["reason_source"] for r in recs] == ["model", "catalog", "model"]
     assert recs[1]["reason"] == first[1]["reason"]  # the junk never shows: the catalog's stays
-    assert "[1]" not in final["explanation"] and final["explanation"].count("\n") == 1
+    assert final["explanation"] == f"{title1} is a{GOOD}\n{title3} is a{OTHER}"
     assert final["raw_model_text"] is None and not final["degraded"]
 
-    # One call per pick; each continues the answer so far from the edge's own line head.
+    # One call per attempt: the edge begins each sentence (assistant prefill), the model ends it.
     calls = [r.body for r in stub.chat_requests]
-    assert len(calls) == 3
-    heads = [c["messages"][-1] for c in calls]
-    assert all(h["role"] == "assistant" for h in heads)
-    assert heads[0]["content"] == f"1. {short_title(first[0]['title'])} ({first[0]['year']}):"
-    assert heads[1]["content"].startswith(heads[0]["content"] + GOOD + "\n2. ")
-    assert heads[2]["content"].startswith(heads[1]["content"] + JUNK + "\n3. ")
-    assert all(c["stop"] == ["\n"] and c["max_tokens"] == 48 for c in calls)
+    assert len(calls) == 5
+    openings = [c["messages"][-1] for c in calls]
+    assert all(o["role"] == "assistant" for o in openings)
+    title2 = short_title(first[1]["title"])
+    assert [o["content"] for o in openings] == [
+        f"{title1} is a",
+        f"{title2} is a",
+        f"Watch {title2} for its",
+        f"{title2} offers",
+        f"{title3} is a",
+    ]
+    # Each call asks about its own pick only, after the shared head (the prefix cache's part).
+    users = [c["messages"][-2]["content"] for c in calls]
+    assert all(u.startswith("I enjoyed: Heat (1995).\nMood: tense\n\nPick: ") for u in users)
+    assert f"Pick: {title2} (" in users[1] and title1 not in users[1]
+    assert all(c["stop"] == [".", "!", "?", "\n"] for c in calls)
+    # The pick's token budget (80) is shared by its attempts: the stub counts a delta a token.
+    assert [c["max_tokens"] for c in calls] == [80, 80, 79, 78, 80]
+    # Steering needs the model's tokenizer, which the stub does not serve.
+    assert all("logit_bias" not in c for c in calls)
     metrics = httpx.get(edge.url + "/metrics").text
     assert 'moviemind_edge_reasons_total{verdict="list_marker"} 1.0' in metrics
     assert 'moviemind_edge_reasons_total{verdict="shown"} 2.0' in metrics
+    assert 'moviemind_edge_reason_attempts_total{verdict="list_marker"} 3.0' in metrics
 
 
 def test_debug_returns_the_raw_text_and_token_events(edge: Server, stub: OpenAIStub) -> None:
-    stub.script(Stream([JUNK]), Stream([JUNK]), Stream([JUNK]))
+    stub.script(*[Stream([JUNK]) for _ in range(9)])
     body = {**BODY, "stream": True, "debug": True}
     with httpx.stream("POST", edge.url + "/v1/recommend", json=body) as r:
         events = sse_events(r)
     tokens = [d["text"] for e, d in events if e == "token"]
-    assert len(tokens) == 3 and all(JUNK in t for t in tokens)
+    # Three picks, three openings each, every attempt rejected.
+    assert len(tokens) == 9 and all(JUNK.strip() in t for t in tokens)
+    assert [t.split(".")[0] for t in tokens] == ["1"] * 3 + ["2"] * 3 + ["3"] * 3
     final = events[-2][1]
-    assert JUNK in final["raw_model_text"]
+    assert JUNK.strip() in final["raw_model_text"]
+    assert final["raw_model_text"] == "".join(tokens)
     assert final["explanation"] is None  # nothing passed the gate
     assert all(r["reason_source"] == "catalog" for r in final["recommendations"])
 
