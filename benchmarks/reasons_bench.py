@@ -60,10 +60,12 @@ def model_tokens(client: httpx.Client, url: str) -> tuple[float, float]:
     return total, cached
 
 
-def verdicts(client: httpx.Client, url: str) -> Counter:
+def verdicts(client: httpx.Client, url: str, metric: str = "reasons") -> Counter:
+    """Counts by verdict of the edge's `moviemind_edge_<metric>_total`: `reasons` has one per
+    pick (its outcome), `reason_attempts` one per sentence the gate judged."""
     text = client.get(url + "/metrics").text
     counts: Counter = Counter()
-    for labels, v in metric_values(text, "moviemind_edge_reasons_total").items():
+    for labels, v in metric_values(text, f"moviemind_edge_{metric}_total").items():
         counts[labels.split('"')[1]] += v
     return counts
 
@@ -109,8 +111,10 @@ def run_engine(
         one_request(client, edge.url, ["Heat"], "")  # warm-up: first embedding, prefix cache
         for liked, query in requests:
             v0, (p0, c0) = verdicts(client, edge.url), model_tokens(client, model.url)
+            a0 = verdicts(client, edge.url, "reason_attempts")
             res = one_request(client, edge.url, liked, query)
             v1, (p1, c1) = verdicts(client, edge.url), model_tokens(client, model.url)
+            a1 = verdicts(client, edge.url, "reason_attempts")
             final = res["final"]
             recs = final.get("recommendations", [])
             got = v1 - v0
@@ -123,6 +127,7 @@ def run_engine(
                     "all_reasons_ms": res["marks"].get("recommendations"),
                     "total_ms": res["marks"]["end"],
                     "verdicts": dict(got),
+                    "attempts": dict(a1 - a0),
                     "model_reasons": sum(r["reason_source"] == "model" for r in recs),
                     "prompt_tokens": p1 - p0,
                     "evaluated_tokens": (p1 - p0) - (c1 - c0),
@@ -140,7 +145,7 @@ def run_engine(
                         "title": r["title"],
                         "reason": r["reason"],
                         "source": r["reason_source"],
-                        "raw": _raw_line(final.get("raw_model_text") or "", i + 1),
+                        "attempts": _raw_lines(final.get("raw_model_text") or "", i + 1),
                     }
                 )
             print(
@@ -155,17 +160,18 @@ def run_engine(
     return summarise(engine, rows)
 
 
-def _raw_line(raw: str, rank: int) -> str | None:
-    for line in raw.splitlines():
-        if line.startswith(f"{rank}. "):
-            return line
-    return None
+def _raw_lines(raw: str, rank: int) -> list[str]:
+    """The sentences the model finished for pick `rank`, in the order they were tried."""
+    return [line[len(f"{rank}. ") :] for line in raw.splitlines() if line.startswith(f"{rank}. ")]
 
 
 def summarise(engine: str, rows: list[dict]) -> dict[str, Any]:
     verdict_total: Counter = Counter()
+    attempt_total: Counter = Counter()
     for r in rows:
         verdict_total.update(r["verdicts"])
+        attempt_total.update(r.get("attempts", {}))
+    tried = sum(attempt_total.values())
     written = sum(v for k, v in verdict_total.items() if k != "timeout")
     first = [r["first_reason_ms"] for r in rows if r["first_reason_ms"] is not None]
     return {
@@ -182,6 +188,10 @@ def summarise(engine: str, rows: list[dict]) -> dict[str, Any]:
         "reasons_shown": verdict_total.get("shown", 0),
         "pass_rate": verdict_total.get("shown", 0) / written if written else float("nan"),
         "rejections": dict(verdict_total.most_common()),
+        "sentences_judged": tried,
+        "sentences_passed": attempt_total.get("shown", 0),
+        "sentence_pass_rate": attempt_total.get("shown", 0) / tried if tried else float("nan"),
+        "sentence_rejections": dict(attempt_total.most_common()),
         "evaluated_tokens_p50": pct([r["evaluated_tokens"] for r in rows], 50),
         "evaluated_tokens_mean": sum(r["evaluated_tokens"] for r in rows) / len(rows),
         "prompt_tokens_p50": pct([r["prompt_tokens"] for r in rows], 50),
@@ -210,7 +220,8 @@ def render(report: dict[str, Any]) -> str:
                 "first shown model reason p50 (ms; requests with one)",
                 "all reasons p50 / p95 (s)",
                 "max request (s)",
-                "model reasons shown",
+                "picks with a model reason",
+                "model sentences passing the gate",
                 "prompt tokens evaluated / request (p50)",
             ],
             [
@@ -222,6 +233,8 @@ def render(report: dict[str, Any]) -> str:
                     f"{e['max_request_s']:.2f}",
                     f"{e['reasons_shown']:.0f} of {e['reasons_written']:.0f} "
                     f"({100 * e['pass_rate']:.0f}%)",
+                    f"{e.get('sentences_passed', 0):.0f} of {e.get('sentences_judged', 0):.0f} "
+                    f"({100 * e.get('sentence_pass_rate', float('nan')):.0f}%)",
                     f"{e['evaluated_tokens_p50']:.0f} (of {e['prompt_tokens_p50']:.0f} sent)",
                 ]
                 for e in report["engines"]
@@ -232,31 +245,42 @@ def render(report: dict[str, Any]) -> str:
         f"{MAX_REQUEST_TARGET_S:.0f} s; >= 70% of SmolLM2's reasons pass the gate. Before this "
         f"change one uncached call evaluated {BASELINE_UNCACHED} prompt tokens per request.",
         "",
-        "## Why the gate rejected reasons",
+        "## Why the gate rejected sentences",
         "",
-        table(
-            ["engine", *sorted({k for e in report["engines"] for k in e["rejections"]})],
-            [
-                [e["engine"]]
-                + [
-                    f"{e['rejections'].get(k, 0):.0f}"
-                    for k in sorted({k for e in report["engines"] for k in e["rejections"]})
-                ]
-                for e in report["engines"]
-            ],
-        ),
+        "Every sentence the model finished, by the gate's verdict (a pick takes up to three):",
         "",
-        "Each pick's model line is cut at MOVIEMIND_EDGE_REASON_TOKENS and shown only if it passes "
-        "every rule; `truncated` lines never reached the end of a sentence (mostly genre and "
-        "keyword lists, which have none). Prompt tokens evaluated = prompt tokens minus those "
-        "the model server took from its KV cache, summed over a request's calls.",
+        _verdict_table(report, "sentence_rejections"),
         "",
-        "`shown` passed the gate; `timeout` counts requests whose reasons budget "
+        "Picks whose every sentence was rejected, by the rule that rejected the last one:",
+        "",
+        _verdict_table(report, "rejections"),
+        "",
+        'The edge begins each pick\'s sentence ("<Title> is a"; then "Watch <Title> for '
+        'its", then "<Title> offers"), the model ends it (stop at the sentence\'s end), '
+        "steered by logit_bias away from genre words the pick lacks, the user's voice and "
+        "markup; the gate then judges the whole sentence. A rejected sentence is tried again "
+        "from the next opening while the pick's MOVIEMIND_EDGE_REASON_TOKENS last. "
+        "`truncated`: no sentence end within the tokens left. Prompt tokens evaluated = prompt "
+        "tokens minus those the model server took from its KV cache, summed over a request's "
+        "calls.",
+        "",
+        "`shown` passed the gate; `timeout` counts picks left when the reasons budget "
         "(MOVIEMIND_EDGE_REASONS_TIMEOUT_S) ran out; every other column is a gate rule "
         "(edge/reason_gate.py).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _verdict_table(report: dict[str, Any], key: str) -> str:
+    names = sorted({k for e in report["engines"] for k in e.get(key, {})})
+    return table(
+        ["engine", *names],
+        [
+            [e["engine"]] + [f"{e.get(key, {}).get(k, 0):.0f}" for k in names]
+            for e in report["engines"]
+        ],
+    )
 
 
 def rerender() -> None:

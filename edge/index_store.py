@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.reason_gate import known_words
 from edge.titles import TitleIndex
 from moviemind_core.bundle import Bundle, BundleError, read_bundle_manifest
+from moviemind_core.catalog import Movie
 from moviemind_core.embedder import Embedder, EmbedderError, read_embedder_manifest
 from moviemind_core.ranking import Priors
 from moviemind_core.storage import S3Settings, download_bundle, parse_s3_url, read_latest
@@ -152,16 +154,16 @@ class IndexStore:
             Priors(bundle.movies, self.bayes_votes),
             TitleIndex(bundle.movies, bundle.titles),
             embedder,
-            catalog_vocabulary(bundle, embedder),
+            catalog_vocabulary(bundle.movies, embedder.tokenizer.get_vocab()),
         )
 
 
-def catalog_vocabulary(bundle: Bundle, embedder: Embedder) -> frozenset[str]:
+def catalog_vocabulary(movies: Iterable[Movie], word_pieces: Iterable[str]) -> frozenset[str]:
     """Every word of the catalog's text plus MiniLM's whole-word pieces: what the reason gate
     accepts as real words (about 31,000 for the sample catalog, built in 50 ms)."""
     texts = (
         t
-        for m in bundle.movies
+        for m in movies
         for t in (m.title, m.overview, " ".join(m.keywords), " ".join(m.cast), m.director or "")
     )
-    return known_words(texts, embedder.tokenizer.get_vocab())
+    return known_words(texts, word_pieces)

@@ -14,8 +14,11 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from tokenizers import Tokenizer
 
 from edge.prompt import short_title
+from model_server.tokenizer import ServerTokenizer
+from tests.support.model_server_helpers import embedded_info, shared_cache
 from tests.support.openai_stub import Hang, OpenAIStub, Stream
 from tests.support.servers import Server, start_edge
 
@@ -213,3 +216,38 @@ def test_llm_rerank_lets_the_model_order_the_candidates(
     assert stub.chat_requests[0].body["messages"][-1]["role"] == "user"
     ids = [x["id"] for x in r["recommendations"]]
     assert ids[:2] == [ranked[2]["id"], ranked[0]["id"]] and len(ids) == 3
+
+
+def test_a_model_server_with_a_tokenizer_gets_each_picks_logit_bias(
+    logs: Path, sample_index: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tokenizer = ServerTokenizer(embedded_info(shared_cache(tmp_path_factory))).to_json()
+    tok = Tokenizer.from_str(tokenizer)
+    comedy = str(tok.encode(" comedy", add_special_tokens=False).ids[0])
+    caps = {"continue_final_message": True}
+    with OpenAIStub(Stream([JUNK]), capabilities=caps, tokenizer=tokenizer.encode()) as stub:
+        edge = edge_on(logs, sample_index, stub.url)
+        try:
+            # The first request that asks the model starts the tokenizer fetch in the background
+            # (without priming, nothing fetched it before); that request is not steered yet.
+            httpx.post(edge.url + "/v1/recommend", json=BODY, timeout=30)
+            deadline = time.monotonic() + 10
+            while not any(r.path == "/v1/tokenizer" for r in stub.requests):
+                assert time.monotonic() < deadline, "the edge never fetched the tokenizer"
+                time.sleep(0.1)
+            time.sleep(0.3)
+            stub.requests.clear()
+            r = httpx.post(edge.url + "/v1/recommend", json=BODY, timeout=30)
+        finally:
+            edge.stop()
+    assert r.status_code == 200
+    picks = {rec["title"]: rec for rec in r.json()["recommendations"]}
+    calls = [c.body for c in stub.chat_requests]
+    assert len(calls) == 9  # three junk attempts for each of the three picks
+    for call in calls:
+        user = call["messages"][-2]["content"]
+        title = next(t for t in picks if f"Pick: {short_title(t)} (" in user)
+        bias = call["logit_bias"]
+        assert bias and all(v == -100 for v in bias.values())
+        # " comedy" is banned exactly where the catalog says the pick is no comedy.
+        assert (comedy in bias) == ("Comedy" not in picks[title]["genres"]), title

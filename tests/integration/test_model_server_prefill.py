@@ -180,3 +180,31 @@ def test_frequency_and_presence_penalties_change_a_repetitive_answer(client: htt
         varied = words(**penalties)
         assert varied != plain and repeats(varied) < repeats(plain), (penalties, varied)
     assert words(frequency_penalty=0.0, presence_penalty=0.0) == plain
+
+
+def test_logit_bias_steers_the_continuation_streamed_and_not(client: httpx.Client) -> None:
+    messages = [*CHAT, {"role": "assistant", "content": PREFIX}]
+    free = _chat(client, messages=messages, max_tokens=8)["choices"][0]["message"]["content"]
+    first = client.post("/tokenize", json={"content": free}).json()["tokens"][0]
+    # The token the model wanted first is banned: the greedy reply must start otherwise.
+    bias = {str(first): -100}
+    steered = _chat(client, messages=messages, max_tokens=8, logit_bias=bias)
+    text = steered["choices"][0]["message"]["content"]
+    assert text and text != free
+    assert client.post("/tokenize", json={"content": text}).json()["tokens"][0] != first
+    streamed, _, _ = _stream_chat(client, messages=messages, max_tokens=8, logit_bias=bias)
+    assert streamed == text
+    # A strong positive bias all but forces a token.
+    forced = _chat(client, messages=messages, max_tokens=3, logit_bias={str(first + 1): 100})
+    ids = client.post("/tokenize", json={"content": forced["choices"][0]["message"]["content"]})
+    assert ids.json()["tokens"][:1] == [first + 1]
+
+
+@pytest.mark.parametrize(
+    "bias", [{"word": -100}, {"5": -101}, {"5": "ban"}, [5]], ids=["key", "range", "value", "list"]
+)
+def test_malformed_logit_bias_is_422(client: httpx.Client, bias: object) -> None:
+    r = client.post("/v1/chat/completions", json={"messages": CHAT, "logit_bias": bias})
+    assert r.status_code == 422, r.text  # the server's answer to every schema error
+    assert r.json()["error"]["type"] == "validation_error"
+    assert "logit_bias" in r.json()["error"]["message"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from edge.prompt import (
+    REASON_SYSTEM_PROMPT,
     SYSTEM_PROMPT,
     TEMPLATE_OVERHEAD,
     ApproxCounter,
     HFCounter,
     build_prompt,
+    build_reason_messages,
+    reason_openings,
     short_title,
 )
 from tests.support.catalog import movie
@@ -135,3 +138,36 @@ def test_approx_counter_and_hf_counter_without_padding() -> None:
     # MiniLM's tokenizer.json pads to 128: the counter must count real tokens only.
     assert hf.count("hello world") == 2
     assert hf.count("hello world " * 100) == 200
+
+
+def test_reason_messages_share_everything_before_the_pick() -> None:
+    picks = PROMPT_CANDIDATES[:3]
+    calls = [build_reason_messages(LIKED, " slow and rainy ", m) for m in picks]
+    assert all(c[0] == {"role": "system", "content": REASON_SYSTEM_PROMPT} for c in calls)
+    users = [c[1]["content"] for c in calls]
+    head = "I enjoyed: Heat (1995); The Matrix (1999).\nMood: slow and rainy\n\nPick: "
+    assert all(u.startswith(head) for u in users)  # the model server's cached prefix
+    first = users[0][len(head) :].splitlines()
+    assert first == [
+        "Candidate Film 0 (1990)",
+        "Genres: drama, crime, thriller",
+        "Keywords: heist, city, night, chase, rain",
+        "Plot: " + ("A long overview " * 10)[:400],
+        "Why will I enjoy it?",
+    ]
+    # Each call names its own pick only.
+    assert "Candidate Film 1" not in users[0] and "Candidate Film 1 (1991)" in users[1]
+
+
+def test_reason_messages_without_liked_movies_or_mood_start_at_the_pick() -> None:
+    user = build_reason_messages([], "", movie(5, "Twelve Monkeys (a.k.a. 12 Monkeys)", 1995))
+    assert user[1]["content"].startswith("Pick: Twelve Monkeys (1995)\n")
+
+
+def test_reason_openings_begin_with_the_short_title() -> None:
+    m = movie(5, "Léon: The Professional (a.k.a. The Professional) (Léon)", 1994)
+    assert reason_openings(m) == [
+        "Léon: The Professional is a",
+        "Watch Léon: The Professional for its",
+        "Léon: The Professional offers",
+    ]

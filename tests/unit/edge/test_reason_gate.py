@@ -12,8 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
+from tokenizers import Tokenizer
 
 from edge import reason_gate as g
+from edge.index_store import catalog_vocabulary
+from moviemind_core.bundle import Bundle
 from moviemind_core.catalog import Movie
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "reason_corpus.jsonl"
@@ -61,11 +64,92 @@ def test_a_good_sentence_passes() -> None:
         ("A crime epic that was reimagined as a remake with a heist shootout.", g.META),
         ("A crime epic with a heist and a shootout... it was great!", g.CHATTY),
         ("A slow crime epic about music and a heist that goes wrong.", g.INVENTED_PLOT),
+        ("A heist with a shootout that leaves you laughing at every turn.", g.WRONG_GENRE),
+        ("A delightful rompione of a crime epic with a heist and a shootout.", g.UNKNOWN_WORD),
     ],
 )
 def test_each_rule(text: str, rule: str) -> None:
-    ctx = g.GateContext(CTX.picks, CTX.liked, prompt=HEAT.overview)
+    # The unknown-word rule only where it is the case (the test vocabulary is small).
+    vocabulary = VOCABULARY if rule == g.UNKNOWN_WORD else frozenset()
+    ctx = g.GateContext(CTX.picks, CTX.liked, prompt=HEAT.overview, vocabulary=vocabulary)
     assert g.check(text, HEAT, ctx) == rule
+
+
+# A stand-in for the catalog's and MiniLM's words (edge/index_store.catalog_vocabulary).
+VOCABULARY = g.known_words(
+    [GOOD, HEAT.overview, " ".join(HEAT.keywords)],
+    [
+        "a",
+        "an",
+        "the",
+        "with",
+        "and",
+        "that",
+        "of",
+        "at",
+        "every",
+        "turn",
+        "you",
+        "leaves",
+        "slow",
+        "great",
+        "city",
+        "streets",
+        "gripping",
+        "film",
+        "blend",
+        "sharp",
+        "delightful",
+        "tense",
+        "where",
+        "each",
+        "across",
+        "other",
+        "thief",
+        "settle",
+        "heart",
+    ],
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Heat is a gripping crime epic where a thief and a detective circle each other.",
+        "Heat is a tense, unsettling crime epic with a heist at its heart.",  # affixes
+        "Heat is a film of captivating shootouts and a relatable crime epic.",
+    ],
+)
+def test_real_words_pass_the_unknown_word_rule(text: str) -> None:
+    ctx = g.GateContext(CTX.picks, CTX.liked, vocabulary=VOCABULARY)
+    assert g.check(text, HEAT, ctx) is None
+
+
+def test_without_a_vocabulary_the_unknown_word_rule_is_off() -> None:
+    text = "A delightful rompione of a crime epic with a heist and a shootout."
+    assert g.check(text, HEAT, CTX) is None
+
+
+def test_the_movies_own_title_is_not_an_echo_a_number_or_a_list_marker() -> None:
+    odyssey = Movie(
+        id=9,
+        title="2001: A Space Odyssey (1968)",
+        year=1968,
+        genres=("Adventure", "Sci-Fi"),
+        overview="Astronauts and a computer on a mission to Jupiter.",
+        keywords=("space travel", "artificial intelligence", "jupiter"),
+    )
+    prompt = "Pick: 2001: A Space Odyssey (1968) - the monolith"
+    ctx = g.GateContext((odyssey,), (), prompt=prompt)
+    ok = "2001: A Space Odyssey is a slow, awe-struck voyage of space travel to Jupiter."
+    assert g.check(ok, odyssey, ctx) is None
+    assert g.check(ok.replace("slow", "slow 3-hour"), odyssey, ctx) == g.NUMBER
+
+
+def test_a_sentence_ending_in_a_list_is_not_a_keyword_list() -> None:
+    text = "Heat is a crime epic that offers a blend of heist, shootout, and cops and robbers."
+    assert g.check(text, HEAT, CTX) is None
+    assert g.check("Heist, shootout, cops and robbers, crime epic.", HEAT, CTX) == g.KEYWORD_LIST
 
 
 def test_the_same_reason_twice_in_one_answer_is_a_repeat() -> None:
@@ -97,12 +181,20 @@ def _movie(d: dict) -> Movie:
     return Movie(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-def _verdict(rec: dict) -> str | None:
+@pytest.fixture(scope="module")
+def vocabulary(sample_index: Path, models_dir: Path) -> frozenset[str]:
+    """The words the edge's gate knows when it serves the sample catalog."""
+    pieces = Tokenizer.from_file(str(models_dir / "minilm" / "tokenizer.json")).get_vocab()
+    return catalog_vocabulary(Bundle.load(sample_index).movies, pieces)
+
+
+def _verdict(rec: dict, vocabulary: frozenset[str]) -> str | None:
     movie = _movie(rec["movie"])
     ctx = g.GateContext(
         tuple(_movie(m) for m in rec["picks"]),
         tuple(_movie(m) for m in rec["liked"]),
         rec["prompt"],
+        vocabulary,
     )
     text = g.clean(rec["raw"], rec["finished"])
     return g.check(text, movie, ctx, rec["earlier"]) if text else g.TRUNCATED
@@ -117,10 +209,10 @@ def test_the_corpus_is_big_enough_and_real() -> None:
 
 
 @pytest.mark.parametrize("rec", [r for r in corpus() if r["junk"]], ids=lambda r: r["raw"][:40])
-def test_no_junk_from_the_corpus_passes(rec: dict) -> None:
-    assert _verdict(rec) is not None, f"junk shown ({rec['why']}): {rec['raw']!r}"
+def test_no_junk_from_the_corpus_passes(rec: dict, vocabulary: frozenset[str]) -> None:
+    assert _verdict(rec, vocabulary) is not None, f"junk shown ({rec['why']}): {rec['raw']!r}"
 
 
 @pytest.mark.parametrize("rec", [r for r in corpus() if not r["junk"]], ids=lambda r: r["raw"][:40])
-def test_good_sentences_from_the_corpus_pass(rec: dict) -> None:
-    assert _verdict(rec) is None, f"good reason rejected: {rec['raw']!r}"
+def test_good_sentences_from_the_corpus_pass(rec: dict, vocabulary: frozenset[str]) -> None:
+    assert _verdict(rec, vocabulary) is None, f"good reason rejected: {rec['raw']!r}"

@@ -40,3 +40,26 @@ def test_negative_penalties_encourage_repeats() -> None:
     assert run() == [0, 1]
     assert run(presence_penalty=-1.0) == [0, 0]
     assert run(frequency_penalty=-0.5) == [0, 0]
+
+
+def test_logit_bias_bans_and_favours_tokens() -> None:
+    logits = np.array([3.0, 2.5, 2.0, -5.0], dtype=np.float32)
+
+    def pick(bias: tuple[tuple[int, float], ...]) -> int:
+        opts = SamplingOptions(max_tokens=1, temperature=0.0, logit_bias=bias)
+        return Sampler(opts).sample(logits, [])
+
+    assert pick(()) == 0
+    assert pick(((0, -100.0),)) == 1  # OpenAI's "ban"
+    assert pick(((0, -100.0), (1, -100.0), (2, -100.0))) == 3  # absolute, even for the last one
+    assert pick(((3, 9.0),)) == 3  # -5 + 9 beats 3
+    assert pick(((0, -0.6),)) == 1  # a mild bias only shifts the logit
+    assert pick(((99, -100.0),)) == 0  # ids past the vocabulary are ignored
+    assert logits.tolist() == [3.0, 2.5, 2.0, -5.0]
+
+
+def test_logit_bias_ban_holds_when_sampling() -> None:
+    logits = np.array([1.0, 1.0, 1.0], dtype=np.float32)
+    opts = SamplingOptions(max_tokens=1, temperature=1.0, seed=3, logit_bias=((1, -100.0),))
+    sampler = Sampler(opts)
+    assert 1 not in {sampler.sample(logits, []) for _ in range(200)}
