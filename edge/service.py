@@ -551,7 +551,9 @@ class Recommender:
         draft.dropped = grounded.dropped
         if self.settings.llm_rerank:
             draft.picks = [by_id[pick.movie.id] for pick in grounded.picks]
-        ctx = GateContext(tuple(s.movie for s in draft.picks), tuple(p.liked), user_prompt)
+        ctx = GateContext(
+            tuple(s.movie for s in draft.picks), tuple(p.liked), user_prompt, p.snapshot.vocabulary
+        )
         for pick in grounded.picks:
             if pick.reason and pick.movie.id in {s.movie.id for s in draft.picks}:
                 reason = self._gate(p, draft, by_id[pick.movie.id], pick.reason, True, ctx)
