@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from edge.prompt import short_title
 from tests.support.edge_api import (
     assert_error,
     in_catalog,
@@ -178,13 +179,13 @@ def test_recommend_with_the_model(keyed: httpx.Client) -> None:
     body = r.json()
     assert body["degraded"] is False, body.get("degraded_reason")
     assert body["model"] and "SmolLM2" in body["model"]
-    # Only reasons that passed the gate make up the explanation, one line per such pick.
-    from_model = [
-        f"{x['title']}: {x['reason']}"
-        for x in body["recommendations"]
-        if x["reason_source"] == "model"
-    ]
-    assert body["explanation"] == ("\n".join(from_model) or None)
+    # Only reasons that passed the gate make up the explanation, one line per such pick; each
+    # is a sentence the edge began with the pick's title.
+    from_model = [x for x in body["recommendations"] if x["reason_source"] == "model"]
+    assert body["explanation"] == ("\n".join(x["reason"] for x in from_model) or None)
+    for x in from_model:
+        title = short_title(x["title"])
+        assert x["reason"].startswith((f"{title} ", f"Watch {title} for its ")), x["reason"]
     t = body["timings_ms"]
     assert 0 < t["llm_first_token"] <= t["llm_total"] <= t["total"]
     recs = body["recommendations"]
