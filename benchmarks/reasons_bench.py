@@ -251,7 +251,8 @@ def render(report: dict[str, Any]) -> str:
         "",
         _verdict_table(report, "sentence_rejections"),
         "",
-        "Picks whose every sentence was rejected, by the rule that rejected the last one:",
+        "Each pick's outcome: `shown` (it got a model reason), else the rule that rejected its "
+        "last sentence:",
         "",
         _verdict_table(report, "rejections"),
         "",
@@ -264,7 +265,8 @@ def render(report: dict[str, Any]) -> str:
         "tokens minus those the model server took from its KV cache, summed over a request's "
         "calls.",
         "",
-        "`shown` passed the gate; `timeout` counts picks left when the reasons budget "
+        "In the first table `shown` passed the gate; `timeout` counts picks left when the "
+        "reasons budget "
         "(MOVIEMIND_EDGE_REASONS_TIMEOUT_S) ran out; every other column is a gate rule "
         "(edge/reason_gate.py).",
         "",

@@ -273,10 +273,10 @@ def test_page_shows_picks_at_once_and_fills_in_reasons(
     driver = browser
     driver.get(guided_edge.url + "/")
     choose_liked(driver, "heat", "Heat")
-    # Pick 2's reason is junk: the page must keep the catalog reason for it.
+    # Pick 2's sentences are junk (all three attempts): the page must keep its catalog reason.
     lines = fitting_reasons(guided_edge, {"liked": ["Heat"], "query": "tense", "k": 5})
-    lines[1] = JUNK_REASON
-    # Each reason in two pieces 0.4 s apart: ~0.8 s a pick, like a real model's line.
+    lines[1:2] = [JUNK_REASON] * 3
+    # Each sentence in two pieces 0.4 s apart: ~0.8 s a pick, like a real model's sentence.
     halves = [[" " + part for part in line.split(" ", 2)[1:]] for line in lines]
     guided_stub.script(*[Stream(h, delay_s=0.4) for h in halves])
     driver.find_element(*by_testid("query-input")).send_keys("tense")
@@ -302,7 +302,8 @@ def test_page_shows_picks_at_once_and_fills_in_reasons(
     reasons = driver.find_elements(*by_testid("card-reason"))
     sources = [r.get_attribute("data-source") for r in reasons]
     assert sources == ["model", "catalog", "model", "model", "model"], sources
-    assert reasons[0].text == lines[0].strip()
+    # The edge began the sentence with the title; the model's words follow.
+    assert reasons[0].text.endswith(" is a " + lines[0].strip()), reasons[0].text
     assert reasons[1].text == first[1][1]  # the catalog reason shown first stays
     assert all("[1]" not in r.text for r in reasons)
     assert not driver.find_element(*by_testid("error")).is_displayed()
