@@ -123,7 +123,7 @@ _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)s?\b")
 # Talk about the film as a product (its genre, release, remakes) instead of about the film:
 # SmolLM2's way of filling a line ("reimagined in various ways to fit different genres").
 _META = re.compile(
-    r"\b(?:genres?|released|DVD|franchise|remake|remade|reimagined|box office|sequels?)\b", re.I
+    r"\b(?:genres?|released|DVD|remake|remade|reimagined|box office|sequels?|franchises?)\b", re.I
 )
 # Trailing off and exclaiming: the model chatting ("... it was hilarious!"), not describing.
 _CHATTY = re.compile(r"\.\.\.|…|!")

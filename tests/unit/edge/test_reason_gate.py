@@ -62,6 +62,7 @@ def test_a_good_sentence_passes() -> None:
         ("You will enjoy its plot and characters and the way it ends.", g.UNSUPPORTED),
         ("A crime epic about a young woman who can control water in a heist.", g.INVENTED_PLOT),
         ("A crime epic that was reimagined as a remake with a heist shootout.", g.META),
+        ("A heist crime epic that remains one of the most iconic franchises.", g.META),
         ("A crime epic with a heist and a shootout... it was great!", g.CHATTY),
         ("A slow crime epic about music and a heist that goes wrong.", g.INVENTED_PLOT),
         ("A heist with a shootout that leaves you laughing at every turn.", g.WRONG_GENRE),
