@@ -200,7 +200,10 @@ class GateContext(msgspec.Struct, frozen=True):
     vocabulary: frozenset[str] = frozenset()
 
 
-META_WORDS = ("genre", "genres", "released", "DVD", "franchise", "remake", "remade", "reimagined")
+META_WORDS = (
+    "genre", "genres", "released", "DVD", "franchise", "franchises", "sequel", "sequels", "remake",
+    "remade", "reimagined",
+)  # fmt: skip
 FIRST_PERSON_WORDS = ("I", "I'm", "I've", "I'd", "me", "my", "My", "myself")
 
 
