@@ -4,7 +4,11 @@ One guided answer is what the edge sends for k = 5 picks: the system and user me
 (~150 tokens), then one chat request per pick whose final assistant message is the answer so far
 plus the next line's start ("2. Heat (1995):"), continued by the model up to `stop: ["\\n"]` or
 24 tokens. Each request's `usage` says how many prompt tokens came from the KV cache; the rest
-were evaluated. The baseline is today's single uncached call with the same messages.
+were evaluated. The baseline is the single uncached call with the same messages.
+
+This measures the model server's continuation and prefix reuse with session 3's line-by-line
+design. The edge now sends one request per pick (a shared head, then that pick's facts, then the
+edge's opening of the sentence); benchmarks/reasons_bench.py measures that design end to end.
 
     python -m benchmarks.prefill_bench            # SmolLM2 Q4_1, 2 threads, both engines
 

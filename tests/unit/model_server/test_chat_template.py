@@ -123,3 +123,38 @@ def test_a_continuation_keeps_its_first_space_with_a_sentencepiece_vocabulary(
 
     assert text(reply_start=True) == "An epic"
     assert text(reply_start=False) == " An epic"
+
+
+def test_the_edges_reason_prompts_render_with_a_shared_prefix(
+    smollm2_template: ChatTemplate,
+) -> None:
+    """The edge's per-pick requests, rendered by SmolLM2's and the reference model's templates:
+    each continues the edge's opening, and two picks' prompts share everything up to "Pick:"
+    (what the model server's prefix cache reuses)."""
+    from edge.prompt import build_reason_messages, reason_openings
+    from moviemind_core.catalog import Movie
+
+    liked = [Movie(id=1, title="Troy", year=2004)]
+    picks = [
+        Movie(
+            id=2, title="Gladiator", year=2000, genres=("Action", "Drama"), overview="A general."
+        ),
+        Movie(
+            id=3, title="Braveheart", year=1995, genres=("Action", "War"), keywords=("scotland",)
+        ),
+    ]
+    for t in _templates(smollm2_template):
+        rendered = []
+        for m in picks:
+            opening = reason_openings(m)[0]
+            messages = [
+                *build_reason_messages(liked, "epic", m),
+                {"role": "assistant", "content": opening},
+            ]
+            text, continues = t.render_request(messages)
+            assert continues and text.endswith("<|im_start|>assistant\n" + opening), t.name
+            assert text.count("<|im_end|>") == 2, t.name  # system and user closed, answer open
+            rendered.append(text)
+        shared = rendered[0][: rendered[0].index("Pick: ") + len("Pick: ")]
+        assert rendered[1].startswith(shared) and "Troy (2004)" in shared, t.name
+        assert "Gladiator" not in rendered[1], t.name
