@@ -244,7 +244,7 @@ JUNK_REASON = " comedy, drama, romance. [1] Lord of War: action, crime, drama."
 
 @pytest.fixture
 def guided_stub() -> Iterator[OpenAIStub]:
-    """A model server that continues the edge's line heads, slowly (0.4 s a reason)."""
+    """A model server that continues the edge's sentence openings, slowly (0.4 s a piece)."""
     with OpenAIStub(
         Stream([JUNK_REASON], delay_s=0.4), capabilities={"continue_final_message": True}
     ) as s:
