@@ -211,9 +211,18 @@ def forbidden_words(m: Movie) -> list[str]:
     """Words a reason about `m` can only use to break a rule: genre claims the catalog does not
     back for it, talk about the film as a product, the user's voice. The edge steers the model
     away from them (edge/steering.py); the rules below still judge whatever it writes."""
+    return [*_unbacked_genre_words(m), *META_WORDS, *FIRST_PERSON_WORDS]
+
+
+def _unbacked_genre_words(m: Movie) -> list[str]:
+    """The genre claims ("funny", "horror") that no genre or keyword of `m` backs."""
     have = _genre_names(m) | {k.lower() for k in m.keywords}
-    lacks = [w for w, needs in _GENRE_WORDS.items() if not any(n in h for n in needs for h in have)]
-    return [*lacks, *META_WORDS, *FIRST_PERSON_WORDS]
+    return [w for w, needs in _GENRE_WORDS.items() if not any(n in h for n in needs for h in have)]
+
+
+def _main_title(m: Movie) -> str:
+    """The title without a trailing part in brackets ("Twelve Monkeys (a.k.a. 12 Monkeys)")."""
+    return re.sub(r"\s*\(.*\)\s*$", "", m.title)
 
 
 def _norm(text: str) -> str:
@@ -223,8 +232,7 @@ def _norm(text: str) -> str:
 def _title_keys(m: Movie) -> set[str]:
     """Lookup keys a mention of `m` may take: the full title and its main part."""
     keys = {lookup_key(m.title)}
-    main = re.sub(r"\s*\(.*\)\s*$", "", m.title)
-    keys.add(lookup_key(main))
+    keys.add(lookup_key(_main_title(m)))
     # A one-word title that is also an ordinary word ("Heat", "Smoke") cannot be told from the
     # word; only titles of two words or a long single word count as mentions.
     return {k for k in keys if len(k) >= 6 or " " in k}
@@ -279,12 +287,10 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
         return FIRST_PERSON
     if _is_keyword_list(reason, movie):
         return KEYWORD_LIST
-    have = _genre_names(movie) | {k.lower() for k in movie.keywords}
+    lacks = set(_unbacked_genre_words(movie))
     for w in (w.lower() for w in re.findall(r"[A-Za-z][A-Za-z\-]*", reason)):
-        for part in (w, *w.split("-")):
-            needs = _GENRE_WORDS.get(part)
-            if needs and not any(n in h for n in needs for h in have):
-                return WRONG_GENRE
+        if any(part in lacks for part in (w, *w.split("-"))):
+            return WRONG_GENRE
     if _unknown_name(reason, movie, ctx):
         return UNKNOWN_NAME
     if ctx.vocabulary and _unknown_word(reason, ctx.vocabulary):
@@ -316,7 +322,7 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
 def _without_own_title(reason: str, movie: Movie) -> str:
     """`reason` with mentions of the movie's own title (full or short) replaced by "It"."""
     out = reason
-    for title in sorted({movie.title, re.sub(r"\s*\(.*\)\s*$", "", movie.title)}, key=len)[::-1]:
+    for title in sorted({movie.title, _main_title(movie)}, key=len)[::-1]:
         if title:
             out = re.sub(re.escape(title), "It", out, flags=re.I)
     return out
