@@ -60,14 +60,16 @@ def model_tokens(client: httpx.Client, url: str) -> tuple[float, float]:
     return total, cached
 
 
-def verdicts(client: httpx.Client, url: str, metric: str = "reasons") -> Counter:
-    """Counts by verdict of the edge's `moviemind_edge_<metric>_total`: `reasons` has one per
-    pick (its outcome), `reason_attempts` one per sentence the gate judged."""
+def verdicts(client: httpx.Client, url: str) -> tuple[Counter, Counter]:
+    """Counts by verdict of the edge's two reason counters, from one /metrics read:
+    `moviemind_edge_reasons_total` (one per pick, its outcome) and
+    `moviemind_edge_reason_attempts_total` (one per sentence the gate judged)."""
     text = client.get(url + "/metrics").text
-    counts: Counter = Counter()
-    for labels, v in metric_values(text, f"moviemind_edge_{metric}_total").items():
-        counts[labels.split('"')[1]] += v
-    return counts
+    out: tuple[Counter, Counter] = (Counter(), Counter())
+    for counts, metric in zip(out, ("reasons", "reason_attempts"), strict=True):
+        for labels, v in metric_values(text, f"moviemind_edge_{metric}_total").items():
+            counts[labels.split('"')[1]] += v
+    return out
 
 
 def one_request(client: httpx.Client, edge: str, liked: list[str], query: str) -> dict[str, Any]:
@@ -110,11 +112,9 @@ def run_engine(
         client = httpx.Client(timeout=120, trust_env=False)
         one_request(client, edge.url, ["Heat"], "")  # warm-up: first embedding, prefix cache
         for liked, query in requests:
-            v0, (p0, c0) = verdicts(client, edge.url), model_tokens(client, model.url)
-            a0 = verdicts(client, edge.url, "reason_attempts")
+            (v0, a0), (p0, c0) = verdicts(client, edge.url), model_tokens(client, model.url)
             res = one_request(client, edge.url, liked, query)
-            v1, (p1, c1) = verdicts(client, edge.url), model_tokens(client, model.url)
-            a1 = verdicts(client, edge.url, "reason_attempts")
+            (v1, a1), (p1, c1) = verdicts(client, edge.url), model_tokens(client, model.url)
             final = res["final"]
             recs = final.get("recommendations", [])
             got = v1 - v0
