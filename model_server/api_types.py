@@ -1,8 +1,9 @@
 """Wire types of the OpenAI-compatible API (the subset this server implements).
 
 Unknown request fields are ignored, as OpenAI-compatible servers do, so clients that send
-newer fields keep working. `top_k`, `repetition_penalty`, `ignore_eos` and `cache_prompt` are
-extensions (llama.cpp and vLLM accept the same names).
+newer fields keep working. `top_k`, `repetition_penalty`, `ignore_eos`, `cache_prompt` and
+`guided_choice` are extensions (llama.cpp and vLLM accept the same names; `guided_choice` is
+vLLM's).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ StopList = Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(max_length=8
 LogitBias = Annotated[
     dict[Annotated[str, Meta(pattern=r"^\d{1,9}$")], Annotated[float, Meta(ge=-100.0, le=100.0)]],
     Meta(max_length=4096),
+]
+
+# vLLM's guided_choice: the reply is exactly one of these strings.
+GuidedChoice = Annotated[
+    list[Annotated[str, Meta(min_length=1, max_length=2000)]], Meta(min_length=1, max_length=4096)
 ]
 
 
@@ -67,6 +73,7 @@ class _GenerationFields(msgspec.Struct, kw_only=True):
     stop: Annotated[str, Meta(min_length=1)] | StopList | None = None
     seed: int | None = None
     logit_bias: LogitBias | None = None
+    guided_choice: GuidedChoice | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: Annotated[int, Meta(ge=1, le=1)] = 1
@@ -199,6 +206,7 @@ class ModelCapabilities(msgspec.Struct, kw_only=True):
     """What a client may rely on beyond the OpenAI API (detect before using it)."""
 
     continue_final_message: bool = True  # a final assistant message is continued (prefill)
+    guided_choice: bool = True  # `guided_choice`: the reply is one of the given strings
 
 
 class ModelCard(msgspec.Struct, kw_only=True):

@@ -51,6 +51,7 @@ from model_server.errors import (
     handle_http_exception,
     handle_unexpected,
 )
+from model_server.guided import ChoiceSpec, TokenTable
 from model_server.metrics import Metrics
 from model_server.sampling import SamplingOptions
 from model_server.scheduler import (
@@ -99,6 +100,15 @@ class ServerState:
         self.scheduler: Scheduler | None = None
         self.created = int(time.time())
         self.tokenizer_json = tokenizer.to_json().encode()
+        self._token_table: TokenTable | None = None
+
+    @property
+    def token_table(self) -> TokenTable:
+        """The vocabulary by bytes, for guided choice (built on first use, ~50 ms)."""
+        if self._token_table is None:
+            tok = self.tokenizer
+            self._token_table = TokenTable([tok.token_bytes(i) for i in range(tok.vocab_size)])
+        return self._token_table
 
     def load_engines(self) -> None:
         """Load one engine per slot (blocking; run in a thread). Sets `scheduler` when done."""
@@ -179,8 +189,12 @@ class TextRun:
         ignore_eos: bool,
         max_tokens: int,
         continues: bool = False,
+        choices: Sequence[str] = (),
     ):
         self.state = state
+        # A guided reply that wrote a whole choice ended by itself, even at max_tokens.
+        self.choices = frozenset(choices)
+        self._text: list[str] = []
         self.decoder = IncrementalDecoder(state.tokenizer, reply_start=not continues)
         self.matcher = StopMatcher(stops)
         self.ignore_eos = ignore_eos
@@ -202,13 +216,16 @@ class TextRun:
                 self.completion_tokens = count
                 text = self.matcher.feed(self.decoder.feed(token))
                 if text:
+                    if self.choices:
+                        self._text.append(text)
                     yield text
                 if self.matcher.stopped:
                     self.finish_reason = "stop"
                     gen.abort("stop")
                     return
             else:
-                self.finish_reason = "length" if count >= self.max_tokens else "stop"
+                whole = bool(self.choices) and "".join(self._text) in self.choices
+                self.finish_reason = "length" if count >= self.max_tokens and not whole else "stop"
         finally:
             await tokens.aclose()
         tail = self.matcher.feed(self.decoder.flush())
@@ -219,7 +236,18 @@ class TextRun:
             yield tail
 
 
-def _sampling(state: ServerState, req: _GenerationFields, max_tokens: int) -> SamplingOptions:
+def _sampling(
+    state: ServerState, req: _GenerationFields, max_tokens: int, continues: bool = False
+) -> SamplingOptions:
+    choices = None
+    if req.guided_choice:
+        choices = ChoiceSpec(
+            req.guided_choice,
+            state.token_table,
+            state.tokenizer.encode_batch,
+            # The decoder drops a SentencePiece reply's first space; the choices never have it.
+            strip_first_space=state.tokenizer.strip_first_space and not continues,
+        )
     return SamplingOptions(
         max_tokens=max_tokens,
         temperature=1.0 if req.temperature is None else req.temperature,
@@ -233,6 +261,7 @@ def _sampling(state: ServerState, req: _GenerationFields, max_tokens: int) -> Sa
         end_ids=state.tokenizer.end_ids,
         ignore_eos=req.ignore_eos,
         cache_prompt=req.cache_prompt,
+        choices=choices,
     )
 
 
@@ -397,10 +426,12 @@ async def chat_completions(request: Request) -> Any:
     prompt_ids = state.tokenizer.encode(prompt)
     requested = req.max_completion_tokens or req.max_tokens
     max_tokens = _budget(state, len(prompt_ids), requested)
-    opts = _sampling(state, req, max_tokens)
+    opts = _sampling(state, req, max_tokens, continues)
     t0 = asyncio.get_running_loop().time()
     gen = await _start(request, state, prompt_ids, opts, started)
-    run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens, continues)
+    run = TextRun(
+        state, req.stop_list(), req.ignore_eos, max_tokens, continues, req.guided_choice or ()
+    )
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = state.model_name
@@ -488,7 +519,9 @@ async def completions(request: Request) -> Any:
     opts = _sampling(state, req, max_tokens)
     t0 = asyncio.get_running_loop().time()
     gen = await _start(request, state, prompt_ids, opts, started)
-    run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens)
+    run = TextRun(
+        state, req.stop_list(), req.ignore_eos, max_tokens, False, req.guided_choice or ()
+    )
     cid = f"cmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = state.model_name

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
+from model_server.guided import ChoiceSpec, ChoiceState, constrain
+
 
 class SamplingOptions(msgspec.Struct, kw_only=True, frozen=True):
     """How to pick each next token and when to stop, for one generation."""
@@ -31,6 +33,8 @@ class SamplingOptions(msgspec.Struct, kw_only=True, frozen=True):
     end_ids: frozenset[int] = frozenset()  # generation stops after yielding one of these
     ignore_eos: bool = False  # never pick an end id (fixed-length runs for benchmarks)
     cache_prompt: bool = True  # reuse the engine's cached prefix
+    # Guided choice: the reply must be one of these strings (applied after every other rule).
+    choices: ChoiceSpec | None = None
 
 
 class Sampler:
@@ -49,10 +53,19 @@ class Sampler:
         self._bias = np.fromiter(
             (-np.inf if b <= -100.0 else b for _, b in opts.logit_bias), dtype=np.float32
         )
+        self._choice = ChoiceState(opts.choices) if opts.choices is not None else None
+
+    @property
+    def exhausted(self) -> bool:
+        """A guided choice is fully written and nothing can follow it: stop without asking the
+        model for an end token."""
+        return self._choice is not None and self._choice.exhausted
 
     def sample(self, logits: np.ndarray, recent: Sequence[int]) -> int:
         """Next token id from the last position's logits (not modified) and the tokens so far."""
         token = self._pick(logits, recent)
+        if self._choice is not None:
+            self._choice.advance(token)
         if self._openai_penalties:
             self._counts[token] = self._counts.get(token, 0) + 1
         return token
@@ -83,6 +96,8 @@ class Sampler:
                 )
             if self._banned is not None and self._banned.size:
                 logits[self._banned[self._banned < logits.shape[0]]] = -np.inf
+        if self._choice is not None:
+            logits = constrain(logits, self._choice, opts.end_ids)
         if self._greedy:
             return int(np.argmax(logits))
         return self._sample_random(logits)

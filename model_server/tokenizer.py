@@ -220,6 +220,10 @@ class ServerTokenizer:
             )
         return self.hf.encode(text, add_special_tokens=bool(add_bos and self.add_bos)).ids
 
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each fragment (no BOS), encoded in one call."""
+        return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes a generated token contributes to the reply (b"" for control tokens)."""
         if 0 <= token_id < len(self._bytes):

@@ -136,6 +136,8 @@ class Engine(ABC):
             yield token
             if token in opts.end_ids and not opts.ignore_eos or i + 1 == opts.max_tokens:
                 return
+            if sampler.exhausted:
+                return
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             self.eval_tokens([token])

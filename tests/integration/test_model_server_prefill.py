@@ -77,7 +77,7 @@ def _tokens(client: httpx.Client, text: str) -> int:
 
 def test_models_advertise_prefill(client: httpx.Client) -> None:
     card = client.get("/v1/models").json()["data"][0]
-    assert card["capabilities"] == {"continue_final_message": True}
+    assert card["capabilities"] == {"continue_final_message": True, "guided_choice": True}
 
 
 def test_final_assistant_message_is_continued_streamed_and_not(client: httpx.Client) -> None:
@@ -208,3 +208,83 @@ def test_malformed_logit_bias_is_422(client: httpx.Client, bias: object) -> None
     assert r.status_code == 422, r.text  # the server's answer to every schema error
     assert r.json()["error"]["type"] == "validation_error"
     assert "logit_bias" in r.json()["error"]["message"]
+
+
+GLADIATOR_CHOICES = [
+    " a Roman general's fight for revenge in the arena.",
+    " an epic about a slave who becomes a gladiator.",
+    " a sweeping tale of Rome, honour and betrayal.",
+]
+
+
+def test_guided_choice_continues_with_one_whole_choice_streamed_and_not(
+    client: httpx.Client,
+) -> None:
+    messages = [*CHAT, {"role": "assistant", "content": PREFIX}]
+    reply = _chat(client, messages=messages, max_tokens=40, guided_choice=GLADIATOR_CHOICES)
+    text = reply["choices"][0]["message"]["content"]
+    assert text in GLADIATOR_CHOICES
+    assert reply["choices"][0]["finish_reason"] == "stop"
+    # The reply ends with its choice: no token is spent asking the model for an end.
+    assert reply["usage"]["completion_tokens"] <= _tokens(client, text)
+    streamed, finish, usage = _stream_chat(
+        client, messages=messages, max_tokens=40, guided_choice=GLADIATOR_CHOICES
+    )
+    assert (streamed, finish) == (text, "stop")
+    assert usage["completion_tokens"] == reply["usage"]["completion_tokens"]
+
+
+def test_guided_choice_follows_the_models_logits(client: httpx.Client) -> None:
+    """The model (here pushed by logit_bias) decides which choice is written, token by token."""
+    messages = [*CHAT, {"role": "assistant", "content": PREFIX}]
+    plain = _chat(client, messages=messages, max_tokens=40, guided_choice=GLADIATOR_CHOICES)
+    plain_text = plain["choices"][0]["message"]["content"]
+    other = next(c for c in GLADIATOR_CHOICES if c.split()[:2] != plain_text.split()[:2])
+    # The second word's token decides between the choices; push the model towards `other`'s.
+    word = client.post("/tokenize", json={"content": " " + other.split()[1]}).json()["tokens"][0]
+    pushed = _chat(
+        client,
+        messages=messages,
+        max_tokens=40,
+        guided_choice=GLADIATOR_CHOICES,
+        logit_bias={str(word): 50},
+    )
+    assert pushed["choices"][0]["message"]["content"] == other
+
+
+def test_guided_choice_at_the_start_of_a_reply_and_in_completions(client: httpx.Client) -> None:
+    choices = ["Yes, watch Gladiator.", "No, skip it.", "Amélie, for a change."]
+    reply = _chat(client, messages=CHAT, max_tokens=20, guided_choice=choices)
+    assert reply["choices"][0]["message"]["content"] in choices
+    r = client.post(
+        "/v1/completions",
+        json={
+            "prompt": "Q: Should I watch Gladiator?\nA:",
+            "max_tokens": 20,
+            "temperature": 0,
+            "guided_choice": [" Yes.", " No.", " Amélie is better."],
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["text"] in {" Yes.", " No.", " Amélie is better."}
+    assert r.json()["choices"][0]["finish_reason"] == "stop"
+
+
+def test_guided_choice_cut_by_max_tokens_is_a_length_finish(client: httpx.Client) -> None:
+    messages = [*CHAT, {"role": "assistant", "content": PREFIX}]
+    reply = _chat(client, messages=messages, max_tokens=2, guided_choice=GLADIATOR_CHOICES)
+    text = reply["choices"][0]["message"]["content"]
+    assert reply["choices"][0]["finish_reason"] == "length"
+    assert any(c.startswith(text) and c != text for c in GLADIATOR_CHOICES)
+
+
+@pytest.mark.parametrize(
+    "choices",
+    [[], [""], "Yes", [1, 2], ["x" * 2001]],
+    ids=["empty", "blank", "str", "ints", "long"],
+)
+def test_malformed_guided_choice_is_422(client: httpx.Client, choices: object) -> None:
+    r = client.post("/v1/chat/completions", json={"messages": CHAT, "guided_choice": choices})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["type"] == "validation_error"
+    assert "guided_choice" in r.json()["error"]["message"]
