@@ -21,7 +21,10 @@ def _encode(texts: list[str]) -> list[list[int]]:
     for text in texts:
         data, ids = text.encode(), []
         while data:
-            piece = max((p for p in by if data.startswith(p)), key=len)
+            piece = max((p for p in by if data.startswith(p)), key=len, default=None)
+            if piece is None:  # unspellable: an unknown token, so the spelling does not match
+                ids.append(0)
+                break
             ids.append(by[piece])
             data = data[len(piece) :]
         out.append(ids)
