@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterable
@@ -32,6 +33,11 @@ class Snapshot:
     @property
     def version(self) -> str:
         return self.bundle.version
+
+    @functools.cached_property
+    def people(self) -> frozenset[str]:
+        """Names of the catalog's directors and cast, lower case (built on first use, ~10 ms)."""
+        return catalog_people(self.bundle.movies)
 
 
 class IndexStore:
@@ -167,3 +173,10 @@ def catalog_vocabulary(movies: Iterable[Movie], word_pieces: Iterable[str]) -> f
         for t in (m.title, m.overview, " ".join(m.keywords), " ".join(m.cast), m.director or "")
     )
     return known_words(texts, word_pieces)
+
+
+def catalog_people(movies: Iterable[Movie]) -> frozenset[str]:
+    """Every director's and cast member's name, lower case: a keyword that is one ("john
+    hughes") is not a topic a movie is about."""
+    names = (n for m in movies for n in (*m.cast, *(m.director or "").split(",")))
+    return frozenset(n.strip().lower() for n in names if n.strip())

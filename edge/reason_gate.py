@@ -242,6 +242,14 @@ def _genre_names(m: Movie) -> set[str]:
     return {g.lower() for g in m.genres}
 
 
+def _genre_terms(m: Movie) -> set[str]:
+    """Words that name one of `m`'s genres: "war", "noir" (Film-Noir), "family" (Children)."""
+    terms = {part for g in _genre_names(m) for part in re.split(r"[-\s]+", g)}
+    if terms & {"children", "family"}:
+        terms.add("family")
+    return terms - {"film"}
+
+
 def _allowed_names(m: Movie, ctx: GateContext) -> set[str]:
     """Capitalised words the catalog supports for a reason about `m`."""
     texts = [m.title, m.overview, " ".join(m.keywords), " ".join(m.genres), " ".join(m.cast)]
@@ -272,8 +280,10 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
     if len(words) > MAX_WORDS or len(reason) > MAX_CHARS:
         return TOO_LONG
     # The movie's own title may hold digits, a year in brackets or six words of the prompt
-    # ("2001: A Space Odyssey is ..."); the rules below judge what is said about it.
-    body = _without_own_title(reason, movie)
+    # ("2001: A Space Odyssey is ..."), and a clause copied from its own plot may name years,
+    # numbers or words a reason could not otherwise use ("released from prison"): the rules
+    # below judge what is said about the movie beyond the catalog's own words.
+    body = _without_own_title(_without_copies(reason, movie.overview), movie)
     if _LIST_MARKER.search(body):
         return LIST_MARKER
     padded = _norm(reason)
@@ -285,15 +295,15 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
             return OTHER_TITLE
     if _FIRST_PERSON.search(body):
         return FIRST_PERSON
-    if _is_keyword_list(reason, movie):
+    if _is_keyword_list(_without_own_title(reason, movie), movie):
         return KEYWORD_LIST
     lacks = set(_unbacked_genre_words(movie))
-    for w in (w.lower() for w in re.findall(r"[A-Za-z][A-Za-z\-]*", reason)):
+    for w in (w.lower() for w in re.findall(r"[A-Za-z][A-Za-z\-]*", body)):
         if any(part in lacks for part in (w, *w.split("-"))):
             return WRONG_GENRE
     if _unknown_name(reason, movie, ctx):
         return UNKNOWN_NAME
-    if ctx.vocabulary and _unknown_word(reason, ctx.vocabulary):
+    if ctx.vocabulary and _unknown_word(body, ctx.vocabulary):
         return UNKNOWN_WORD
     years = {int(y) for y in _YEAR.findall(body)}
     if years - {movie.year}:
@@ -301,17 +311,18 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
     if re.search(r"\d", _YEAR.sub("", body)):
         # Counts, ages, percentages: the catalog gives the model none, so they are made up.
         return NUMBER
-    if _echoes(body, ctx.prompt):
+    # Copying the prompt is an echo even where the prompt holds the plot.
+    if _echoes(_without_own_title(reason, movie), ctx.prompt):
         return ECHO
     if not _supported(reason, movie):
         return UNSUPPORTED
-    if _invents_plot(reason, movie):
+    if _invents_plot(body, movie):
         return INVENTED_PLOT
     if len(_unbacked_claims(body, movie)) >= MAX_UNBACKED:
         return UNBACKED
-    if _META.search(reason):
+    if _META.search(body):
         return META
-    if _CHATTY.search(reason):
+    if _CHATTY.search(body):
         return CHATTY
     key = lookup_key(reason)
     if any(SequenceMatcher(None, key, lookup_key(e)).ratio() >= 0.8 for e in earlier):
@@ -324,8 +335,35 @@ def _without_own_title(reason: str, movie: Movie) -> str:
     out = reason
     for title in sorted({movie.title, _main_title(movie)}, key=len)[::-1]:
         if title:
-            out = re.sub(re.escape(title), "It", out, flags=re.I)
+            # Whole words only: "M" is a title, and the m of "film" is not a mention of it.
+            pattern = (r"\b" if title[0].isalnum() else "") + re.escape(title)
+            pattern += r"\b" if title[-1].isalnum() else ""
+            out = re.sub(pattern, "It", out, flags=re.I)
     return out
+
+
+def _without_copies(text: str, source: str, min_words: int = 6) -> str:
+    """`text` with every run of `min_words` or more words copied from `source` (the movie's
+    plot) replaced by "it", longest runs first."""
+    words = source.rstrip(".").split()
+    if len(words) < min_words:
+        return text
+    low = text.lower()
+    for n in range(len(words), min_words - 1, -1):
+        for i in range(len(words) - n + 1):
+            span = " ".join(words[i : i + n]).rstrip(".,;:").lower()
+            at = low.find(span)
+            while at >= 0:
+                text = text[:at] + "it" + text[at + len(span) :]
+                low = text.lower()
+                at = low.find(span)
+    return text
+
+
+# Words that hold a sentence together; a bare list of keywords has almost none.
+_GLUE = frozenset(
+    {"a", "an", "the", "is", "are", "about", "with", "of", "in", "from", "for", "that"}
+)
 
 
 def _is_keyword_list(reason: str, movie: Movie) -> bool:
@@ -342,7 +380,8 @@ def _is_keyword_list(reason: str, movie: Movie) -> bool:
         return True
     facts = {w.lower() for t in (*movie.genres, *movie.keywords) for w in _WORD.findall(t)}
     words = [w.lower() for w in _WORD.findall(reason)]
-    return bool(words) and sum(w in facts for w in words) / len(words) > 0.6
+    glue = sum(w in _GLUE for w in words)
+    return bool(words) and glue < 3 and sum(w in facts for w in words) / len(words) > 0.6
 
 
 def _stems(text: str) -> set[str]:
@@ -354,7 +393,9 @@ def _supported(reason: str, movie: Movie) -> bool:
     genres, keywords, overview): "You will enjoy its plot and characters" says nothing."""
     facts = _stems(" ".join((*movie.genres, *movie.keywords, movie.overview)))
     facts -= _GENERIC_STEMS
-    return bool(_stems(reason) & facts)
+    # Short genre names ("war") are below the stem length; as whole words they are facts too.
+    named = {w.lower() for w in re.findall(r"[A-Za-z]+", reason)} & _genre_terms(movie)
+    return bool(_stems(reason) & facts or named)
 
 
 # People a plot summary is about. A small model invents them freely ("a young woman who can
@@ -424,6 +465,8 @@ def _invents_plot(reason: str, movie: Movie) -> bool:
     catalog does not back ("a documentary about music" for one about a family trial)."""
     text = " ".join((movie.title, *movie.keywords, movie.overview, *movie.genres))
     facts = _stems(text) | {w.lower() for w in _WORD.findall(text)}
+    # A "family film" is its genre, not a person in its plot.
+    facts |= {t[:5] for t in _genre_terms(movie)}
     words = [w.lower() for w in _WORD.findall(reason)]
     for w in words:
         if w in _PERSONS and w[:5] not in facts and w.rstrip("s")[:5] not in facts:

@@ -30,9 +30,11 @@ from edge.prompt import (
     TokenCounter,
     build_prompt,
     build_reason_messages,
+    choice_opening,
     reason_openings,
     short_title,
 )
+from edge.reason_choices import reason_choices
 from edge.reason_gate import TRUNCATED, GateContext, check, clean
 from edge.settings import EdgeSettings
 from edge.steering import Steering
@@ -89,6 +91,22 @@ class Prepared:
     model_started: float = 0.0
 
 
+def closest_liked(
+    m: Movie, liked: list[Movie], snapshot: Snapshot, because: int | None = None
+) -> Movie | None:
+    """The liked movie a pick is closest to: the one the ranker credits (`because`), else the
+    nearest by embedding; None without liked movies."""
+    if not liked:
+        return None
+    credited = [lm for lm in liked if lm.id == because]
+    if credited:
+        return credited[0]
+    vec = snapshot.bundle.vector(m.id)
+    if vec is None:
+        return liked[0]
+    return max(liked, key=lambda lm: float(snapshot.bundle.vector(lm.id) @ vec))
+
+
 def metadata_reason(
     m: Movie, liked: list[Movie], query: str, snapshot: Snapshot, because: int | None = None
 ) -> str:
@@ -97,15 +115,8 @@ def metadata_reason(
     parts = []
     # IMAX is a screen format MovieLens files among the genres, not a reason.
     genres = [g for g in m.genres if g != "IMAX"]
-    if liked:
-        credited = [lm for lm in liked if lm.id == because]
-        vec = None if credited else snapshot.bundle.vector(m.id)
-        if credited:
-            best = credited[0]
-        elif vec is not None:
-            best = max(liked, key=lambda lm: float(snapshot.bundle.vector(lm.id) @ vec))
-        else:
-            best = liked[0]
+    best = closest_liked(m, liked, snapshot, because)
+    if best is not None:
         shared = [g for g in genres if g in best.genres]
         parts.append(
             f"Close to {short_title(best.title)}"
@@ -460,36 +471,47 @@ class Recommender:
         verdict = check(text, s.movie, ctx, list(draft.reasons.values())) if text else TRUNCATED
         return verdict, text
 
+    def _attempts(
+        self, p: Prepared, s: Scored, steering: Steering | None, choose: bool
+    ) -> list[tuple[str, list[str] | None, dict[str, Any]]]:
+        """How to ask for pick `s`'s sentence: (opening, stop strings, extra request fields) per
+        attempt, in order. With guided choice, one attempt: the model picks one of the sentences
+        the catalog backs. Otherwise the openings in turn, free text steered by logit_bias."""
+        # vLLM's names for "continue the last message"; servers that read the last message's
+        # role (llama.cpp, moviemind) ignore them.
+        base: dict[str, Any] = {"continue_final_message": True, "add_generation_prompt": False}
+        if choose:
+            choices = reason_choices(s.movie, p.snapshot.people)
+            # No stop strings: a choice may hold a period ("William H. Macy") and ends itself.
+            # No repetition penalty: every choice repeats words the prompt holds.
+            extra = {**base, "guided_choice": choices, "repetition_penalty": 1.0}
+            return [(choice_opening(s.movie), None, extra)]
+        if steering is not None:
+            base["logit_bias"] = steering.bias_for(s.movie)
+        return [(opening, REASON_STOPS, base) for opening in reason_openings(s.movie)]
+
     async def _guided(
-        self, p: Prepared, draft: Draft, deadline: float
+        self, p: Prepared, draft: Draft, deadline: float, choose: bool
     ) -> AsyncIterator[tuple[str, Any]]:
-        """One sentence per pick, begun by the edge ("Braveheart is a") and finished by the model
-        (assistant prefill), steered away from known failures (logit_bias) and stopped at the
-        sentence's end. A sentence the gate rejects is tried again from the next opening while
-        the pick's token budget (REASON_TOKENS, shared by its attempts) lasts."""
+        """One sentence per pick, begun by the edge ("Braveheart is") and finished by the model
+        (assistant prefill): with guided choice, as one of the catalog-backed sentences
+        (edge/reason_choices.py); otherwise as free text steered away from known failures
+        (logit_bias) and stopped at the sentence's end, tried again from the next opening while
+        the pick's token budget (REASON_TOKENS, shared by its attempts) lasts. The gate judges
+        every sentence either way."""
         picks = tuple(s.movie for s in draft.picks)
-        steering = await self.steering()
+        steering = None if choose else await self.steering()
         for i, s in enumerate(draft.picks):
-            messages = build_reason_messages(p.liked, p.request.query, s.movie)
+            messages = build_reason_messages(p.liked, p.request.query, s.movie, plot=not choose)
             ctx = GateContext(picks, tuple(p.liked), messages[-1]["content"], p.snapshot.vocabulary)
-            extra: dict[str, Any] = {
-                # vLLM's names for "continue the last message"; servers that read the last
-                # message's role (llama.cpp, moviemind) ignore them.
-                "continue_final_message": True,
-                "add_generation_prompt": False,
-            }
-            if steering is not None:
-                extra["logit_bias"] = steering.bias_for(s.movie)
             budget = self.settings.reason_tokens
             verdict: str | None = TRUNCATED
-            for opening in reason_openings(s.movie):
+            for opening, stops, extra in self._attempts(p, s, steering, choose):
                 if budget < MIN_ATTEMPT_TOKENS:
                     break
                 call = [*messages, {"role": "assistant", "content": opening}]
                 async with asyncio.timeout_at(deadline):
-                    raw, finished, model, used = await self._complete(
-                        p, call, budget, REASON_STOPS, extra
-                    )
+                    raw, finished, model, used = await self._complete(p, call, budget, stops, extra)
                 budget -= max(used, 1)
                 draft.model = draft.model or model
                 line = f"{opening}{raw}".strip()
@@ -577,9 +599,18 @@ class Recommender:
         if rerank:
             draft.picks = list(p.ranked)
         guided = not rerank and await self.upstream.continues_final_message()
+        choose = (
+            guided
+            and self.settings.reason_style == "choice"
+            and await self.upstream.supports("guided_choice")
+        )
         degraded = None
         try:
-            steps = self._guided(p, draft, deadline) if guided else self._single(p, draft, deadline)
+            steps = (
+                self._guided(p, draft, deadline, choose)
+                if guided
+                else self._single(p, draft, deadline)
+            )
             async with contextlib.aclosing(steps) as events:
                 async for kind, data in events:
                     if kind != "token" or p.request.debug:

@@ -55,6 +55,10 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # reason is not written by then keep the catalog reason).
     reason_tokens: Annotated[int, msgspec.Meta(ge=8, le=256)] = 80
     reasons_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 8.0
+    # How the model writes a reason where the model server offers guided choice: "choice" (it
+    # picks one of the sentences the catalog backs; no invented facts) or "free" (its own words,
+    # judged by the reason gate; only worth it with a model stronger than SmolLM2).
+    reason_style: Literal["choice", "free"] = "choice"
     # Let the model reorder the ranker's candidates (the older single-answer path). Off: only
     # worth turning on where it was measured to pick better than the ranker.
     llm_rerank: bool = False

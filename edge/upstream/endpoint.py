@@ -61,7 +61,9 @@ class Endpoint:
         self.tokenizer_url = f"{base}/v1/tokenizer"
         self._model: str | None = None
         self.model_known = False
-        self.continues: bool | None = None  # advertises continue_final_message (prefill)
+        # What GET /v1/models advertises beyond the OpenAI API (prefill, guided choice); None
+        # until the server has been asked.
+        self.capabilities: dict[str, bool] | None = None
 
     async def model(self, deadline: float) -> str | None:
         """The "model" to send: the configured one, else the first this server lists (cached)."""
@@ -85,23 +87,21 @@ class Endpoint:
         self._model, self.model_known = model, True
         return model
 
-    async def can_continue(self, deadline: float) -> bool | None:
-        """Whether this server advertises continuing a final assistant message (GET /v1/models;
-        cached), or None when it could not be asked now."""
-        if self.continues is None:
+    async def capability(self, name: str, deadline: float) -> bool | None:
+        """Whether this server advertises `name` ("continue_final_message", "guided_choice") in
+        GET /v1/models (asked once, then cached), or None when it could not be asked now."""
+        if self.capabilities is None:
             try:
                 async with asyncio.timeout_at(deadline):
                     resp = await self.client.get(self.models_url, headers=self.headers)
                 if resp.is_success:
                     entries = MODELS_DECODER.decode(resp.content).data
-                    self.continues = bool(
-                        entries and entries[0].capabilities.get("continue_final_message")
-                    )
+                    self.capabilities = dict(entries[0].capabilities) if entries else {}
                 elif resp.status_code < 500 and resp.status_code != 429:
-                    self.continues = False
+                    self.capabilities = {}
             except (TimeoutError, httpx.HTTPError, msgspec.DecodeError):
                 pass
-        return self.continues
+        return None if self.capabilities is None else bool(self.capabilities.get(name))
 
     async def chat_request(
         self, request: dict, deadline: float

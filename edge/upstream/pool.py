@@ -409,17 +409,21 @@ class UpstreamPool:
         primed = await asyncio.gather(*(one(up) for up in self._upstreams))
         return sum(primed)
 
-    async def continues_final_message(self, patience_s: float = 2.0) -> bool:
-        """True when every upstream that answers GET /v1/models advertises continuing a final
-        assistant message (and at least one answers): then any failover target can take a
-        prefilled request. Asked once per upstream; an unreachable one is asked again later."""
+    async def supports(self, capability: str, patience_s: float = 2.0) -> bool:
+        """True when every upstream that answers GET /v1/models advertises `capability` (and at
+        least one answers): then any failover target can take a request that relies on it.
+        Asked once per upstream; an unreachable one is asked again later."""
         deadline = asyncio.get_running_loop().time() + patience_s
         known = [
             c
-            for c in [await up.endpoint.can_continue(deadline) for up in self._upstreams]
+            for c in [await up.endpoint.capability(capability, deadline) for up in self._upstreams]
             if c is not None
         ]
         return bool(known) and all(known)
+
+    async def continues_final_message(self, patience_s: float = 2.0) -> bool:
+        """Every answering upstream continues a final assistant message (prefill)."""
+        return await self.supports("continue_final_message", patience_s)
 
     def status(self) -> list[dict]:
         """Per upstream: url, state (closed/open/half_open), consecutive_failures, last_error."""

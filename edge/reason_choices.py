@@ -1,0 +1,244 @@
+"""The sentences a guided reason may be, built from one movie's catalog facts.
+
+With an upstream that offers guided choice, the edge begins a pick's sentence ("Fargo is") and the
+model finishes it with one of these continuations (" a darkly funny crime thriller from Joel
+Coen."). The model chooses, token by token, which descriptor, which genre phrase and which fact to
+tell; every continuation is assembled from the catalog (its genres, keywords, rating, director,
+cast and plot) so none can invent a fact, name a stranger or drift into a list. The reason gate
+still judges what comes back.
+"""
+
+from __future__ import annotations
+
+import re
+
+from edge.reason_gate import forbidden_words
+from moviemind_core.catalog import Movie
+
+# Keywords that describe a film's tone, as the word that goes before its genre ("a quirky
+# comedy"). Other keywords are what a film is about ("about kidnapping").
+TONE_WORDS = {
+    "violent": "violent", "dark": "dark", "classic": "classic", "feel-good": "feel-good",
+    "tense": "tense", "bittersweet": "bittersweet", "silly": "silly", "gory": "gory",
+    "slow burn": "slow-burning", "quirky": "quirky", "gentle": "gentle", "epic": "epic",
+    "heartwarming": "heartwarming", "stylish": "stylish", "disturbing": "disturbing",
+    "witty": "witty", "campy": "campy", "surreal": "surreal", "whimsical": "whimsical",
+    "raunchy": "raunchy", "absurd": "absurd", "mind-bending": "mind-bending", "gritty": "gritty",
+    "bleak": "bleak", "inspirational": "inspirational", "emotional": "emotional",
+    "lighthearted": "lighthearted", "gothic": "gothic", "intense": "intense",
+    "melancholy": "melancholy", "melancholic": "melancholic", "sentimental": "sentimental",
+    "deadpan": "deadpan", "harrowing": "harrowing", "colorful": "colorful",
+    "nostalgic": "nostalgic", "creepy": "creepy", "psychological": "psychological",
+    "irreverent": "irreverent", "visually stunning": "visually stunning",
+    "visually striking": "visually striking", "brutal": "brutal", "uplifting": "uplifting",
+    "charming": "charming", "spiritual": "spiritual", "philosophical": "philosophical",
+    "talky": "talky", "dark comedy": "darkly funny", "satire": "satirical",
+    "cult classic": "cult", "coming of age": "coming-of-age",
+    "black and white": "black-and-white", "stylized": "stylized", "tragic": "tragic",
+    "scary": "scary", "suspense": "suspenseful", "neo-noir": "neo-noir", "ensemble": "ensemble",
+    "screwball": "screwball", "low budget": "low-budget", "slapstick": "slapstick",
+    "family friendly": "family-friendly", "haunting": "haunting", "moving": "moving",
+    "poignant": "poignant", "thought-provoking": "thought-provoking", "atmospheric": "atmospheric",
+    "suspenseful": "suspenseful", "romantic": "romantic", "funny": "funny", "hilarious": "hilarious",
+    "clever": "clever", "touching": "touching", "action-packed": "action-packed",
+}  # fmt: skip
+# What a genre promises, said as a descriptor ("a tense thriller").
+GENRE_WORDS = {
+    "Comedy": ("funny",), "Thriller": ("tense", "gripping"), "Drama": ("moving",),
+    "Horror": ("scary",), "Action": ("action-packed",), "Adventure": ("rousing",),
+    "Fantasy": ("imaginative",), "Mystery": ("intriguing",), "Musical": ("tuneful",),
+    "Children": ("family-friendly",), "Family": ("family-friendly",),
+}  # fmt: skip
+# A genre as the noun a phrase ends with, and as the word before another genre's noun.
+HEADS = {
+    "Thriller": "thriller", "Comedy": "comedy", "Drama": "drama", "Western": "western",
+    "Musical": "musical", "Documentary": "documentary", "Mystery": "mystery",
+    "Romance": "romance", "Adventure": "adventure", "Fantasy": "fantasy",
+    "Horror": "horror film", "War": "war film", "Action": "action film", "Crime": "crime film",
+    "Sci-Fi": "sci-fi film", "Science Fiction": "sci-fi film", "Animation": "animated film",
+    "Children": "family film", "Family": "family film", "Film-Noir": "film noir",
+}  # fmt: skip
+MODIFIERS = {
+    "Crime": "crime", "Action": "action", "Sci-Fi": "sci-fi", "Science Fiction": "sci-fi",
+    "War": "war", "Horror": "horror", "Fantasy": "fantasy", "Adventure": "adventure",
+    "Mystery": "mystery", "Romance": "romantic", "Animation": "animated", "Children": "family",
+    "Family": "family", "Western": "western", "Musical": "musical", "Film-Noir": "noir",
+    "History": "historical", "Comedy": "comic",
+}  # fmt: skip
+# Genres only a modifier says well: "crime thriller", not "thriller crime film".
+_WEAK_HEADS = frozenset({"Crime", "Action", "Animation", "Children", "Family", "Sci-Fi"})
+_SPECIAL = {frozenset({"Comedy", "Drama"}): "comedy-drama"}
+# Keywords that restate a genre or talk about the film as a product: not what it is about.
+_NOT_TOPICS = frozenset(
+    {g.lower() for g in (*HEADS, *MODIFIERS)}
+    | {"sci-fi", "animated", "romantic comedy", "period drama", "action comedy", "comedy-drama",
+       "sequel", "remake", "prequel", "disney", "pixar", "marvel", "blockbuster", "indie", "meta",
+       "cult", "anime", "biopic", "biography", "true story", "based on true story", "tearjerker",
+       "literary adaptation", "stage adaptation", "tv adaptation", "video game adaptation",
+       "independent", "live action", "silent film", "b-movie", "character study", "classic"}
+)  # fmt: skip
+# Tone words that classify rather than praise: they go straight before the genre ("an acclaimed
+# coming-of-age comedy"), never in a comma pair ("acclaimed, coming-of-age").
+_CLASSIFIERS = frozenset(
+    {"coming-of-age", "black-and-white", "cult", "ensemble", "low-budget", "neo-noir",
+     "psychological", "screwball", "slapstick", "family-friendly", "satirical", "gothic",
+     "classic", "epic", "action-packed"}
+)  # fmt: skip
+# Topics said without an article ("about revenge"): plurals and -ing words need none, and these.
+_MASS_NOUNS = frozenset(
+    {"revenge", "friendship", "love", "unrequited love", "first love", "jealousy", "grief",
+     "redemption", "survival", "obsession", "paranoia", "betrayal", "ambition", "identity",
+     "racism", "corruption", "politics", "magic", "nostalgia", "faith", "guilt", "isolation",
+     "loneliness", "time travel", "espionage", "terrorism", "infidelity", "greed", "honor",
+     "honour", "courage", "justice", "family", "marriage", "childhood", "adolescence",
+     "mental illness", "addiction", "war", "romance", "music", "dance", "art", "fame", "power",
+     "freedom", "slavery", "poverty", "class", "death", "memory", "religion", "sacrifice",
+     "loyalty", "rivalry", "culture clash", "mistaken identity", "artificial intelligence",
+     "space travel", "space exploration", "immigration", "aging", "parenthood", "divorce"}
+)  # fmt: skip
+# Places the catalog's keywords spell in lower case; "about new york" reads as a slip.
+_PLACE_WORDS = frozenset(
+    {"new york", "los angeles", "london", "san francisco", "chicago", "paris", "texas",
+     "las vegas", "hollywood", "brooklyn", "africa", "mexico", "miami", "new jersey", "washington",
+     "california", "new orleans", "england", "italy", "france", "hong kong", "florida",
+     "mississippi", "boston", "detroit", "baltimore", "europe", "ireland", "australia",
+     "seattle", "japan", "maine", "snowy midwest", "midwest", "suburbia"}
+)  # fmt: skip
+_LEADS = {"A", "An", "The", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten"}
+# How many of each part a pick offers: enough for the model to choose, few enough that the
+# request stays small (about a thousand sentences at most).
+MAX_DESCRIPTORS = 6
+MAX_GENRE_PHRASES = 4
+MAX_TOPICS = 4
+ACCLAIMED_RATING = 7.8  # TMDB's 0..10 scale (MovieLens stars doubled)
+ACCLAIMED_VOTES = 20
+# Well inside the reason gate's bounds, with room for the title the edge writes first.
+MAX_CHARS = 220
+MAX_WORDS = 38
+
+
+def _article(phrase: str) -> str:
+    return "an" if phrase[:1].lower() in "aeiou" else "a"
+
+
+def genre_phrases(m: Movie) -> list[str]:
+    """Noun phrases for the movie's genres, best first: "crime thriller", "comedy-drama"."""
+    genres = [g for g in m.genres if g in HEADS or g in MODIFIERS]
+    out: list[str] = []
+    for pair, phrase in _SPECIAL.items():
+        if pair <= set(genres):
+            out.append(phrase)
+    for head in genres:
+        if head not in HEADS or head in _WEAK_HEADS:
+            continue
+        for mod in genres:
+            if mod != head and mod in MODIFIERS and frozenset({mod, head}) not in _SPECIAL:
+                out.append(f"{MODIFIERS[mod]} {HEADS[head]}")
+    out += [HEADS[g] for g in genres if g in HEADS]
+    if "Animation" in genres:
+        out = [p if "anim" in p else f"animated {p}" for p in out]
+    return list(dict.fromkeys(out))[:MAX_GENRE_PHRASES]
+
+
+def descriptors(m: Movie) -> list[str]:
+    """Words that may go before the genre: tone keywords, what its genres promise, acclaim."""
+    tones = [TONE_WORDS[k.lower()] for k in m.keywords if k.lower() in TONE_WORDS]
+    promised = [w for g in m.genres for w in GENRE_WORDS.get(g, ())]
+    rated = []
+    if m.vote_average >= ACCLAIMED_RATING and m.vote_count >= ACCLAIMED_VOTES:
+        rated.append("acclaimed")
+    singles = list(dict.fromkeys([*tones, *rated, *promised]))
+    praise = [t for t in tones if t not in _CLASSIFIERS]
+    kinds = [t for t in tones if t in _CLASSIFIERS]
+    pairs = [f"{a}, {b}" for a in (rated + praise[:2]) for b in praise[:3] if a != b]
+    pairs += [f"{a} {b}" for a in (rated + praise[:2]) for b in kinds[:2]]
+    return list(dict.fromkeys([*singles[:MAX_DESCRIPTORS], *pairs[: MAX_DESCRIPTORS // 2]]))
+
+
+def topics(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
+    """Keywords that say what the movie is about ("kidnapping", "time travel"); `people` are
+    names (lower case) that a keyword may be and a topic is not."""
+    found = []
+    banned = {w.lower() for w in forbidden_words(m)}
+    people = people | {p.strip().lower() for p in (*m.cast, *(m.director or "").split(","))}
+    for k in m.keywords:
+        low = k.lower()
+        if low in _NOT_TOPICS or low in TONE_WORDS or low in _PLACE_WORDS or low in people:
+            continue
+        if _words(k) & banned:
+            continue
+        if re.search(r"\d", k) or low.endswith("ous"):  # "early 1980s", "humorous"
+            continue
+        last = low.split()[-1] if low.split() else ""
+        bare = low in _MASS_NOUNS or last.endswith(("s", "ing")) and not last.endswith("ss")
+        # A keyword the plot spells with capitals is a name ("about titanic"): left out.
+        if bare and (low not in m.overview.lower() or k in m.overview):
+            found.append(k)
+    return found[:MAX_TOPICS]
+
+
+def plot_clauses(m: Movie) -> list[str]:
+    """The plot as a clause after "in which": its first sentence when that opens with its
+    subject ("A desperate car salesman arranges ..."), and that sentence's first half."""
+    text = m.overview.strip()
+    first = text.split(maxsplit=1)[0] if text else ""
+    if first not in _LEADS or not text.endswith(".") or re.search(r"[.!?]\s", text):
+        return []  # opens with "When ..." or "In 1862, ...", or runs to more sentences
+    body = first.lower() + text[len(first) : -1]
+    out = [body]
+    for sep in (", and ", "; ", ", but "):
+        head, found, _ = body.partition(sep)
+        if found and len(head.split()) >= 6:
+            out.append(head)
+            break
+    return [c for c in out if len(c.split()) <= 32]
+
+
+def _names(people: str) -> str:
+    """'Lana Wachowski, Lilly Wachowski' -> 'Lana Wachowski and Lilly Wachowski'."""
+    parts = [p.strip() for p in people.split(",") if p.strip()]
+    return " and ".join(parts[:2])
+
+
+def _tails(m: Movie, people: frozenset[str]) -> list[str]:
+    about = topics(m, people)
+    director = _names(m.director) if m.director else None
+    facts: list[str] = [f" in which {c}" for c in plot_clauses(m)]
+    facts += [f" about {t}" for t in about]
+    facts += [f" about {a} and {b}" for i, a in enumerate(about) for b in about[i + 1 :]]
+    credits: list[str] = []
+    if director:
+        credits.append(f" from {director}")
+    # "from Mel Gibson, starring Mel Gibson" says one name twice.
+    cast = [c for c in m.cast if c not in (m.director or "")]
+    if cast:
+        credits.append(f" starring {cast[0]}")
+        if len(cast) > 1:
+            credits.append(f" starring {cast[0]} and {cast[1]}")
+    if director and cast:
+        credits.append(f" from {director}, starring {cast[0]}")
+    out = [*facts, *credits]
+    if director:
+        out += [f" from {director} about {t}" for t in about]
+    return out or [""]
+
+
+def reason_choices(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
+    """Every continuation of "{title} is" the model may choose for `m`, each one sentence that
+    ends with a period. `people`: the catalog's names, lower case (Snapshot.people)."""
+    banned = {w.lower() for w in forbidden_words(m)}
+    phrases = [
+        f"{d} {g}" if d else g
+        for g in genre_phrases(m) or ["film"]
+        for d in ["", *descriptors(m)]
+        # "an action-packed action film" says one thing twice
+        if not d or not _words(d) & _words(g)
+    ]
+    phrases = [p for p in phrases if not _words(p) & banned]
+    out = [f" {_article(p)} {p}{tail}." for p in phrases for tail in _tails(m, people)]
+    return [c for c in dict.fromkeys(out) if len(c) <= MAX_CHARS and len(c.split()) <= MAX_WORDS]
+
+
+def _words(text: str) -> set[str]:
+    """Lower-case words and the parts of hyphenated ones."""
+    return {t for w in re.findall(r"[a-z][a-z\-]*", text.lower()) for t in (w, *w.split("-"))}
