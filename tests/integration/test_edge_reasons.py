@@ -251,3 +251,42 @@ def test_a_model_server_with_a_tokenizer_gets_each_picks_logit_bias(
         assert bias and all(v == -100 for v in bias.values())
         # " comedy" is banned exactly where the catalog says the pick is no comedy.
         assert (comedy in bias) == ("Comedy" not in picks[title]["genres"]), title
+
+
+def test_with_guided_choice_the_model_chooses_among_catalog_sentences(
+    logs: Path, sample_index: Path
+) -> None:
+    """One call per pick: the edge opens "<Title> is" and sends the sentences the catalog backs
+    as `guided_choice`, with no stop strings (a choice may hold "H. Macy") and no plot in the
+    prompt (the choices carry it). An upstream that ignores the choices is still gated."""
+    caps = {"continue_final_message": True, "guided_choice": True}
+    with OpenAIStub(Stream([JUNK]), capabilities=caps) as stub:
+        edge = edge_on(logs, sample_index, stub.url)
+        try:
+            picks = httpx.post(edge.url + "/v1/recommend", json={**BODY, "explain": False}).json()
+            first = picks["recommendations"][0]
+            genre = first["genres"][0].lower()
+            # What a conforming server returns for pick 1; pick 2's server ignored the choices.
+            chosen = f" a {genre} film."
+            stub.script(Stream([chosen]), Stream([JUNK]), Stream([" an odd one."]))
+            r = httpx.post(edge.url + "/v1/recommend", json={**BODY, "debug": True}, timeout=30)
+            metrics = httpx.get(edge.url + "/metrics").text
+        finally:
+            edge.stop()
+    assert r.status_code == 200
+    calls = [c.body for c in stub.chat_requests]
+    assert len(calls) == 3  # one per pick, no second openings
+    for call, rec in zip(calls, r.json()["recommendations"], strict=True):
+        title = short_title(rec["title"])
+        assert call["messages"][-1] == {"role": "assistant", "content": f"{title} is"}
+        assert "stop" not in call or call["stop"] is None
+        assert call["repetition_penalty"] == 1.0 and "logit_bias" not in call
+        choices = call["guided_choice"]
+        assert choices and all(c.startswith((" a ", " an ")) and c.endswith(".") for c in choices)
+        assert "\nPlot: " not in call["messages"][-2]["content"]
+        assert f"Pick: {title} (" in call["messages"][-2]["content"]
+    recs = r.json()["recommendations"]
+    assert recs[0]["reason_source"] == "model"
+    assert recs[0]["reason"] == f"{short_title(first['title'])} is{chosen}"
+    assert [x["reason_source"] for x in recs[1:]] == ["catalog", "catalog"]
+    assert 'moviemind_edge_reasons_total{verdict="shown"} 1.0' in metrics

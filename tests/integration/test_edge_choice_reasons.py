@@ -1,0 +1,51 @@
+"""Guided-choice reasons end to end: a real edge on a real model server (SmolLM2).
+
+The model picks each pick's sentence from the ones the catalog backs (edge/reason_choices.py),
+so every reason shown is one of them, word for word, and the gate lets it through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.index_store import catalog_people
+from edge.prompt import choice_opening
+from edge.reason_choices import reason_choices
+from moviemind_core.bundle import Bundle
+from tests.support.servers import Server
+
+pytestmark = pytest.mark.slow
+
+REQUESTS = [
+    {"liked": ["The Matrix"], "k": 5},
+    {"liked": ["Heat"], "query": "tense heist", "k": 5},
+    {"liked": ["Toy Story"], "query": "something funny", "k": 4},
+]
+
+
+@pytest.mark.parametrize("body", REQUESTS, ids=["matrix", "heat", "toy-story"])
+def test_each_reason_is_one_catalog_backed_sentence_chosen_by_the_model(
+    edge: Server, sample_index: Path, body: dict
+) -> None:
+    movies = {m.id: m for m in Bundle.load(sample_index).movies}
+    people = catalog_people(movies.values())
+    r = httpx.post(
+        edge.url + "/v1/recommend", json={**body, "explain": True, "debug": True}, timeout=120
+    )
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    recs = answer["recommendations"]
+    assert len(recs) == body["k"] and not answer["degraded"], edge.log()
+    # One attempt per pick: a chosen sentence is whole by construction.
+    assert answer["raw_model_text"].count("\n") == body["k"]
+    shown = [x for x in recs if x["reason_source"] == "model"]
+    assert len(shown) >= body["k"] - 1, answer["raw_model_text"]
+    for x in shown:
+        m = movies[x["id"]]
+        opening = choice_opening(m)
+        assert x["reason"].startswith(opening + " a"), x["reason"]
+        assert x["reason"][len(opening) :] in reason_choices(m, people), x["reason"]
+    assert answer["explanation"] == "\n".join(x["reason"] for x in shown)
