@@ -1,8 +1,9 @@
 """Guided per-pick reasons, end to end: picks on screen, model reasons, the gate, prompt tokens.
 
 `python -m benchmarks.reasons_bench` starts a real model server (SmolLM2; ctransformers, then
-llama_cpp with MOVIEMIND_MODEL_ENGINE=llama_cpp) and a real edge on the sample index, and sends
-the fixed request set of benchmarks/reason_requests.py (streamed, debug on) one at a time:
+llama_cpp with MOVIEMIND_MODEL_ENGINE=llama_cpp) and a real edge on the sample index, once per
+reason style (guided choice, then free text), and sends the fixed request set of
+benchmarks/reason_requests.py (streamed, debug on) one at a time:
 
 * time to picks on screen: the `candidates` event (SSE, client clock);
 * time to the first model reason (`reason` event) and to all reasons (`recommendations`);
@@ -97,6 +98,7 @@ def run_engine(
     samples: list[dict],
     requests: list[tuple[list[str], str]],
     index: str,
+    style: str = "choice",
 ) -> dict[str, Any]:
     from tests.support.servers import start_edge, start_model_server
 
@@ -106,7 +108,14 @@ def run_engine(
     if engine != "ctransformers":
         env["MOVIEMIND_MODEL_ENGINE"] = engine
     model = start_model_server(log_dir, **env)
-    edge = start_edge(log_dir, [model.url], index=index, MOVIEMIND_EDGE_PRIME_PREFIX="true")
+    edge = start_edge(
+        log_dir,
+        [model.url],
+        index=index,
+        MOVIEMIND_EDGE_PRIME_PREFIX="true",
+        MOVIEMIND_EDGE_REASON_STYLE=style,
+    )
+    label = f"{engine} / {style}"
     rows = []
     try:
         client = httpx.Client(timeout=120, trust_env=False)
@@ -137,7 +146,7 @@ def run_engine(
             for i, r in enumerate(recs):
                 samples.append(
                     {
-                        "engine": engine,
+                        "engine": label,
                         "liked": liked,
                         "query": query,
                         "rank": i + 1,
@@ -149,7 +158,7 @@ def run_engine(
                     }
                 )
             print(
-                f"{engine:14s} {', '.join(liked) or '-':40.40s} picks {rows[-1]['picks_ms']:7.1f} ms"
+                f"{label:22s} {', '.join(liked) or '-':40.40s} picks {rows[-1]['picks_ms']:7.1f} ms"
                 f"  all {rows[-1]['all_reasons_ms'] / 1000:5.2f} s  shown {rows[-1]['model_reasons']}"
                 f"  eval {rows[-1]['evaluated_tokens']:.0f} tok",
                 flush=True,
@@ -157,7 +166,7 @@ def run_engine(
     finally:
         edge.stop()
         model.stop()
-    return summarise(engine, rows)
+    return summarise(label, rows)
 
 
 def _raw_lines(raw: str, rank: int) -> list[str]:
@@ -247,7 +256,8 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## Why the gate rejected sentences",
         "",
-        "Every sentence the model finished, by the gate's verdict (a pick takes up to three):",
+        "Every sentence the model finished, by the gate's verdict (a pick takes one sentence "
+        "under guided choice, up to three as free text):",
         "",
         _verdict_table(report, "sentence_rejections"),
         "",
@@ -256,11 +266,15 @@ def render(report: dict[str, Any]) -> str:
         "",
         _verdict_table(report, "rejections"),
         "",
-        'The edge begins each pick\'s sentence ("<Title> is a"; then "Watch <Title> for '
-        'its", then "<Title> offers"), the model ends it (stop at the sentence\'s end), '
-        "steered by logit_bias away from genre words the pick lacks, the user's voice and "
-        "markup; the gate then judges the whole sentence. A rejected sentence is tried again "
-        "from the next opening while the pick's MOVIEMIND_EDGE_REASON_TOKENS last. "
+        "Two styles (MOVIEMIND_EDGE_REASON_STYLE), each on both engines. `choice` (the "
+        'default): the edge begins each pick\'s sentence ("<Title> is") and the model ends it '
+        "with one of the sentences the catalog backs (guided_choice; edge/reason_choices.py), "
+        'one call per pick. `free`: the edge begins it ("<Title> is a"; then "Watch <Title> '
+        'for its", then "<Title> offers"), the model ends it in its own words (stop at the '
+        "sentence's end), steered by logit_bias away from genre words the pick lacks, the "
+        "user's voice and markup; a rejected sentence is tried again from the next opening "
+        "while the pick's MOVIEMIND_EDGE_REASON_TOKENS last. The gate judges every sentence "
+        "in both styles. "
         "`truncated`: no sentence end within the tokens left. Prompt tokens evaluated = prompt "
         "tokens minus those the model server took from its KV cache, summed over a request's "
         "calls.",
@@ -293,6 +307,11 @@ def rerender() -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engines", default="ctransformers,llama_cpp")
+    ap.add_argument(
+        "--styles",
+        default="choice,free",
+        help="MOVIEMIND_EDGE_REASON_STYLE values to compare (guided choice, free text)",
+    )
     ap.add_argument("--samples", type=Path, help="write every pick's reason here (JSONL)")
     ap.add_argument("--index", default="var/index", help="bundle directory the edge serves")
     ap.add_argument("--limit", type=int, default=len(REQUESTS), help="first N requests only")
@@ -302,9 +321,11 @@ def main() -> int:
     samples: list[dict] = []
     requests = REQUESTS[: args.limit]
     engines = [
-        run_engine(e, args.logs, samples, requests, args.index)
+        run_engine(e, args.logs, samples, requests, args.index, style)
         for e in args.engines.split(",")
         if e
+        for style in args.styles.split(",")
+        if style
     ]
     report = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -56,7 +56,8 @@ class EdgeMetrics:
         self.reasons = Counter(
             "moviemind_edge_reasons",
             "picks' model reasons by outcome: shown, or the rule that rejected the last attempt "
-            "(timeout: the reasons budget ran out)",
+            "(timeout: the reasons budget ran out; no_choices: too little in the catalog for a "
+            "guided sentence)",
             ["verdict"],
             registry=r,
         )

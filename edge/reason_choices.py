@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from edge.reason_gate import forbidden_words
+from edge.prompt import short_title
+from edge.reason_gate import MIN_WORDS, forbidden_words
 from moviemind_core.catalog import Movie
 
 # Keywords that describe a film's tone, as the word that goes before its genre ("a quirky
@@ -104,7 +105,20 @@ _PLACE_WORDS = frozenset(
      "mississippi", "boston", "detroit", "baltimore", "europe", "ireland", "australia",
      "seattle", "japan", "maine", "snowy midwest", "midwest", "suburbia"}
 )  # fmt: skip
-_LEADS = {"A", "An", "The", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten"}
+# First words of a plot that are lower case after a colon (anything else is a name: "James").
+_LOWER_LEADS = frozenset(
+    {"A", "An", "The", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten",
+     "In", "After", "When", "During", "On", "As", "Over", "While", "Aboard", "At", "Across", "To",
+     "Years", "Several", "Some", "Young", "Former", "Before", "Following", "With", "From",
+     "Inspired", "Based", "Set", "Having", "Once", "Decades", "Centuries", "Until"}
+)  # fmt: skip
+# Nouns in -ing that are not activities: "about wedding" needs an article.
+_ING_NOUNS = frozenset(
+    {"wedding", "king", "ring", "thing", "building", "painting", "evening", "morning", "spring",
+     "string", "sibling", "darling", "duckling", "offspring", "pudding", "ceiling", "viking",
+     "ending", "clothing", "wing", "swing", "sting", "earring", "uprising", "offering",
+     "beginning", "being", "setting", "meeting"}
+)  # fmt: skip
 # How many of each part a pick offers: enough for the model to choose, few enough that the
 # request stays small (about a thousand sentences at most).
 MAX_DESCRIPTORS = 6
@@ -112,9 +126,9 @@ MAX_GENRE_PHRASES = 4
 MAX_TOPICS = 4
 ACCLAIMED_RATING = 7.8  # TMDB's 0..10 scale (MovieLens stars doubled)
 ACCLAIMED_VOTES = 20
-# Well inside the reason gate's bounds, with room for the title the edge writes first.
+# Well inside the reason gate's bounds (MIN_WORDS is the gate's own), title included.
 MAX_CHARS = 220
-MAX_WORDS = 38
+MAX_WORDS = 40
 
 
 def _article(phrase: str) -> str:
@@ -170,7 +184,9 @@ def topics(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
         if re.search(r"\d", k) or low.endswith("ous"):  # "early 1980s", "humorous"
             continue
         last = low.split()[-1] if low.split() else ""
-        bare = low in _MASS_NOUNS or last.endswith(("s", "ing")) and not last.endswith("ss")
+        plural = last.endswith("s") and not last.endswith(("ss", "us", "is"))  # "crisis", "bus"
+        gerund = last.endswith("ing") and last not in _ING_NOUNS
+        bare = low in _MASS_NOUNS or plural or gerund
         # A keyword the plot spells with capitals is a name ("about titanic"): left out.
         if bare and (low not in m.overview.lower() or k in m.overview):
             found.append(k)
@@ -178,13 +194,15 @@ def topics(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
 
 
 def plot_clauses(m: Movie) -> list[str]:
-    """The plot as a clause after "in which": its first sentence when that opens with its
-    subject ("A desperate car salesman arranges ..."), and that sentence's first half."""
-    text = m.overview.strip()
-    first = text.split(maxsplit=1)[0] if text else ""
-    if first not in _LEADS or not text.endswith(".") or re.search(r"[.!?]\s", text):
-        return []  # opens with "When ..." or "In 1862, ...", or runs to more sentences
-    body = first.lower() + text[len(first) : -1]
+    """The plot's first sentence as it reads after a colon ("...: a desperate car salesman
+    arranges ..."), and that sentence's first half where it has two."""
+    first = _first_sentence(m.overview.strip())
+    if not first:
+        return []
+    lead = first.split(maxsplit=1)[0]
+    if lead.rstrip(",") in _LOWER_LEADS:
+        first = lead.lower() + first[len(lead) :]
+    body = first[:-1]
     out = [body]
     for sep in (", and ", "; ", ", but "):
         head, found, _ = body.partition(sep)
@@ -192,6 +210,18 @@ def plot_clauses(m: Movie) -> list[str]:
             out.append(head)
             break
     return [c for c in out if len(c.split()) <= 32]
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of `text` if it ends in a period, else "". A period after an
+    abbreviation ("Dr.", "U.S.") does not end a sentence."""
+    for m in re.finditer(r"[.!?](?=\s+[A-Z\"“]|$)", text):
+        words = text[: m.start()].split()
+        if words and re.fullmatch(r"[A-Z][a-z]{0,2}|(?:[A-Za-z]\.)+[A-Za-z]?", words[-1]):
+            continue  # "Dr", "Mrs", "U.S"
+        sentence = text[: m.end()]
+        return sentence if sentence.endswith(".") else ""
+    return ""
 
 
 def _names(people: str) -> str:
@@ -203,7 +233,7 @@ def _names(people: str) -> str:
 def _tails(m: Movie, people: frozenset[str]) -> list[str]:
     about = topics(m, people)
     director = _names(m.director) if m.director else None
-    facts: list[str] = [f" in which {c}" for c in plot_clauses(m)]
+    facts: list[str] = [f": {c}" for c in plot_clauses(m)]
     facts += [f" about {t}" for t in about]
     facts += [f" about {a} and {b}" for i, a in enumerate(about) for b in about[i + 1 :]]
     credits: list[str] = []
@@ -220,6 +250,8 @@ def _tails(m: Movie, people: frozenset[str]) -> list[str]:
     out = [*facts, *credits]
     if director:
         out += [f" from {director} about {t}" for t in about]
+    if not out and m.year:
+        out.append(f" from {m.year}")  # "Heat is a thriller." alone is too short to show
     return out or [""]
 
 
@@ -235,8 +267,17 @@ def reason_choices(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
         if not d or not _words(d) & _words(g)
     ]
     phrases = [p for p in phrases if not _words(p) & banned]
-    out = [f" {_article(p)} {p}{tail}." for p in phrases for tail in _tails(m, people)]
-    return [c for c in dict.fromkeys(out) if len(c) <= MAX_CHARS and len(c.split()) <= MAX_WORDS]
+    out = [
+        f" {_article(p)} {p}{tail}" + ("" if tail.endswith(".") else ".")  # "Robert Downey Jr."
+        for p in phrases
+        for tail in _tails(m, people)
+    ]
+    title_words = len(short_title(m.title).split()) + 1  # the opening, "<Title> is"
+    return [
+        c
+        for c in dict.fromkeys(out)
+        if len(c) <= MAX_CHARS and MIN_WORDS <= title_words + len(c.split()) <= MAX_WORDS
+    ]
 
 
 def _words(text: str) -> set[str]:

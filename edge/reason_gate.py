@@ -254,7 +254,7 @@ def _allowed_names(m: Movie, ctx: GateContext) -> set[str]:
     """Capitalised words the catalog supports for a reason about `m`."""
     texts = [m.title, m.overview, " ".join(m.keywords), " ".join(m.genres), " ".join(m.cast)]
     texts += [m.director or ""] + [lm.title for lm in ctx.liked]
-    return {w.lower() for t in texts for w in _WORD.findall(t)}
+    return {w.lower().strip("'’") for t in texts for w in _WORD.findall(t)}
 
 
 def clean(raw: str, finished: bool) -> str:
@@ -324,10 +324,20 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
         return META
     if _CHATTY.search(body):
         return CHATTY
-    key = lookup_key(reason)
-    if any(SequenceMatcher(None, key, lookup_key(e)).ratio() >= 0.8 for e in earlier):
+    if repeats(reason, earlier):
         return REPEAT
     return None
+
+
+def repeats(reason: str, earlier: Sequence[str]) -> bool:
+    """`reason` reads almost like one shown before it in the same answer (80% alike)."""
+    key = lookup_key(reason)
+    for e in earlier:
+        sm = SequenceMatcher(None, key, lookup_key(e))
+        # The quick upper bounds rule most pairs out before the full comparison.
+        if sm.real_quick_ratio() >= 0.8 and sm.quick_ratio() >= 0.8 and sm.ratio() >= 0.8:
+            return True
+    return False
 
 
 def _without_own_title(reason: str, movie: Movie) -> str:
@@ -467,7 +477,8 @@ def _invents_plot(reason: str, movie: Movie) -> bool:
     facts = _stems(text) | {w.lower() for w in _WORD.findall(text)}
     # A "family film" is its genre, not a person in its plot.
     facts |= {t[:5] for t in _genre_terms(movie)}
-    words = [w.lower() for w in _WORD.findall(reason)]
+    # Capitalised words are names ("Adrienne King"): the name rule judges those.
+    words = [w for w in _WORD.findall(reason) if not w[0].isupper()]
     for w in words:
         if w in _PERSONS and w[:5] not in facts and w.rstrip("s")[:5] not in facts:
             return True

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from edge.prompt import (
     short_title,
 )
 from edge.reason_choices import reason_choices
-from edge.reason_gate import TRUNCATED, GateContext, check, clean
+from edge.reason_gate import TRUNCATED, GateContext, check, clean, repeats
 from edge.settings import EdgeSettings
 from edge.steering import Steering
 from edge.titles import Resolved, pick_in_context
@@ -72,6 +72,9 @@ def movie_out(m: Movie) -> MovieOut:
 
 # A sentence needs room: a retry with fewer tokens left than this would end mid-sentence.
 MIN_ATTEMPT_TOKENS = 12
+# The reasons metric's label for a pick whose catalog entry is too thin for any sentence
+# (guided choice): the model is not asked and the catalog's reason stays.
+NO_CHOICES = "no_choices"
 
 log = logging.getLogger("moviemind.edge.service")
 
@@ -472,23 +475,37 @@ class Recommender:
         return verdict, text
 
     def _attempts(
-        self, p: Prepared, s: Scored, steering: Steering | None, choose: bool
-    ) -> list[tuple[str, list[str] | None, dict[str, Any]]]:
+        self, p: Prepared, draft: Draft, s: Scored, steering: Steering | None, choose: bool
+    ) -> Iterator[tuple[str, list[str] | None, dict[str, Any]]]:
         """How to ask for pick `s`'s sentence: (opening, stop strings, extra request fields) per
-        attempt, in order. With guided choice, one attempt: the model picks one of the sentences
-        the catalog backs. Otherwise the openings in turn, free text steered by logit_bias."""
+        attempt, in order; the next is only asked for when the gate rejected the last. With
+        guided choice the model picks one of the sentences the catalog backs, and once more
+        (without the rejected one and those too like reasons already shown) if the gate says
+        no. Otherwise the openings in turn, free text steered by logit_bias."""
         # vLLM's names for "continue the last message"; servers that read the last message's
         # role (llama.cpp, moviemind) ignore them.
         base: dict[str, Any] = {"continue_final_message": True, "add_generation_prompt": False}
         if choose:
+            opening = choice_opening(s.movie)
             choices = reason_choices(s.movie, p.snapshot.people)
+            if not choices:
+                return  # too little in the catalog for a sentence: its own reason stays
             # No stop strings: a choice may hold a period ("William H. Macy") and ends itself.
             # No repetition penalty: every choice repeats words the prompt holds.
-            extra = {**base, "guided_choice": choices, "repetition_penalty": 1.0}
-            return [(choice_opening(s.movie), None, extra)]
+            base |= {"repetition_penalty": 1.0}
+            yield opening, None, {**base, "guided_choice": choices}
+            tried = draft.raw[-1].split(". ", 1)[-1].strip() if draft.raw else ""
+            earlier = list(draft.reasons.values())
+            rest = [
+                c for c in choices if opening + c != tried and not repeats(opening + c, earlier)
+            ]
+            if rest:
+                yield opening, None, {**base, "guided_choice": rest}
+            return
         if steering is not None:
             base["logit_bias"] = steering.bias_for(s.movie)
-        return [(opening, REASON_STOPS, base) for opening in reason_openings(s.movie)]
+        for opening in reason_openings(s.movie):
+            yield opening, REASON_STOPS, base
 
     async def _guided(
         self, p: Prepared, draft: Draft, deadline: float, choose: bool
@@ -505,8 +522,9 @@ class Recommender:
             messages = build_reason_messages(p.liked, p.request.query, s.movie, plot=not choose)
             ctx = GateContext(picks, tuple(p.liked), messages[-1]["content"], p.snapshot.vocabulary)
             budget = self.settings.reason_tokens
-            verdict: str | None = TRUNCATED
-            for opening, stops, extra in self._attempts(p, s, steering, choose):
+            # What the metric says of a pick the model was never asked about.
+            verdict: str | None = NO_CHOICES if choose else TRUNCATED
+            for opening, stops, extra in self._attempts(p, draft, s, steering, choose):
                 if budget < MIN_ATTEMPT_TOKENS:
                     break
                 call = [*messages, {"role": "assistant", "content": opening}]

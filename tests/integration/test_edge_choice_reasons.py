@@ -39,8 +39,10 @@ def test_each_reason_is_one_catalog_backed_sentence_chosen_by_the_model(
     answer = r.json()
     recs = answer["recommendations"]
     assert len(recs) == body["k"] and not answer["degraded"], edge.log()
-    # One attempt per pick: a chosen sentence is whole by construction.
-    assert answer["raw_model_text"].count("\n") == body["k"]
+    # A chosen sentence is whole by construction: a pick takes a second try only when the gate
+    # rejects the first (mostly for reading too much like an earlier pick's reason).
+    ranks = [line.split(".")[0] for line in answer["raw_model_text"].splitlines()]
+    assert all(1 <= ranks.count(str(i + 1)) <= 2 for i in range(body["k"])), ranks
     shown = [x for x in recs if x["reason_source"] == "model"]
     assert len(shown) >= body["k"] - 1, answer["raw_model_text"]
     for x in shown:

@@ -256,37 +256,48 @@ def test_a_model_server_with_a_tokenizer_gets_each_picks_logit_bias(
 def test_with_guided_choice_the_model_chooses_among_catalog_sentences(
     logs: Path, sample_index: Path
 ) -> None:
-    """One call per pick: the edge opens "<Title> is" and sends the sentences the catalog backs
-    as `guided_choice`, with no stop strings (a choice may hold "H. Macy") and no plot in the
-    prompt (the choices carry it). An upstream that ignores the choices is still gated."""
+    """The edge opens "<Title> is" and sends the sentences the catalog backs as `guided_choice`,
+    with no stop strings (a choice may hold "H. Macy") and no plot in the prompt (the choices
+    carry it). An upstream that ignores the choices is still gated; a rejected sentence gets one
+    more try, without the rejected sentence among the choices."""
     caps = {"continue_final_message": True, "guided_choice": True}
     with OpenAIStub(Stream([JUNK]), capabilities=caps) as stub:
         edge = edge_on(logs, sample_index, stub.url)
         try:
             picks = httpx.post(edge.url + "/v1/recommend", json={**BODY, "explain": False}).json()
-            first = picks["recommendations"][0]
+            first, second = picks["recommendations"][:2]
             genre = first["genres"][0].lower()
-            # What a conforming server returns for pick 1; pick 2's server ignored the choices.
+            # What a conforming server returns for pick 1; pick 2's server ignored the choices
+            # once, then chose; pick 3's ignored them twice.
             chosen = f" a {genre} film."
-            stub.script(Stream([chosen]), Stream([JUNK]), Stream([" an odd one."]))
+            again = f" a {second['genres'][0].lower()} film."
+            stub.script(Stream([chosen]), Stream([JUNK]), Stream([again]))
             r = httpx.post(edge.url + "/v1/recommend", json={**BODY, "debug": True}, timeout=30)
             metrics = httpx.get(edge.url + "/metrics").text
         finally:
             edge.stop()
     assert r.status_code == 200
+    recs = r.json()["recommendations"]
+    titles = [short_title(x["title"]) for x in recs]
     calls = [c.body for c in stub.chat_requests]
-    assert len(calls) == 3  # one per pick, no second openings
-    for call, rec in zip(calls, r.json()["recommendations"], strict=True):
-        title = short_title(rec["title"])
-        assert call["messages"][-1] == {"role": "assistant", "content": f"{title} is"}
+    # Pick 1 at once, picks 2 and 3 twice each.
+    assert [c["messages"][-1]["content"] for c in calls] == [
+        f"{titles[0]} is",
+        f"{titles[1]} is",
+        f"{titles[1]} is",
+        f"{titles[2]} is",
+        f"{titles[2]} is",
+    ]
+    for call, title in zip(calls, [titles[0], *titles[1:2] * 2, *titles[2:3] * 2], strict=True):
+        assert call["messages"][-1]["role"] == "assistant"
         assert "stop" not in call or call["stop"] is None
         assert call["repetition_penalty"] == 1.0 and "logit_bias" not in call
         choices = call["guided_choice"]
         assert choices and all(c.startswith((" a ", " an ")) and c.endswith(".") for c in choices)
         assert "\nPlot: " not in call["messages"][-2]["content"]
         assert f"Pick: {title} (" in call["messages"][-2]["content"]
-    recs = r.json()["recommendations"]
-    assert recs[0]["reason_source"] == "model"
-    assert recs[0]["reason"] == f"{short_title(first['title'])} is{chosen}"
-    assert [x["reason_source"] for x in recs[1:]] == ["catalog", "catalog"]
-    assert 'moviemind_edge_reasons_total{verdict="shown"} 1.0' in metrics
+    assert [x["reason_source"] for x in recs] == ["model", "model", "catalog"]
+    assert recs[0]["reason"] == f"{titles[0]} is{chosen}"
+    assert recs[1]["reason"] == f"{titles[1]} is{again}"
+    assert 'moviemind_edge_reasons_total{verdict="shown"} 2.0' in metrics
+    assert 'moviemind_edge_reason_attempts_total{verdict="shown"} 2.0' in metrics
