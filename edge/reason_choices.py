@@ -119,6 +119,17 @@ _ING_NOUNS = frozenset(
      "ending", "clothing", "wing", "swing", "sting", "earring", "uprising", "offering",
      "beginning", "being", "setting", "meeting"}
 )  # fmt: skip
+# Adjectives in -ing ("about birds and unsettling"): how a film feels, not what it is about.
+_ING_ADJECTIVES = frozenset(
+    {"unsettling", "haunting", "gripping", "thrilling", "charming", "disturbing", "moving",
+     "touching", "amazing", "exciting", "terrifying", "inspiring", "uplifting", "captivating",
+     "compelling", "engaging", "entertaining", "fascinating", "interesting", "stunning",
+     "striking", "devastating", "harrowing", "chilling", "shocking", "satisfying", "absorbing",
+     "mind-bending", "heartbreaking", "heartwarming", "rousing", "sweeping", "stirring",
+     "unflinching", "thought-provoking", "sprawling", "slow-moving", "fast-moving",
+     "fast-paced", "unrelenting", "understated", "disarming", "riveting", "enduring", "loving",
+     "demanding", "challenging", "surprising", "shimmering", "dazzling", "lingering"}
+)  # fmt: skip
 # How many of each part a pick offers: enough for the model to choose, few enough that the
 # request stays small (about a thousand sentences at most).
 MAX_DESCRIPTORS = 6
@@ -185,7 +196,7 @@ def topics(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
             continue
         last = low.split()[-1] if low.split() else ""
         plural = last.endswith("s") and not last.endswith(("ss", "us", "is"))  # "crisis", "bus"
-        gerund = last.endswith("ing") and last not in _ING_NOUNS
+        gerund = last.endswith("ing") and last not in _ING_NOUNS | _ING_ADJECTIVES
         bare = low in _MASS_NOUNS or plural or gerund
         # A keyword the plot spells with capitals is a name ("about titanic"): left out.
         if bare and (low not in m.overview.lower() or k in m.overview):
