@@ -235,6 +235,30 @@ def _first_sentence(text: str) -> str:
     return ""
 
 
+# A plot that opens "A documentary about ..." or "A series of ..." names the film, not a scene:
+# it has no verb to follow "in which".
+_NOUN_PLOT = re.compile(
+    r"^an? (?:series|collection|portrait|documentary|look|chronicle|profile|compilation|"
+    r"anthology|study)(?: film)? (?:of|about|on|that|examining|investigating|following|"
+    r"exploring|revisiting|chronicling)\b"
+)
+# Plots that open with their subject ("A desperate car salesman arranges ...").
+_SUBJECT_LEADS = frozenset(
+    {"a", "an", "the", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"}
+)
+
+
+def _plot_tail(clause: str) -> str:
+    """How a plot clause follows the genre: "in which a car salesman arranges ..." where the plot
+    opens with its subject and has a verb, else after a colon ("in 1280, ...", "a portrait of
+    ..."), which reads right after any phrase. A small model also picks "in which" far more
+    readily than a colon."""
+    subject_first = clause.split(maxsplit=1)[0] in _SUBJECT_LEADS
+    if subject_first and not _NOUN_PLOT.match(clause):
+        return f" in which {clause}"
+    return f": {clause}"
+
+
 def _names(people: str) -> str:
     """'Lana Wachowski, Lilly Wachowski' -> 'Lana Wachowski and Lilly Wachowski'."""
     parts = [p.strip() for p in people.split(",") if p.strip()]
@@ -244,7 +268,7 @@ def _names(people: str) -> str:
 def _tails(m: Movie, people: frozenset[str]) -> list[str]:
     about = topics(m, people)
     director = _names(m.director) if m.director else None
-    facts: list[str] = [f": {c}" for c in plot_clauses(m)]
+    facts: list[str] = [_plot_tail(c) for c in plot_clauses(m)]
     facts += [f" about {t}" for t in about]
     facts += [f" about {a} and {b}" for i, a in enumerate(about) for b in about[i + 1 :]]
     credits: list[str] = []

@@ -81,9 +81,22 @@ def test_sentences_are_whole_grammatical_and_never_invent() -> None:
     assert all(c.startswith((" a ", " an ")) and c.endswith(".") for c in choices)
     assert " a darkly funny crime comedy from Joel Coen about kidnapping." in choices
     assert (
-        " a comedy-drama: a desperate Minnesota car salesman arranges for his wife's "
+        " a comedy-drama in which a desperate Minnesota car salesman arranges for his wife's "
         "kidnapping to extort money." in choices
     )
+    # A plot that does not open with its subject follows a colon.
+    assert (
+        " a war drama: in 1280, a Scottish commoner leads a rebellion against the English king."
+        in reason_choices(BRAVEHEART)
+    )
+    # Nor does one that names the film rather than a scene ("a documentary about ...").
+    doc = Movie(
+        id=5, title="Crumb", genres=("Documentary",),
+        overview="A portrait of the cartoonist Robert Crumb and his troubled brothers.",
+    )  # fmt: skip
+    assert reason_choices(doc) == [
+        " a documentary: a portrait of the cartoonist Robert Crumb and his troubled brothers."
+    ]
     assert " an acclaimed, quirky comedy-drama starring Frances McDormand and William H. Macy." in (
         choices
     )
