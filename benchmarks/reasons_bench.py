@@ -256,8 +256,9 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## Why the gate rejected sentences",
         "",
-        "Every sentence the model finished, by the gate's verdict (a pick takes one sentence "
-        "under guided choice, up to three as free text):",
+        "Every sentence the model finished, by the gate's verdict (under guided choice a pick "
+        "takes one sentence, and a second only when the gate rejects the first; as free text "
+        "up to three):",
         "",
         _verdict_table(report, "sentence_rejections"),
         "",
@@ -269,7 +270,8 @@ def render(report: dict[str, Any]) -> str:
         "Two styles (MOVIEMIND_EDGE_REASON_STYLE), each on both engines. `choice` (the "
         'default): the edge begins each pick\'s sentence ("<Title> is") and the model ends it '
         "with one of the sentences the catalog backs (guided_choice; edge/reason_choices.py), "
-        'one call per pick. `free`: the edge begins it ("<Title> is a"; then "Watch <Title> '
+        "one call per pick, and once more (without the rejected sentence and those too like "
+        'reasons already shown) if the gate rejects it. `free`: the edge begins it ("<Title> is a"; then "Watch <Title> '
         'for its", then "<Title> offers"), the model ends it in its own words (stop at the '
         "sentence's end), steered by logit_bias away from genre words the pick lacks, the "
         "user's voice and markup; a rejected sentence is tried again from the next opening "
