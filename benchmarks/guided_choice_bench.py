@@ -15,6 +15,7 @@ decodes about 105 SmolLM2 tokens a second on this kind of machine, ~10 ms a toke
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from moviemind_core.bundle import Bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_MD = ROOT / "docs" / "benchmarks" / "guided_choice.md"
+OUT_JSON = OUT_MD.with_suffix(".json")
 
 
 def main() -> int:
@@ -104,6 +106,20 @@ def main() -> int:
         ]
     )
     OUT_MD.write_text(text)
+    OUT_JSON.write_text(
+        json.dumps(
+            {
+                "when": f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}",
+                "cpu": cpu,
+                "choices": counts,
+                "build_ms": build_ms,
+                "mask_ms_p50": pct(step_ms, 50),
+                "mask_ms_p95": pct(step_ms, 95),
+                "mask_ms_max": max(step_ms),
+                "table_ms": table_ms,
+            }
+        )
+    )
     print(text)
     return 0
 

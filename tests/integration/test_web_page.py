@@ -14,69 +14,24 @@ import httpx
 import pytest
 
 from tests.integration.test_edge_reasons import fitting_reasons
+from tests.support.browser import WATCH_JS, by_testid, cards_done, chromium, have_chromium
 from tests.support.openai_stub import OpenAIStub, Stream
 from tests.support.servers import Server, start_edge
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ANSWER_TIMEOUT_S = 120  # above patient_edge's 80 s total upstream budget
-
-# Installed before submitting: records (page clock, ms) when the first card shows up, when the
-# first model-written reason replaces a catalog one, and when any streamed raw text shows up.
-WATCH_JS = """
-window.__mm = {firstCard: null, firstModelReason: null, firstToken: null};
-const stream = document.querySelector('[data-testid="stream-text"]');
-const cards = document.querySelector('[data-testid="cards"]');
-new MutationObserver(() => {
-  if (window.__mm.firstToken === null && stream.textContent.trim()) window.__mm.firstToken = performance.now();
-}).observe(stream, {childList: true, characterData: true, subtree: true});
-new MutationObserver(() => {
-  if (window.__mm.firstCard === null && cards.querySelector('[data-testid="card"]')) window.__mm.firstCard = performance.now();
-  if (window.__mm.firstModelReason === null && cards.querySelector('[data-source="model"]')) window.__mm.firstModelReason = performance.now();
-}).observe(cards, {childList: true, subtree: true, attributes: true, characterData: true});
-"""
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
     """A headless Chromium driven by chromedriver, with a throwaway profile."""
-    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+    if not have_chromium():
         pytest.skip(
             "needs Debian's chromium and chromium-driver (scripts/setup.sh full installs them)"
         )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1200,1100",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        opts.add_argument(arg)
-    service = Service(
-        executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")
-    )
-    driver = webdriver.Chrome(service=service, options=opts)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def by_testid(name: str) -> tuple[str, str]:
-    return ("css selector", f'[data-testid="{name}"]')
 
 
 def wait_for(driver, what: str, check, timeout: float = 15):
@@ -92,19 +47,6 @@ def wait_for(driver, what: str, check, timeout: float = 15):
         pytest.fail(
             f"timed out after {timeout}s waiting for {what}; error box: {error!r}; console: {logs[-5:]}"
         )
-
-
-def cards_done(driver) -> list[tuple[str, str]] | bool:
-    """(title, reason) of every card once all have a non-empty title and reason."""
-    cards = driver.find_elements(*by_testid("card"))
-    found = []
-    for card in cards:
-        title = card.find_element(*by_testid("card-title")).text.strip()
-        reason = card.find_element(*by_testid("card-reason")).text.strip()
-        found.append((title, reason))
-    if found and all(t and r for t, r in found):
-        return found
-    return False
 
 
 def choose_liked(driver, text: str, wanted: str) -> None:
