@@ -318,3 +318,24 @@ def reason_choices(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
 def _words(text: str) -> set[str]:
     """Lower-case words and the parts of hyphenated ones."""
     return {t for w in re.findall(r"[a-z][a-z\-]*", text.lower()) for t in (w, *w.split("-"))}
+
+
+_CREDIT = re.compile(r" starring | from (?!\d)")
+_FACT = re.compile(r" about | in which |: ")
+
+
+def credits_only(sentence: str) -> bool:
+    """The sentence's tail names only people ("... from Joel Coen, starring Frances McDormand."),
+    no plot or topic. `sentence` may start with its title ("Fargo is a ...")."""
+    _, _, rest = sentence.partition(" is ")
+    rest = rest or sentence
+    return bool(_CREDIT.search(rest)) and not _FACT.search(rest)
+
+
+def varied(choices: list[str], earlier: list[str], most: int = 2) -> list[str]:
+    """`choices` without the credits-only ones once `most` reasons shown in this answer were
+    such: a small model likes "starring X and Y" for every pick, and five of them tell a reader
+    less than a plot or a topic would. Unchanged when nothing else is left."""
+    if sum(credits_only(e) for e in earlier) < most:
+        return choices
+    return [c for c in choices if not credits_only(c)] or choices

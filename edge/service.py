@@ -34,7 +34,7 @@ from edge.prompt import (
     reason_openings,
     short_title,
 )
-from edge.reason_choices import reason_choices
+from edge.reason_choices import reason_choices, varied
 from edge.reason_gate import TRUNCATED, GateContext, check, clean, repeats
 from edge.settings import EdgeSettings
 from edge.steering import Steering
@@ -487,7 +487,9 @@ class Recommender:
         base: dict[str, Any] = {"continue_final_message": True, "add_generation_prompt": False}
         if choose:
             opening = choice_opening(s.movie)
-            choices = reason_choices(s.movie, p.snapshot.people)
+            choices = varied(
+                reason_choices(s.movie, p.snapshot.people), list(draft.reasons.values())
+            )
             if not choices:
                 return  # too little in the catalog for a sentence: its own reason stays
             # No stop strings: a choice may hold a period ("William H. Macy") and ends itself.

@@ -10,7 +10,15 @@ from tokenizers import Tokenizer
 from edge import reason_gate as g
 from edge.index_store import catalog_people, catalog_vocabulary
 from edge.prompt import choice_opening
-from edge.reason_choices import descriptors, genre_phrases, plot_clauses, reason_choices, topics
+from edge.reason_choices import (
+    credits_only,
+    descriptors,
+    genre_phrases,
+    plot_clauses,
+    reason_choices,
+    topics,
+    varied,
+)
 from moviemind_core.bundle import Bundle
 from moviemind_core.catalog import Movie
 
@@ -163,3 +171,24 @@ def test_nearly_every_choice_for_the_sample_catalog_passes_the_gate(
                 examples.append(sentence)
     assert judged > 10_000
     assert failed / judged < 0.005, examples[:5]
+
+
+def test_credits_only_sentences_give_way_after_two_in_one_answer() -> None:
+    assert credits_only("Fargo is a crime comedy from Joel Coen, starring Frances McDormand.")
+    assert credits_only(" a war drama starring Tom Hanks.")
+    assert not credits_only(" a crime comedy from Joel Coen about kidnapping.")
+    assert not credits_only(" a comedy-drama in which a car salesman arranges a kidnapping.")
+    assert not credits_only(" a thriller from 1995.")
+    assert not credits_only("Escape from New York is a sci-fi film about prisons.")
+    choices = reason_choices(FARGO)
+    shown = [
+        "Heat is a crime thriller starring Al Pacino.",
+        "Alien is a horror film from Ridley Scott.",
+    ]
+    assert varied(choices, shown[:1]) == choices
+    left = varied(choices, shown)
+    assert left and not [c for c in left if credits_only(c)]
+    assert set(left) < set(choices)
+    # A movie with nothing but credits keeps them.
+    bare = [" a thriller starring Al Pacino."]
+    assert varied(bare, shown) == bare
