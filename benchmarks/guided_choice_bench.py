@@ -45,7 +45,7 @@ def main() -> int:
     info = read_info(path, cache, sha or cached_sha256(path, cache))
     tok = ServerTokenizer(info)
     t0 = time.perf_counter()
-    table_ = TokenTable([tok.token_bytes(i) for i in range(tok.vocab_size)])
+    table_ = TokenTable.of(tok)
     table_ms = (time.perf_counter() - t0) * 1000
     movies = [m for m in Bundle.load(ROOT / "var" / "index").movies if m.keywords]
     people = catalog_people(movies)

@@ -106,8 +106,7 @@ class ServerState:
     def token_table(self) -> TokenTable:
         """The vocabulary by bytes, for guided choice (built on first use, ~50 ms)."""
         if self._token_table is None:
-            tok = self.tokenizer
-            self._token_table = TokenTable([tok.token_bytes(i) for i in range(tok.vocab_size)])
+            self._token_table = TokenTable.of(self.tokenizer)
         return self._token_table
 
     def load_engines(self) -> None:
@@ -189,12 +188,8 @@ class TextRun:
         ignore_eos: bool,
         max_tokens: int,
         continues: bool = False,
-        choices: Sequence[str] = (),
     ):
         self.state = state
-        # A guided reply that wrote a whole choice ended by itself, even at max_tokens.
-        self.choices = frozenset(choices)
-        self._text: list[str] = []
         self.decoder = IncrementalDecoder(state.tokenizer, reply_start=not continues)
         self.matcher = StopMatcher(stops)
         self.ignore_eos = ignore_eos
@@ -216,16 +211,15 @@ class TextRun:
                 self.completion_tokens = count
                 text = self.matcher.feed(self.decoder.feed(token))
                 if text:
-                    if self.choices:
-                        self._text.append(text)
                     yield text
                 if self.matcher.stopped:
                     self.finish_reason = "stop"
                     gen.abort("stop")
                     return
             else:
-                whole = bool(self.choices) and "".join(self._text) in self.choices
-                self.finish_reason = "length" if count >= self.max_tokens and not whole else "stop"
+                # A guided reply that wrote a whole choice ended by itself, even at max_tokens.
+                cut = count >= self.max_tokens and not gen.stats.choice_complete
+                self.finish_reason = "length" if cut else "stop"
         finally:
             await tokens.aclose()
         tail = self.matcher.feed(self.decoder.flush())
@@ -429,9 +423,7 @@ async def chat_completions(request: Request) -> Any:
     opts = _sampling(state, req, max_tokens, continues)
     t0 = asyncio.get_running_loop().time()
     gen = await _start(request, state, prompt_ids, opts, started)
-    run = TextRun(
-        state, req.stop_list(), req.ignore_eos, max_tokens, continues, req.guided_choice or ()
-    )
+    run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens, continues)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = state.model_name
@@ -519,9 +511,7 @@ async def completions(request: Request) -> Any:
     opts = _sampling(state, req, max_tokens)
     t0 = asyncio.get_running_loop().time()
     gen = await _start(request, state, prompt_ids, opts, started)
-    run = TextRun(
-        state, req.stop_list(), req.ignore_eos, max_tokens, False, req.guided_choice or ()
-    )
+    run = TextRun(state, req.stop_list(), req.ignore_eos, max_tokens)
     cid = f"cmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = state.model_name

@@ -4,16 +4,23 @@ vLLM calls it `guided_choice`. The model still chooses, token by token, which st
 (and so how it continues), but it cannot write anything else: a small model asked for one of a
 few well-formed sentences returns one of them, whole, with no drift.
 
-Matching is on the bytes each token adds to the reply, not on a tokenization of the choices, so
-any way of spelling a choice in tokens is allowed and any tokenizer works (byte-level BPE and
-SentencePiece with byte fallback alike).
+Matching is on the bytes each token adds to the reply, so any tokenizer works (byte-level BPE
+and SentencePiece with byte fallback alike). Where the tokenizer's own spelling of a choice is
+known, only that spelling is offered; otherwise any byte-exact spelling is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
+
+
+class _Vocabulary(Protocol):
+    vocab_size: int
+
+    def token_bytes(self, token_id: int) -> bytes: ...
 
 
 class TokenTable:
@@ -27,6 +34,11 @@ class TokenTable:
         self.by_bytes = {k: np.asarray(v, dtype=np.int64) for k, v in by_bytes.items()}
         self.max_len = max((len(k) for k in by_bytes), default=1)
         self.token_bytes = token_bytes
+
+    @classmethod
+    def of(cls, tokenizer: _Vocabulary) -> TokenTable:
+        """The table of a tokenizer's whole vocabulary (model_server.tokenizer.ServerTokenizer)."""
+        return cls([tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size)])
 
 
 Encoder = Callable[[list[str]], list[list[int]]]

@@ -42,6 +42,7 @@ class GenerationStats(msgspec.Struct, kw_only=True):
     prompt_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens whose KV entries were reused
     generated: int = 0
+    choice_complete: bool = False  # the reply ended by writing a whole guided choice
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -134,9 +135,10 @@ class Engine(ABC):
             token = sampler.sample(self._logits(), self._cached)
             stats.generated = i + 1
             yield token
-            if token in opts.end_ids and not opts.ignore_eos or i + 1 == opts.max_tokens:
-                return
             if sampler.exhausted:
+                stats.choice_complete = True
+                return
+            if token in opts.end_ids and not opts.ignore_eos or i + 1 == opts.max_tokens:
                 return
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
