@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from edge.index_store import catalog_people
 from edge.prompt import short_title
 from edge.reason_gate import MIN_WORDS, forbidden_words
 from moviemind_core.catalog import Movie
@@ -105,10 +106,14 @@ _PLACE_WORDS = frozenset(
      "mississippi", "boston", "detroit", "baltimore", "europe", "ireland", "australia",
      "seattle", "japan", "maine", "snowy midwest", "midwest", "suburbia"}
 )  # fmt: skip
-# First words of a plot that are lower case after a colon (anything else is a name: "James").
-_LOWER_LEADS = frozenset(
-    {"A", "An", "The", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten",
-     "In", "After", "When", "During", "On", "As", "Over", "While", "Aboard", "At", "Across", "To",
+# Plots that open with their subject ("A desperate car salesman arranges ...").
+_SUBJECT_LEADS = frozenset(
+    {"a", "an", "the", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"}
+)
+# First words of a plot that are lower case after "in which" or a colon (anything else is a
+# name: "James").
+_LOWER_LEADS = frozenset({w.capitalize() for w in _SUBJECT_LEADS}) | frozenset(
+    {"In", "After", "When", "During", "On", "As", "Over", "While", "Aboard", "At", "Across", "To",
      "Years", "Several", "Some", "Young", "Former", "Before", "Following", "With", "From",
      "Inspired", "Based", "Set", "Having", "Once", "Decades", "Centuries", "Until"}
 )  # fmt: skip
@@ -185,7 +190,7 @@ def topics(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
     names (lower case) that a keyword may be and a topic is not."""
     found = []
     banned = {w.lower() for w in forbidden_words(m)}
-    people = people | {p.strip().lower() for p in (*m.cast, *(m.director or "").split(","))}
+    people = people | catalog_people((m,))
     for k in m.keywords:
         low = k.lower()
         if low in _NOT_TOPICS or low in TONE_WORDS or low in _PLACE_WORDS or low in people:
@@ -241,10 +246,6 @@ _NOUN_PLOT = re.compile(
     r"^an? (?:series|collection|portrait|documentary|look|chronicle|profile|compilation|"
     r"anthology|study)(?: film)? (?:of|about|on|that|examining|investigating|following|"
     r"exploring|revisiting|chronicling)\b"
-)
-# Plots that open with their subject ("A desperate car salesman arranges ...").
-_SUBJECT_LEADS = frozenset(
-    {"a", "an", "the", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"}
 )
 
 
@@ -302,10 +303,11 @@ def reason_choices(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
         if not d or not _words(d) & _words(g)
     ]
     phrases = [p for p in phrases if not _words(p) & banned]
+    tails = _tails(m, people)
     out = [
         f" {_article(p)} {p}{tail}" + ("" if tail.endswith(".") else ".")  # "Robert Downey Jr."
         for p in phrases
-        for tail in _tails(m, people)
+        for tail in tails
     ]
     title_words = len(short_title(m.title).split()) + 1  # the opening, "<Title> is"
     return [
