@@ -11,7 +11,10 @@ still judges what comes back.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from edge import mood
 from edge.index_store import catalog_people
 from edge.prompt import short_title
 from edge.reason_gate import MIN_WORDS, forbidden_words
@@ -67,6 +70,17 @@ MODIFIERS = {
     "Family": "family", "Western": "western", "Musical": "musical", "Film-Noir": "noir",
     "History": "historical", "Comedy": "comic",
 }  # fmt: skip
+# Genres from the most telling of a film to the least: a western comedy is first a western.
+_SPECIFICITY = {
+    g: i
+    for i, g in enumerate(
+        ("Documentary", "Animation", "Musical", "Western", "War", "Film-Noir", "Sci-Fi", "Science Fiction",
+         "Horror", "Fantasy", "Crime", "Mystery", "Thriller", "History", "Romance",
+         "Adventure", "Action", "Children", "Family", "Comedy", "Drama")
+    )
+}  # fmt: skip
+# Genres from here on are broad: alone they make "comedy-drama" the best name for a film.
+_BROAD = _SPECIFICITY["Romance"]
 # Genres only a modifier says well: "crime thriller", not "thriller crime film".
 _WEAK_HEADS = frozenset({"Crime", "Action", "Animation", "Children", "Family", "Sci-Fi"})
 _SPECIAL = {frozenset({"Comedy", "Drama"}): "comedy-drama"}
@@ -152,19 +166,39 @@ def _article(phrase: str) -> str:
 
 
 def genre_phrases(m: Movie) -> list[str]:
-    """Noun phrases for the movie's genres, best first: "crime thriller", "comedy-drama"."""
-    genres = [g for g in m.genres if g in HEADS or g in MODIFIERS]
-    out: list[str] = []
+    """Noun phrases for the movie's genres, the most telling first: "crime thriller" before
+    "comedy-drama" for Fargo (MovieLens lists genres alphabetically, so their order says
+    nothing). A phrase reads best with the more telling genre as its modifier ("war drama",
+    not "dramatic war film"); at most two phrases share a modifier, so that a film tagged with
+    one odd genre is not described by it alone."""
+    genres = sorted(
+        (g for g in m.genres if g in HEADS or g in MODIFIERS), key=_SPECIFICITY.__getitem__
+    )
+    found: dict[str, tuple[int, int, int]] = {}
+    # "comedy-drama" or "comedy" alone only names a film that nothing more telling describes:
+    # Pulp Fiction is a crime film before it is a comedy.
+    telling = any(_SPECIFICITY[g] < _BROAD for g in genres)
     for pair, phrase in _SPECIAL.items():
-        if pair <= set(genres):
-            out.append(phrase)
+        if pair <= set(genres) and not telling:
+            found[phrase] = (0, *sorted(_SPECIFICITY[g] for g in pair))
     for head in genres:
         if head not in HEADS or head in _WEAK_HEADS:
             continue
         for mod in genres:
             if mod != head and mod in MODIFIERS and frozenset({mod, head}) not in _SPECIAL:
-                out.append(f"{MODIFIERS[mod]} {HEADS[head]}")
-    out += [HEADS[g] for g in genres if g in HEADS]
+                backwards = int(_SPECIFICITY[mod] > _SPECIFICITY[head])
+                key = (backwards, _SPECIFICITY[mod], _SPECIFICITY[head])
+                found.setdefault(f"{MODIFIERS[mod]} {HEADS[head]}", key)
+    for g in genres:
+        if g in HEADS and not (telling and _SPECIFICITY[g] >= _BROAD):
+            found.setdefault(HEADS[g], (0, _SPECIFICITY[g], len(_SPECIFICITY)))
+    out: list[str] = []
+    per_modifier: dict[str, int] = {}
+    for phrase in sorted(found, key=found.__getitem__):
+        first = phrase.split()[0] if " " in phrase else phrase
+        if per_modifier.get(first, 0) < 2:
+            per_modifier[first] = per_modifier.get(first, 0) + 1
+            out.append(phrase)
     if "Animation" in genres:
         out = [p if "anim" in p else f"animated {p}" for p in out]
     return list(dict.fromkeys(out))[:MAX_GENRE_PHRASES]
@@ -266,10 +300,20 @@ def _names(people: str) -> str:
     return " and ".join(parts[:2])
 
 
-def _tails(m: Movie, people: frozenset[str]) -> list[str]:
+def _tails(m: Movie, people: frozenset[str], focus: Focus) -> list[str]:
     about = topics(m, people)
     director = _names(m.director) if m.director else None
     facts: list[str] = [_plot_tail(c) for c in plot_clauses(m)]
+    asked = [t for t in about if _stems(t) & focus.topics]
+    if asked:
+        # What the request asks for, or what the liked movies are about: the reason to tell.
+        # The plot stays on offer; the credits and the other topics go.
+        about = asked
+        return [
+            *facts,
+            *(f" about {t}" for t in about),
+            *(f" from {director} about {t}" for t in about if director),
+        ]
     facts += [f" about {t}" for t in about]
     facts += [f" about {a} and {b}" for i, a in enumerate(about) for b in about[i + 1 :]]
     credits: list[str] = []
@@ -291,35 +335,106 @@ def _tails(m: Movie, people: frozenset[str]) -> list[str]:
     return out or [""]
 
 
-def reason_choices(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
+@dataclass(frozen=True)
+class Focus:
+    """What a request asks for, as the words a pick's sentence may answer it with."""
+
+    # Stems of the mood's wanted words: "tense", "heist", "romance".
+    wanted: frozenset[str] = frozenset()
+    # Stems of what the request is about: the mood's words and the liked movies' keywords.
+    topics: frozenset[str] = frozenset()
+    # Words the mood excludes and their kin ("nothing gory": gore, bloody, ...).
+    avoid: frozenset[str] = frozenset()
+    # The words a genre phrase uses for the genres the mood names ("a western": western).
+    genre_words: frozenset[str] = frozenset()
+
+
+NO_FOCUS = Focus()
+# Mood words that say nothing a sentence could answer.
+_VAGUE = frozenset(
+    {"something", "anything", "movie", "movies", "film", "films", "for", "the", "and", "but",
+     "with", "that", "this", "very", "really", "kind", "sort", "like", "good", "great", "nice",
+     "night", "friday", "whole", "more", "less", "some", "one", "ones", "lot", "bit"}
+)  # fmt: skip
+
+
+def focus_of(query: str, liked: Sequence[Movie] = ()) -> Focus:
+    """The Focus of a request: its mood text and the movies the person enjoyed."""
+    parsed = mood.parse_mood(query)
+    wanted = _stems(parsed.wanted) - _VAGUE
+    liked_topics = {s for lm in liked for k in lm.keywords for s in _stems(k)}
+    avoid = (
+        set().union(*(mood.excluded_words(p) for p in parsed.excluded))
+        if parsed.excluded
+        else set()
+    )
+    genres = {
+        g
+        for w in re.findall(r"[a-z\-]+", parsed.wanted.lower())
+        for g in mood.GENRE_WORDS.get(w, ())
+    }
+    genre_words = {
+        w for g in genres for w in (HEADS.get(g, ""), MODIFIERS.get(g, "")) for w in w.split()
+    } - {"film"}
+    return Focus(
+        wanted=frozenset(wanted),
+        topics=frozenset(wanted | liked_topics) - _VAGUE,
+        avoid=frozenset(avoid),
+        genre_words=frozenset(genre_words),
+    )
+
+
+def reason_choices(
+    m: Movie, people: frozenset[str] = frozenset(), focus: Focus = NO_FOCUS
+) -> list[str]:
     """Every continuation of "{title} is" the model may choose for `m`, each one sentence that
-    ends with a period. `people`: the catalog's names, lower case (Snapshot.people)."""
+    ends with a period. `people`: the catalog's names, lower case (Snapshot.people). `focus`
+    narrows the choice to the sentences that answer the request, where the catalog has any: a
+    descriptor the mood asks for ("tense"), a genre it names, a topic it or the liked movies
+    share; and none that sells the movie on what the mood excludes."""
     banned = {w.lower() for w in forbidden_words(m)}
+    found = descriptors(m)
+    asked = [d for d in found if _stems(d) & focus.wanted]
+    genres = genre_phrases(m) or ["film"]
+    genres = [g for g in genres if _words(g) & focus.genre_words] or genres
     phrases = [
         f"{d} {g}" if d else g
-        for g in genre_phrases(m) or ["film"]
-        for d in ["", *descriptors(m)]
+        for g in genres
+        for d in (asked or ["", *found])
         # "an action-packed action film" says one thing twice
         if not d or not _words(d) & _words(g)
     ]
     phrases = [p for p in phrases if not _words(p) & banned]
-    tails = _tails(m, people)
+    tails = _tails(m, people, focus)
     out = [
         f" {_article(p)} {p}{tail}" + ("" if tail.endswith(".") else ".")  # "Robert Downey Jr."
         for p in phrases
         for tail in tails
     ]
     title_words = len(short_title(m.title).split()) + 1  # the opening, "<Title> is"
-    return [
+    fitting = [
         c
         for c in dict.fromkeys(out)
         if len(c) <= MAX_CHARS and MIN_WORDS <= title_words + len(c.split()) <= MAX_WORDS
     ]
+    return [c for c in fitting if not _stems(c) & focus.avoid] or fitting
 
 
 def _words(text: str) -> set[str]:
     """Lower-case words and the parts of hyphenated ones."""
     return {t for w in re.findall(r"[a-z][a-z\-]*", text.lower()) for t in (w, *w.split("-"))}
+
+
+def _stems(text: str) -> set[str]:
+    """`_words` and their simple stems: "darkly" also as "dark", "heists" as "heist"."""
+    out = set()
+    for w in _words(text):
+        out.add(w)
+        for suffix in ("ly", "ing", "es", "s"):
+            if w.endswith(suffix) and len(w) - len(suffix) >= 4:
+                out.add(w[: -len(suffix)])
+                break
+    return out
 
 
 _CREDIT = re.compile(r" starring | from (?!\d)")

@@ -34,7 +34,7 @@ from edge.prompt import (
     reason_openings,
     short_title,
 )
-from edge.reason_choices import reason_choices, varied
+from edge.reason_choices import Focus, focus_of, reason_choices, varied
 from edge.reason_gate import TRUNCATED, GateContext, check, clean, repeats
 from edge.settings import EdgeSettings
 from edge.steering import Steering
@@ -49,6 +49,7 @@ from edge.upstream import (
     UpstreamUnavailable,
 )
 from edge.wire import (
+    LikedRef,
     MovieOut,
     ReasonEvent,
     Recommendation,
@@ -110,15 +111,12 @@ def closest_liked(
     return max(liked, key=lambda lm: float(snapshot.bundle.vector(lm.id) @ vec))
 
 
-def metadata_reason(
-    m: Movie, liked: list[Movie], query: str, snapshot: Snapshot, because: int | None = None
-) -> str:
+def metadata_reason(m: Movie, best: Movie | None, query: str) -> str:
     """A reason built from catalog data alone: shown first, and wherever no model reason passes
-    the gate. `because` is the liked movie the ranker credits for the pick, when it says."""
+    the gate. `best` is the liked movie the pick is closest to (`closest_liked`), if any."""
     parts = []
     # IMAX is a screen format MovieLens files among the genres, not a reason.
     genres = [g for g in m.genres if g != "IMAX"]
-    best = closest_liked(m, liked, snapshot, because)
     if best is not None:
         shared = [g for g in genres if g in best.genres]
         parts.append(
@@ -364,17 +362,16 @@ class Recommender:
         self, p: Prepared, rank: int, s: Scored, reason: str | None
     ) -> Recommendation:
         m = s.movie
-        catalog = metadata_reason(
-            m, p.liked, p.request.query.strip(), p.snapshot, getattr(s, "because", None)
-        )
+        best = closest_liked(m, p.liked, p.snapshot, s.because)
         return Recommendation(
             id=m.id,
             title=m.title,
             year=m.year,
             genres=list(m.genres),
             score=round(s.score, 4),
-            reason=reason or catalog,
+            reason=reason or metadata_reason(m, best, p.request.query.strip()),
             reason_source="model" if reason else "catalog",
+            because=LikedRef(id=best.id, title=best.title, year=best.year) if best else None,
         )
 
     def shown_first(self, p: Prepared) -> list[Recommendation]:
@@ -475,20 +472,25 @@ class Recommender:
         return verdict, text
 
     def _attempts(
-        self, p: Prepared, draft: Draft, s: Scored, steering: Steering | None, choose: bool
+        self,
+        p: Prepared,
+        draft: Draft,
+        s: Scored,
+        steering: Steering | None,
+        focus: Focus | None,
     ) -> Iterator[tuple[str, list[str] | None, dict[str, Any]]]:
         """How to ask for pick `s`'s sentence: (opening, stop strings, extra request fields) per
         attempt, in order; the next is only asked for when the gate rejected the last. With
-        guided choice the model picks one of the sentences the catalog backs, and once more
+        guided choice (a `focus`: what the request asks for) the model picks one of the sentences the catalog backs, and once more
         (without the rejected one and those too like reasons already shown) if the gate says
         no. Otherwise the openings in turn, free text steered by logit_bias."""
         # vLLM's names for "continue the last message"; servers that read the last message's
         # role (llama.cpp, moviemind) ignore them.
         base: dict[str, Any] = {"continue_final_message": True, "add_generation_prompt": False}
-        if choose:
+        if focus is not None:
             opening = choice_opening(s.movie)
             choices = varied(
-                reason_choices(s.movie, p.snapshot.people), list(draft.reasons.values())
+                reason_choices(s.movie, p.snapshot.people, focus), list(draft.reasons.values())
             )
             if not choices:
                 return  # too little in the catalog for a sentence: its own reason stays
@@ -520,13 +522,14 @@ class Recommender:
         every sentence either way."""
         picks = tuple(s.movie for s in draft.picks)
         steering = None if choose else await self.steering()
+        focus = focus_of(p.request.query, p.liked) if choose else None
         for i, s in enumerate(draft.picks):
             messages = build_reason_messages(p.liked, p.request.query, s.movie, plot=not choose)
             ctx = GateContext(picks, tuple(p.liked), messages[-1]["content"], p.snapshot.vocabulary)
             budget = self.settings.reason_tokens
             # What the metric says of a pick the model was never asked about.
             verdict: str | None = NO_CHOICES if choose else TRUNCATED
-            for opening, stops, extra in self._attempts(p, draft, s, steering, choose):
+            for opening, stops, extra in self._attempts(p, draft, s, steering, focus):
                 if budget < MIN_ATTEMPT_TOKENS:
                     break
                 call = [*messages, {"role": "assistant", "content": opening}]

@@ -48,11 +48,22 @@ class SearchHit(MovieOut, kw_only=True):
     score: float
 
 
+class LikedRef(msgspec.Struct, kw_only=True):
+    """One of the request's liked movies, as a pick refers to it."""
+
+    id: int
+    title: str
+    year: int | None
+
+
 class Recommendation(MovieOut, kw_only=True):
     score: float
     reason: str
     # "model" when the reason is the model's (it passed the reason gate), else "catalog".
     reason_source: str = "catalog"
+    # The liked movie this pick is closest to: the one whose fans rated it (the ranker's
+    # credit), else the nearest in meaning; null when the request named no liked movie.
+    because: LikedRef | None = None
 
 
 class ReasonEvent(msgspec.Struct, kw_only=True):

@@ -322,6 +322,11 @@
         r.genres && r.genres.length
           ? el("ul", { className: "genres", "aria-label": "Genres" }, ...r.genres.map((g) => el("li", { textContent: g })))
           : null,
+        // Which of the person's movies led here: the reason below says what this one is.
+        r.because
+          ? el("p", { className: "because", dataset: { testid: "card-because" } },
+            "Because you liked ", el("em", { textContent: label(r.because) }))
+          : null,
         el("p", {
           className: "reason",
           dataset: { testid: "card-reason", source: r.reason_source || "catalog" },

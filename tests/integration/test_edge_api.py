@@ -91,10 +91,17 @@ def test_recommend_resolves_liked_titles(api: httpx.Client) -> None:
     recs = body["recommendations"]
     assert len(recs) == 6
     liked_ids = {x["id"] for x in body["resolved_liked"]}
+    resolved_by_id = {x["id"]: x for x in body["resolved_liked"]}
     assert not liked_ids & {x["id"] for x in recs}
     for x in recs:
         assert {"id", "title", "year", "genres", "score", "reason"} <= set(x)
         assert x["reason"]
+        # Each pick names the liked movie that led to it, one of those resolved.
+        because = x["because"]
+        assert because["id"] in liked_ids, x
+        assert because == {
+            k: v for k, v in resolved_by_id[because["id"]].items() if k in ("id", "title", "year")
+        }
     in_catalog(api, [x["id"] for x in recs])
 
     lower = recommend(api, liked=["troy (2004)"], k=1, explain=False).json()
@@ -155,6 +162,7 @@ def test_recommend_from_ids_and_from_a_query_alone(api: httpx.Client) -> None:
     assert matrix not in {x["id"] for x in body["recommendations"]}
     body = recommend(api, query="funny animated movie about toys", k=3, explain=False).json()
     assert body["resolved_liked"] == [] and len(body["recommendations"]) == 3
+    assert [x["because"] for x in body["recommendations"]] == [None] * 3  # nothing was liked
     assert any("Animation" in x["genres"] for x in body["recommendations"])
 
 

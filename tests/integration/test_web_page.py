@@ -162,6 +162,9 @@ def test_page_shows_the_ranker_picks_with_reasons_from_the_model_server(
         e.get_attribute("data-source") for e in driver.find_elements(*by_testid("card-reason"))
     ]
     assert set(sources) <= {"model", "catalog"} and len(sources) == 5
+    # Each card says which liked movie led to it: here the only one.
+    because = [e.text for e in driver.find_elements(*by_testid("card-because"))]
+    assert because == ["Because you liked The Matrix (1999)"] * 5, because
     resolved = driver.find_element(*by_testid("resolved")).text
     assert "The Matrix" in resolved
     chips = [c.text for c in driver.find_elements(*by_testid("chip"))]

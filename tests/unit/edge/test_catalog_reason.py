@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.service import metadata_reason
+from edge.service import closest_liked, metadata_reason
 from moviemind_core.catalog import Movie
 
 AMELIE = Movie(id=1, title="Amelie (Fabuleux destin d'Amélie Poulain, Le)", genres=("Comedy",))
@@ -19,15 +19,17 @@ PICK = Movie(
 
 def test_names_the_liked_movie_the_ranker_credits_in_short_and_skips_imax() -> None:
     # `because` decides without vectors, so no snapshot is needed.
-    text = metadata_reason(PICK, [AMELIE, DARK_KNIGHT], "", None, because=2)  # type: ignore[arg-type]
+    best = closest_liked(PICK, [AMELIE, DARK_KNIGHT], None, because=2)  # type: ignore[arg-type]
+    assert best is DARK_KNIGHT
+    text = metadata_reason(PICK, best, "")
     assert text == (
         "Close to Dark Knight, The: also action, crime; superhero, origin story, gotham city; "
         "rated 7.7/10 by 105 viewers."
     )
-    amelie = metadata_reason(PICK, [AMELIE], "", None, because=1)  # type: ignore[arg-type]
-    assert amelie.startswith("Close to Amelie;")
+    assert metadata_reason(PICK, AMELIE, "").startswith("Close to Amelie;")
+    assert closest_liked(PICK, [], None) is None  # type: ignore[arg-type]
 
 
 def test_without_liked_movies_it_quotes_the_mood() -> None:
-    text = metadata_reason(PICK, [], "dark superheroes", None)  # type: ignore[arg-type]
+    text = metadata_reason(PICK, None, "dark superheroes")
     assert text.startswith("Matches \u201cdark superheroes\u201d: action, crime;")

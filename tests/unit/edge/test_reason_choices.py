@@ -11,8 +11,10 @@ from edge import reason_gate as g
 from edge.index_store import catalog_people, catalog_vocabulary
 from edge.prompt import choice_opening
 from edge.reason_choices import (
+    NO_FOCUS,
     credits_only,
     descriptors,
+    focus_of,
     genre_phrases,
     plot_clauses,
     reason_choices,
@@ -48,8 +50,31 @@ BRAVEHEART = Movie(
 BARE = Movie(id=1, title="Cube", year=1997, genres=("Horror", "Sci-Fi"))
 
 
+@pytest.mark.parametrize(
+    ("genres", "phrases"),
+    [
+        # MovieLens lists genres alphabetically: the most telling one leads, as the modifier.
+        (("Comedy", "Crime", "Drama", "Thriller"), ["crime thriller", "crime comedy", "thriller"]),
+        (("Comedy", "Crime"), ["crime comedy", "crime film"]),
+        (("Action", "Drama", "War"), ["war drama", "war film", "action drama"]),
+        (("Horror", "Sci-Fi"), ["sci-fi horror film", "sci-fi film", "horror film"]),
+        # "comedy-drama" where nothing more telling names the film, and only there.
+        (("Comedy", "Drama"), ["comedy-drama", "comedy", "drama"]),
+        (("Comedy", "Drama", "Romance"), ["romantic comedy", "romantic drama", "romance"]),
+        # One odd genre does not describe the film alone: two phrases per modifier at most.
+        (("Comedy", "Drama", "Romance", "War"), ["war romance", "war comedy", "romantic comedy"]),
+        # A broad genre alone does not name a film a more telling one describes.
+        (("Comedy", "Western"), ["western comedy", "western", "comic western"]),
+    ],
+)
+def test_genre_phrases_lead_with_the_most_telling_genre(
+    genres: tuple[str, ...], phrases: list[str]
+) -> None:
+    assert genre_phrases(Movie(id=9, title="X", genres=genres))[: len(phrases)] == phrases
+
+
 def test_parts_come_from_the_catalog() -> None:
-    assert genre_phrases(FARGO)[:2] == ["comedy-drama", "crime comedy"]
+    assert genre_phrases(FARGO)[:2] == ["crime thriller", "crime comedy"]
     assert "darkly funny" in descriptors(FARGO) and "quirky" in descriptors(FARGO)
     assert "acclaimed" in descriptors(FARGO)  # 8.5 from 224 viewers
     assert "acclaimed" not in descriptors(BRAVEHEART)
@@ -89,7 +114,7 @@ def test_sentences_are_whole_grammatical_and_never_invent() -> None:
     assert all(c.startswith((" a ", " an ")) and c.endswith(".") for c in choices)
     assert " a darkly funny crime comedy from Joel Coen about kidnapping." in choices
     assert (
-        " a comedy-drama in which a desperate Minnesota car salesman arranges for his wife's "
+        " a crime thriller in which a desperate Minnesota car salesman arranges for his wife's "
         "kidnapping to extort money." in choices
     )
     # A plot that does not open with its subject follows a colon.
@@ -105,7 +130,7 @@ def test_sentences_are_whole_grammatical_and_never_invent() -> None:
     assert reason_choices(doc) == [
         " a documentary: a portrait of the cartoonist Robert Crumb and his troubled brothers."
     ]
-    assert " an acclaimed, quirky comedy-drama starring Frances McDormand and William H. Macy." in (
+    assert " an acclaimed, quirky crime comedy starring Frances McDormand and William H. Macy." in (
         choices
     )
     assert not [c for c in choices if " a a" in c or " an " in c and c.split()[1][0] not in "aeiou"]
@@ -119,15 +144,49 @@ def test_a_movie_with_only_genres_and_a_year_still_gets_a_sentence() -> None:
     assert reason_choices(BARE) == [
         " a sci-fi horror film from 1997.",
         " a scary sci-fi horror film from 1997.",
-        " a horror film from 1997.",
-        " a scary horror film from 1997.",
         " a sci-fi film from 1997.",
         " a scary sci-fi film from 1997.",
+        " a horror film from 1997.",
+        " a scary horror film from 1997.",
     ]
     # "Cube is a western." would be too short for the gate: no such choice is offered, and
     # without one the edge keeps the catalog's reason.
     assert reason_choices(Movie(id=3, title="Cube", genres=("Western",))) == []
     assert reason_choices(Movie(id=3, title="Red River", genres=("Western",))) == [" a western."]
+
+
+def test_a_mood_narrows_the_choice_to_the_sentences_that_answer_it() -> None:
+    everything = reason_choices(FARGO)
+    assert reason_choices(FARGO, focus=NO_FOCUS) == everything
+    assert reason_choices(FARGO, focus=focus_of("")) == everything
+    # A descriptor the mood asks for is in every sentence ("darkly funny" answers "dark").
+    for mood, word in (
+        ("tense", " tense "),
+        ("dark humour", " darkly funny"),
+        ("quirky", "quirky"),
+    ):
+        chosen = reason_choices(FARGO, focus=focus_of(mood))
+        assert chosen and all(word in c for c in chosen), mood
+        assert set(chosen) < set(everything)
+    # A genre the mood names leads the phrase: "crime" over "thriller" for a crime saga.
+    assert all(" crime " in c for c in reason_choices(FARGO, focus=focus_of("a crime saga")))
+    # A topic the mood or the liked movies share is what the sentence is about; the plot stays
+    # on offer, the credits go.
+    for focus in (
+        focus_of("kidnappings"),
+        focus_of("", [Movie(id=7, title="Ransom", keywords=("kidnapping",))]),
+    ):
+        chosen = reason_choices(FARGO, focus=focus)
+        assert chosen and all("kidnapping" in c for c in chosen)
+        assert not [c for c in chosen if credits_only(c)]
+        assert [c for c in chosen if " in which " in c]
+    # Nothing sells the movie on what the mood excludes ("the bloody mess that follows").
+    calm = reason_choices(FARGO, focus=focus_of("tense, nothing gory"))
+    assert calm and not [c for c in calm if "bloody" in c]
+    assert [c for c in reason_choices(FARGO, focus=focus_of("tense")) if "bloody" in c]
+    # A mood the catalog cannot answer leaves the choice as it was.
+    assert reason_choices(FARGO, focus=focus_of("something for a Friday night")) == everything
+    assert reason_choices(BARE, focus=focus_of("tense, no gore")) == reason_choices(BARE)
 
 
 def test_topics_need_no_article() -> None:
