@@ -91,7 +91,12 @@ _NOT_TOPICS = frozenset(
        "sequel", "remake", "prequel", "disney", "pixar", "marvel", "blockbuster", "indie", "meta",
        "cult", "anime", "biopic", "biography", "true story", "based on true story", "tearjerker",
        "literary adaptation", "stage adaptation", "tv adaptation", "video game adaptation",
-       "independent", "live action", "silent film", "b-movie", "character study", "classic"}
+       "independent", "live action", "silent film", "b-movie", "character study", "classic",
+       # how a film is made or told, not what it is about ("about battle scenes")
+       "explosions", "stunts", "flashbacks", "interconnected stories", "interwoven stories",
+       "special effects", "long takes", "battle scenes", "nonlinear storytelling", "twists",
+       "miniseries", "sight gags", "vignettes", "musical numbers", "decades", "centuries",
+       "dreamworks", "coen brothers", "dickens", "wales"}
 )  # fmt: skip
 # Tone words that classify rather than praise: they go straight before the genre ("an acclaimed
 # coming-of-age comedy"), never in a comma pair ("acclaimed, coming-of-age").

@@ -127,7 +127,8 @@ _META = re.compile(
 )
 # Trailing off and exclaiming: the model chatting ("... it was hilarious!"), not describing.
 _CHATTY = re.compile(r"\.\.\.|…|!")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*")
+# Letters of any script: "Ramón Menéndez" is two words, not "Ram", "n", "Men", "ndez".
+_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’\-])*")
 _SENTENCE_END = re.compile(r"[.!?](?=[\"'”’)]?(?:\s|$))")
 # Capitalised words that are ordinary at any position (not names a model could invent).
 _COMMON_CAPS = frozenset(

@@ -79,6 +79,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
         for field, ok, why in (
             ("mmr_lambda", 0.0 <= r.mmr_lambda <= 1.0, "must be 0..1"),
             ("oversample", r.oversample >= 1, "must be >= 1"),
+            ("hub_discount", r.hub_discount >= 0.0, "must be >= 0"),
         ):
             if not ok:
                 raise ValueError(f"{PREFIX}{RANK}{field.upper()} {why}")

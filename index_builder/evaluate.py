@@ -331,7 +331,9 @@ def run_eval(
     bundle = Bundle.load(build_bundle(train, TEMPLATE_VERSION, collab))
     methods = Methods(bundle, train, collab, seed)
     learners: dict[str, MethodResult] = {}
-    collab_only = RankingSettings(w_collab=1.0, w_similarity=0.0, w_quality=0.0, w_popularity=0.0)
+    collab_only = RankingSettings(
+        w_collab=1.0, w_similarity=0.0, w_quality=0.0, w_popularity=0.0, hub_discount=0.0
+    )
     shipped = (bundle.neighbour_rows, bundle.neighbour_weights)
     for variant in collab_variants:
         n = learn_neighbours(train, bundle.ids, variant, log=lambda _m: None)
@@ -351,6 +353,9 @@ def run_eval(
         "content + quality/popularity priors (no co-ratings; tuned)": methods.ranked(tuned_content),
         f"collaborative only ({collab.method}, top {collab.top_n})": methods.ranked(collab_only),
         f"EASE reference (full matrix, lambda {collab.ease_lambda:g})": methods.ease_reference,
+        "edge blend without the hub discount": methods.ranked(
+            msgspec.structs.replace(default, hub_discount=0.0)
+        ),
         "edge blend (shipped defaults)": methods.ranked(default),
         "edge blend (tuned on validation)": methods.ranked(tuned),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -254,6 +255,23 @@ def test_weak_collaborative_evidence_counts_for_less_than_strong() -> None:
     weak = rank(b, priors, None, 1, liked_rows=[2], settings=COLLAB_ONLY)[0]
     assert strong.movie.id == 3 and weak.movie.id == 5
     assert weak.score < strong.score / 10
+
+
+def test_a_hub_in_many_neighbour_lists_needs_more_evidence_than_a_specific_neighbour() -> None:
+    """Movie 3 is in every list (a hub: co-rated with everything); movie 4 only in movie 0's.
+    Movie 0 gives 3 a little more weight, but that says less about movie 0 than 4's does."""
+    b = make_bundle(
+        COLLAB_MOVIES,
+        SAME,
+        {0: [(3, 0.5), (4, 0.45)], 1: [(3, 0.5)], 2: [(3, 0.5)], 5: [(3, 0.5)]},
+    )
+    assert b.hubness[b.row_of[3]] > 1.5 and b.hubness[b.row_of[4]] == 1.0
+    priors = Priors(b.movies, 20)
+    plain = msgspec.structs.replace(COLLAB_ONLY, hub_discount=0.0)
+    assert [s.movie.id for s in rank(b, priors, None, 2, liked_rows=[0], settings=plain)] == [3, 4]
+    discounted = rank(b, priors, None, 2, liked_rows=[0], settings=COLLAB_ONLY)
+    assert COLLAB_ONLY.hub_discount == 1.0
+    assert [s.movie.id for s in discounted] == [4, 3]
 
 
 def test_a_stated_mood_outweighs_a_blockbusters_collaborative_pull() -> None:

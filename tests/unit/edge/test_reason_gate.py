@@ -126,6 +126,34 @@ def test_real_words_pass_the_unknown_word_rule(text: str) -> None:
     assert g.check(text, HEAT, ctx) is None
 
 
+def test_words_with_accents_are_whole_words() -> None:
+    """The catalog's names and words outside ASCII ("Ramón Menéndez", "Amélie") are words of
+    their own: not split into made-up fragments ("Men", "ndez") the name and word rules flag."""
+    stand = Movie(
+        id=12,
+        title="Stand and Deliver",
+        year=1988,
+        genres=("Drama",),
+        overview="A teacher in East Los Angeles inspires his students to learn calculus.",
+        keywords=("teacher", "calculus", "inspirational"),
+        director="Ramón Menéndez",
+        cast=("Edward James Olmos",),
+    )
+    vocabulary = g.known_words(
+        [stand.overview, *stand.keywords, stand.director or "", "drama from"]
+    )
+    ctx = g.GateContext((stand,), (), vocabulary=vocabulary)
+    assert (
+        g.check("Stand and Deliver is an inspirational drama from Ramón Menéndez.", stand, ctx)
+        is None
+    )
+    assert "menéndez" in vocabulary and "ndez" not in vocabulary
+    assert (
+        g.check("Stand and Deliver is an inspirational drama from Ramón Ménendezo.", stand, ctx)
+        == g.UNKNOWN_NAME
+    )
+
+
 def test_without_a_vocabulary_the_unknown_word_rule_is_off() -> None:
     text = "A delightful rompione of a crime epic with a heist and a shootout."
     assert g.check(text, HEAT, CTX) is None
