@@ -478,12 +478,15 @@ class Recommender:
         s: Scored,
         steering: Steering | None,
         focus: Focus | None,
+        rejected: list[str],
     ) -> Iterator[tuple[str, list[str] | None, dict[str, Any]]]:
         """How to ask for pick `s`'s sentence: (opening, stop strings, extra request fields) per
         attempt, in order; the next is only asked for when the gate rejected the last. With
         guided choice (a `focus`: what the request asks for) the model picks one of the sentences the catalog backs, and once more
         (without the rejected one and those too like reasons already shown) if the gate says
-        no. Otherwise the openings in turn, free text steered by logit_bias."""
+        no. Otherwise the openings in turn, free text steered by logit_bias. `rejected`: the
+        caller's list of this pick's sentences the gate turned down so far, read as each next
+        attempt is built."""
         # vLLM's names for "continue the last message"; servers that read the last message's
         # role (llama.cpp, moviemind) ignore them.
         base: dict[str, Any] = {"continue_final_message": True, "add_generation_prompt": False}
@@ -498,10 +501,11 @@ class Recommender:
             # No repetition penalty: every choice repeats words the prompt holds.
             base |= {"repetition_penalty": 1.0}
             yield opening, None, {**base, "guided_choice": choices}
-            tried = draft.raw[-1].split(". ", 1)[-1].strip() if draft.raw else ""
             earlier = list(draft.reasons.values())
             rest = [
-                c for c in choices if opening + c != tried and not repeats(opening + c, earlier)
+                c
+                for c in choices
+                if opening + c not in rejected and not repeats(opening + c, earlier)
             ]
             if rest:
                 yield opening, None, {**base, "guided_choice": rest}
@@ -529,7 +533,8 @@ class Recommender:
             budget = self.settings.reason_tokens
             # What the metric says of a pick the model was never asked about.
             verdict: str | None = NO_CHOICES if choose else TRUNCATED
-            for opening, stops, extra in self._attempts(p, draft, s, steering, focus):
+            rejected: list[str] = []
+            for opening, stops, extra in self._attempts(p, draft, s, steering, focus, rejected):
                 if budget < MIN_ATTEMPT_TOKENS:
                     break
                 call = [*messages, {"role": "assistant", "content": opening}]
@@ -548,6 +553,7 @@ class Recommender:
                     draft.reasons[s.movie.id] = text
                     yield "reason", ReasonEvent(id=s.movie.id, rank=i + 1, reason=text)
                     break
+                rejected.append(line)
             self.metrics.reasons.labels(verdict or "shown").inc()
 
     async def _single(

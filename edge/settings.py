@@ -80,6 +80,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
             ("mmr_lambda", 0.0 <= r.mmr_lambda <= 1.0, "must be 0..1"),
             ("oversample", r.oversample >= 1, "must be >= 1"),
             ("hub_discount", r.hub_discount >= 0.0, "must be >= 0"),
+            ("thin_discount", 0.0 <= r.thin_discount < 1.0, "must be 0..1 (1 excluded)"),
         ):
             if not ok:
                 raise ValueError(f"{PREFIX}{RANK}{field.upper()} {why}")

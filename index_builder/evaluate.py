@@ -353,8 +353,8 @@ def run_eval(
         "content + quality/popularity priors (no co-ratings; tuned)": methods.ranked(tuned_content),
         f"collaborative only ({collab.method}, top {collab.top_n})": methods.ranked(collab_only),
         f"EASE reference (full matrix, lambda {collab.ease_lambda:g})": methods.ease_reference,
-        "edge blend without the hub discount": methods.ranked(
-            msgspec.structs.replace(default, hub_discount=0.0)
+        "edge blend without the hub and thin-document discounts": methods.ranked(
+            msgspec.structs.replace(default, hub_discount=0.0, thin_discount=0.0)
         ),
         "edge blend (shipped defaults)": methods.ranked(default),
         "edge blend (tuned on validation)": methods.ranked(tuned),

@@ -257,6 +257,25 @@ def test_weak_collaborative_evidence_counts_for_less_than_strong() -> None:
     assert weak.score < strong.score / 10
 
 
+def test_a_movie_described_only_by_its_genres_needs_a_closer_match_than_a_described_one() -> None:
+    """ "Genres: Musical." matches "a feel-good musical" a little better than Singin' in the
+    Rain's whole synopsis does; the thin document's similarity is cut by thin_discount."""
+    movies = [
+        movie(1, "Gypsy", 1962, genres=("Musical",)),
+        movie(2, "Singin' in the Rain", 1952, genres=("Musical",), keywords=("hollywood",)),
+        movie(3, "Heat", 1995, genres=("Crime",), overview="A heist goes wrong."),
+    ]
+    vectors = np.asarray([[1.0, 0.1, 0.0], [1.0, 0.3, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    b = make_bundle(movies, vectors)
+    priors = Priors(b.movies, 20)
+    assert priors.described.tolist() == [False, True, True]
+    mood = unit(np.asarray([1.0, 0.0, 0.0]))
+    plain = msgspec.structs.replace(SIMILARITY_ONLY, thin_discount=0.0)
+    assert rank(b, priors, None, 1, mood=mood, settings=plain)[0].movie.id == 1
+    cut = msgspec.structs.replace(SIMILARITY_ONLY, thin_discount=0.2)
+    assert rank(b, priors, None, 1, mood=mood, settings=cut)[0].movie.id == 2
+
+
 def test_a_hub_in_many_neighbour_lists_needs_more_evidence_than_a_specific_neighbour() -> None:
     """Movie 3 is in every list (a hub: co-rated with everything); movie 4 only in movie 0's.
     Movie 0 gives 3 a little more weight, but that says less about movie 0 than 4's does."""
