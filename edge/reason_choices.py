@@ -209,8 +209,10 @@ def genre_phrases(m: Movie) -> list[str]:
     return list(dict.fromkeys(out))[:MAX_GENRE_PHRASES]
 
 
-def descriptors(m: Movie) -> list[str]:
-    """Words that may go before the genre: tone keywords, what its genres promise, acclaim."""
+def descriptors(m: Movie, wanted: frozenset[str] = frozenset()) -> list[str]:
+    """Words that may go before the genre: tone keywords, what its genres promise, acclaim.
+    With `wanted` (stems a mood asks for), only those that answer it, however many the movie
+    has ("tense" for a thriller that is also darkly funny, quirky and acclaimed)."""
     tones = [TONE_WORDS[k.lower()] for k in m.keywords if k.lower() in TONE_WORDS]
     promised = [w for g in m.genres for w in GENRE_WORDS.get(g, ())]
     rated = []
@@ -221,6 +223,8 @@ def descriptors(m: Movie) -> list[str]:
     kinds = [t for t in tones if t in _CLASSIFIERS]
     pairs = [f"{a}, {b}" for a in (rated + praise[:2]) for b in praise[:3] if a != b]
     pairs += [f"{a} {b}" for a in (rated + praise[:2]) for b in kinds[:2]]
+    if wanted:
+        return [d for d in dict.fromkeys([*singles, *pairs]) if _stems(d) & wanted]
     return list(dict.fromkeys([*singles[:MAX_DESCRIPTORS], *pairs[: MAX_DESCRIPTORS // 2]]))
 
 
@@ -399,7 +403,7 @@ def reason_choices(
     share; and none that sells the movie on what the mood excludes."""
     banned = {w.lower() for w in forbidden_words(m)}
     found = descriptors(m)
-    asked = [d for d in found if _stems(d) & focus.wanted]
+    asked = descriptors(m, focus.wanted) if focus.wanted else []
     genres = genre_phrases(m) or ["film"]
     genres = [g for g in genres if _words(g) & focus.genre_words] or genres
     phrases = [

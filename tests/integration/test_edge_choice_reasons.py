@@ -1,7 +1,8 @@
 """Guided-choice reasons end to end: a real edge on a real model server (SmolLM2).
 
-The model picks each pick's sentence from the ones the catalog backs (edge/reason_choices.py),
-so every reason shown is one of them, word for word, and the gate lets it through.
+The model picks each pick's sentence from the ones the catalog backs (edge/reason_choices.py)
+that answer the request (its mood, its liked movies), so every reason shown is one of them, word
+for word, and the gate lets it through.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 from edge.index_store import catalog_people
 from edge.prompt import choice_opening
-from edge.reason_choices import reason_choices
+from edge.reason_choices import focus_of, reason_choices
 from moviemind_core.bundle import Bundle
 from tests.support.servers import Server
 
@@ -45,9 +46,16 @@ def test_each_reason_is_one_catalog_backed_sentence_chosen_by_the_model(
     assert all(1 <= ranks.count(str(i + 1)) <= 2 for i in range(body["k"])), ranks
     shown = [x for x in recs if x["reason_source"] == "model"]
     assert len(shown) >= body["k"] - 1, answer["raw_model_text"]
+    liked = [movies[x["id"]] for x in answer["resolved_liked"]]
+    focus = focus_of(body.get("query", ""), liked)
     for x in shown:
         m = movies[x["id"]]
         opening = choice_opening(m)
         assert x["reason"].startswith(opening + " a"), x["reason"]
-        assert x["reason"][len(opening) :] in reason_choices(m, people), x["reason"]
-    assert answer["explanation"] == "\n".join(x["reason"] for x in shown)
+        assert x["reason"][len(opening) :] in reason_choices(m, people, focus), x["reason"]
+        # Each pick names the liked movie that led to it.
+        assert x["because"]["id"] in {lm.id for lm in liked}
+    if body.get("query") == "tense heist":
+        # The mood asked for "tense": the thrillers' sentences say so.
+        thrillers = [x["reason"] for x in shown if "Thriller" in movies[x["id"]].genres]
+        assert thrillers and all("tense" in r for r in thrillers), thrillers
