@@ -94,23 +94,36 @@ RELATED_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 
-_STOP = {"the", "and", "any", "too", "with", "for", "movie", "movies", "film", "films", "stuff"}
+# Words of a mood that name nothing a catalog describes.
+VAGUE = frozenset(
+    {"the", "and", "any", "too", "with", "for", "movie", "movies", "film", "films", "stuff",
+     "something", "anything", "but", "that", "this", "very", "really", "kind", "sort", "like",
+     "good", "great", "nice", "night", "friday", "whole", "more", "less", "some", "one", "ones",
+     "lot", "bit", "watch", "want", "please", "about", "from", "into", "not", "all", "just"}
+)  # fmt: skip
+
+
+def word_groups(phrase: str) -> list[set[str]]:
+    """For each word of `phrase` that says something, the catalog words that mean it ("gory"
+    -> gore, gory, bloody, ...): the word, its simple forms and its related words."""
+    groups = []
+    for word in re.findall(r"[a-z0-9]+", phrase.lower()):
+        if len(word) < 3 or word in VAGUE:
+            continue
+        forms = {word}
+        for suffix in ("s", "es", "y", "ly"):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                forms.add(word[: -len(suffix)])
+        for related in RELATED_WORDS.get(word, ()):
+            forms.update(related.split())
+        groups.append(forms)
+    return groups
 
 
 def excluded_words(phrase: str) -> set[str]:
     """Catalog words that mean what an excluded phrase names ("gory violence" -> gore, gory,
-    violent, brutal, ...): each word, its simple forms and its related words."""
-    out: set[str] = set()
-    for word in re.findall(r"[a-z0-9]+", phrase.lower()):
-        if len(word) < 3 or word in _STOP:
-            continue
-        out.add(word)
-        for suffix in ("s", "es", "y", "ly"):
-            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-                out.add(word[: -len(suffix)])
-        for related in RELATED_WORDS.get(word, ()):
-            out.update(related.split())
-    return out
+    violent, brutal, ...)."""
+    return set().union(*word_groups(phrase))
 
 
 class Mood(msgspec.Struct, frozen=True):

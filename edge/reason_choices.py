@@ -359,18 +359,10 @@ class Focus:
 
 
 NO_FOCUS = Focus()
-# Mood words that say nothing a sentence could answer.
-_VAGUE = frozenset(
-    {"something", "anything", "movie", "movies", "film", "films", "for", "the", "and", "but",
-     "with", "that", "this", "very", "really", "kind", "sort", "like", "good", "great", "nice",
-     "night", "friday", "whole", "more", "less", "some", "one", "ones", "lot", "bit"}
-)  # fmt: skip
-
-
 def focus_of(query: str, liked: Sequence[Movie] = ()) -> Focus:
     """The Focus of a request: its mood text and the movies the person enjoyed."""
     parsed = mood.parse_mood(query)
-    wanted = _stems(parsed.wanted) - _VAGUE
+    wanted = _stems(parsed.wanted) - mood.VAGUE
     liked_topics = {s for lm in liked for k in lm.keywords for s in _stems(k)}
     avoid = (
         set().union(*(mood.excluded_words(p) for p in parsed.excluded))
@@ -387,7 +379,7 @@ def focus_of(query: str, liked: Sequence[Movie] = ()) -> Focus:
     } - {"film"}
     return Focus(
         wanted=frozenset(wanted),
-        topics=frozenset(wanted | liked_topics) - _VAGUE,
+        topics=frozenset(wanted | liked_topics) - mood.VAGUE,
         avoid=frozenset(avoid),
         genre_words=frozenset(genre_words),
     )

@@ -21,7 +21,7 @@ from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
 from edge.grounding import ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
-from edge.mood import excluded_words, parse_mood
+from edge.mood import excluded_words, parse_mood, word_groups
 from edge.prompt import (
     REASON_STOPS,
     REASON_SYSTEM_PROMPT,
@@ -295,6 +295,7 @@ class Recommender:
         avoid = snap.priors.rows_described_as(
             set().union(*(excluded_words(p) for p in mood.excluded))
         )
+        asked = snap.priors.keyword_share(word_groups(mood.wanted))
         t1 = time.perf_counter()
         filters = req.filters
         if mood.genres_none:
@@ -313,6 +314,7 @@ class Recommender:
             mood=qvec,
             negative=negative,
             avoid_rows=avoid,
+            keyword_share=asked,
             exclude=seen | {m.id for m in liked},
             filters=filters,
             settings=rs,

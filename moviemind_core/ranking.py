@@ -45,6 +45,10 @@ class RankingSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Candidates fetched per wanted result from each source (liked movies' content, the mood,
     # the best-liked overall), before filters.
     oversample: int = 20
+    # Lexical half of the mood: added in full for a movie whose keywords or genres name every
+    # word of the mood ("heist", "twist"), in part for some. The embedding alone ranks a
+    # synopsis that never says "heist" above a heist film's "Genres: Crime." for some words.
+    w_keywords: float = 0.3
     # 1.0 = no diversity; lower trades score for variety (maximal marginal relevance).
     mmr_lambda: float = 1.0
     # Collaborative evidence for a hub (a movie in many times the median number of neighbour
@@ -125,6 +129,16 @@ class Priors:
         """Rows whose keywords or genres contain any of the words (lower case)."""
         found = [self.terms[w] for w in words if w in self.terms]
         return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+
+    def keyword_share(self, groups: Sequence[Iterable[str]]) -> np.ndarray | None:
+        """Per row, the share of `groups` (each: the catalog words for one word of a mood) that
+        its keywords or genres name; None without groups."""
+        if not groups:
+            return None
+        hits = np.zeros(len(self.quality), np.float32)
+        for words in groups:
+            hits[self.rows_described_as(words)] += 1.0
+        return hits / len(groups)
 
     def genre_mask(self, names: Iterable[str]) -> np.uint64:
         """The bits of the named genres (unknown names match nothing)."""
@@ -220,6 +234,7 @@ def rank(
     mood: np.ndarray | None = None,
     negative: np.ndarray | None = None,
     avoid_rows: np.ndarray | None = None,
+    keyword_share: np.ndarray | None = None,
     exclude: Iterable[int] = (),
     filters: Filters = _NO_FILTERS,
     settings: RankingSettings = _DEFAULT_RANKING,
@@ -247,6 +262,11 @@ def rank(
         if s.w_popularity > 0 or s.w_quality > 0:
             # Well-liked movies compete even when no vector or neighbour list reached them.
             pool.append(priors.by_prior[:count])
+        if keyword_share is not None and s.w_keywords > 0:
+            # Movies the catalog describes in the mood's words, most words and best-liked first.
+            named = np.flatnonzero(keyword_share)
+            best = np.lexsort((-priors.quality[named], -keyword_share[named]))
+            pool.append(named[best[:count]])
         rows = np.unique(np.concatenate(pool))
     rows = _admissible(bundle, priors, rows, excluded, filters)
     if len(rows) < k and (use_content or len(c_rows)) and len(rows) < n:
@@ -273,6 +293,8 @@ def rank(
         # single word, so only what stands out as like the excluded phrase is pushed down.
         neg = bundle.vectors[rows] @ negative
         score = score - s.w_negative * np.maximum(neg - np.median(neg), 0.0)
+    if keyword_share is not None and s.w_keywords > 0:
+        score = score + s.w_keywords * keyword_share[rows]
     if avoid_rows is not None and len(avoid_rows) and s.w_negative > 0:
         # Movies the catalog itself describes with an excluded word ("gory", "dark").
         score = score - s.w_negative * np.isin(rows, avoid_rows)

@@ -338,6 +338,29 @@ def test_movies_the_catalog_describes_with_an_excluded_word_are_pushed_down() ->
     assert [s.movie.id for s in pushed][0] == 2
 
 
+def test_movies_whose_keywords_name_the_moods_words_are_lifted_and_found() -> None:
+    """ "a heist with a twist": a movie tagged both gains w_keywords in full, one tagged "heist"
+    half; a tagged movie no other source reached still becomes a candidate."""
+    movies = [
+        movie(0, "Liked", 2000, votes=100),
+        movie(1, "Tagged Both", 2000, votes=100, keywords=("heist", "twist ending")),
+        movie(2, "Tagged Heist", 2000, votes=100, keywords=("heist",)),
+        movie(3, "Near", 2000, votes=100, keywords=("romance",)),
+    ]
+    vectors = np.asarray([[1, 0, 0], [0, 0, 1], [0, 0, 1], [0.9, 0.1, 0]], np.float32)
+    b = make_bundle(movies, vectors)
+    priors = Priors(b.movies, 20)
+    share = priors.keyword_share([{"heist"}, {"twist"}])
+    assert share is not None and share.tolist() == [0.0, 1.0, 0.5, 0.0]
+    assert priors.keyword_share([]) is None
+    mood = unit(np.asarray([1.0, 0.0, 0.0]))
+    s = RankingSettings(w_collab=0, w_quality=0, w_popularity=0, oversample=1, w_keywords=0.0)
+    assert [x.movie.id for x in rank(b, priors, None, 1, mood=mood, exclude={0}, settings=s)] == [3]
+    lifted = msgspec.structs.replace(s, w_keywords=4.0)
+    ranked = rank(b, priors, None, 3, mood=mood, keyword_share=share, exclude={0}, settings=lifted)
+    assert [x.movie.id for x in ranked] == [1, 2, 3]
+
+
 def test_with_nothing_to_go_on_an_exclusion_still_pushes_movies_down() -> None:
     """A mood that only excludes ("nothing too dark") and no liked movies: the best-liked
     fallback must still honour the exclusion."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.mood import Mood, excluded_words, parse_mood
+from edge.mood import Mood, excluded_words, parse_mood, word_groups
 
 GENRES = ["horror", "animation", "children", "sci-fi", "comedy", "romance", "drama", "film-noir"]
 
@@ -43,3 +43,11 @@ def test_excluded_words_cover_the_catalogs_vocabulary() -> None:
     assert {"violence", "violent", "brutal"} <= excluded_words("violence")
     assert "zombie" in excluded_words("zombies")  # plural -> singular
     assert excluded_words("the movies") == set()
+
+
+def test_word_groups_keep_one_group_per_word_that_says_something() -> None:
+    assert word_groups("a heist with a twist") == [{"heist"}, {"twist"}]
+    groups = word_groups("something gory for Friday night")
+    assert len(groups) == 1 and {"gore", "gory", "bloody"} <= groups[0]
+    assert word_groups("zombies") == [{"zombies", "zombie", "zombi"}]
+    assert word_groups("a good movie for the night") == []
