@@ -99,7 +99,9 @@ VAGUE = frozenset(
     {"the", "and", "any", "too", "with", "for", "movie", "movies", "film", "films", "stuff",
      "something", "anything", "but", "that", "this", "very", "really", "kind", "sort", "like",
      "good", "great", "nice", "night", "friday", "whole", "more", "less", "some", "one", "ones",
-     "lot", "bit", "watch", "want", "please", "about", "from", "into", "not", "all", "just"}
+     "lot", "bit", "watch", "want", "please", "about", "from", "into", "not", "all", "just",
+     # when to watch, not what: "a summer blockbuster" is not about summer
+     "summer", "weekend", "tonight", "evening", "afternoon", "sunday", "saturday", "rainy", "day"}
 )  # fmt: skip
 
 
