@@ -113,7 +113,7 @@ def word_groups(phrase: str) -> list[set[str]]:
         if len(word) < 3 or word in VAGUE:
             continue
         forms = {word}
-        for suffix in ("s", "es", "y", "ly"):
+        for suffix in ("s", "es", "y", "ly", "ing"):
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 forms.add(word[: -len(suffix)])
         for related in RELATED_WORDS.get(word, ()):
@@ -122,10 +122,11 @@ def word_groups(phrase: str) -> list[set[str]]:
     return groups
 
 
-def excluded_words(phrase: str) -> set[str]:
-    """Catalog words that mean what an excluded phrase names ("gory violence" -> gore, gory,
-    violent, brutal, ...)."""
-    return set().union(*word_groups(phrase))
+def word_forms(text: str) -> set[str]:
+    """Every catalog word the words of `text` mean, in one set: what an excluded phrase names
+    ("gory violence" -> gore, gory, violent, brutal, ...), and what a sentence and a mood are
+    compared by."""
+    return set().union(*word_groups(text))
 
 
 class Mood(msgspec.Struct, frozen=True):

@@ -211,7 +211,7 @@ def genre_phrases(m: Movie) -> list[str]:
 
 def descriptors(m: Movie, wanted: frozenset[str] = frozenset()) -> list[str]:
     """Words that may go before the genre: tone keywords, what its genres promise, acclaim.
-    With `wanted` (stems a mood asks for), only those that answer it, however many the movie
+    With `wanted` (the word forms a mood asks for), only those that answer it, however many the movie
     has ("tense" for a thriller that is also darkly funny, quirky and acclaimed)."""
     tones = [TONE_WORDS[k.lower()] for k in m.keywords if k.lower() in TONE_WORDS]
     promised = [w for g in m.genres for w in GENRE_WORDS.get(g, ())]
@@ -224,7 +224,7 @@ def descriptors(m: Movie, wanted: frozenset[str] = frozenset()) -> list[str]:
     pairs = [f"{a}, {b}" for a in (rated + praise[:2]) for b in praise[:3] if a != b]
     pairs += [f"{a} {b}" for a in (rated + praise[:2]) for b in kinds[:2]]
     if wanted:
-        return [d for d in dict.fromkeys([*singles, *pairs]) if _stems(d) & wanted]
+        return [d for d in dict.fromkeys([*singles, *pairs]) if mood.word_forms(d) & wanted]
     return list(dict.fromkeys([*singles[:MAX_DESCRIPTORS], *pairs[: MAX_DESCRIPTORS // 2]]))
 
 
@@ -313,7 +313,7 @@ def _tails(m: Movie, people: frozenset[str], focus: Focus) -> list[str]:
     about = topics(m, people)
     director = _names(m.director) if m.director else None
     facts: list[str] = [_plot_tail(c) for c in plot_clauses(m)]
-    asked = [t for t in about if _stems(t) & focus.topics]
+    asked = [t for t in about if mood.word_forms(t) & focus.topics]
     if asked:
         # What the request asks for, or what the liked movies are about: the reason to tell.
         # The plot stays on offer; the credits and the other topics go.
@@ -348,9 +348,10 @@ def _tails(m: Movie, people: frozenset[str], focus: Focus) -> list[str]:
 class Focus:
     """What a request asks for, as the words a pick's sentence may answer it with."""
 
-    # Stems of the mood's wanted words: "tense", "heist", "romance".
+    # The mood's wanted words in every form (mood.word_forms): "tense", "heist", "romance".
     wanted: frozenset[str] = frozenset()
-    # Stems of what the request is about: the mood's words and the liked movies' keywords.
+    # What the request is about, in every form: the mood's words and the liked movies'
+    # keywords.
     topics: frozenset[str] = frozenset()
     # Words the mood excludes and their kin ("nothing gory": gore, bloody, ...).
     avoid: frozenset[str] = frozenset()
@@ -359,28 +360,23 @@ class Focus:
 
 
 NO_FOCUS = Focus()
-def focus_of(query: str, liked: Sequence[Movie] = ()) -> Focus:
-    """The Focus of a request: its mood text and the movies the person enjoyed."""
-    parsed = mood.parse_mood(query)
-    wanted = _stems(parsed.wanted) - mood.VAGUE
-    liked_topics = {s for lm in liked for k in lm.keywords for s in _stems(k)}
-    avoid = (
-        set().union(*(mood.excluded_words(p) for p in parsed.excluded))
-        if parsed.excluded
-        else set()
-    )
+
+
+def focus_of(wanted: mood.Mood, liked: Sequence[Movie] = ()) -> Focus:
+    """The Focus of a request: its parsed mood and the movies the person enjoyed."""
+    words = mood.word_forms(wanted.wanted)
     genres = {
         g
-        for w in re.findall(r"[a-z\-]+", parsed.wanted.lower())
+        for w in re.findall(r"[a-z\-]+", wanted.wanted.lower())
         for g in mood.GENRE_WORDS.get(w, ())
     }
     genre_words = {
         w for g in genres for w in (HEADS.get(g, ""), MODIFIERS.get(g, "")) for w in w.split()
     } - {"film"}
     return Focus(
-        wanted=frozenset(wanted),
-        topics=frozenset(wanted | liked_topics) - mood.VAGUE,
-        avoid=frozenset(avoid),
+        wanted=frozenset(words),
+        topics=frozenset(words | mood.word_forms(" ".join(k for lm in liked for k in lm.keywords))),
+        avoid=frozenset(mood.word_forms(" ".join(wanted.excluded))),
         genre_words=frozenset(genre_words),
     )
 
@@ -394,18 +390,23 @@ def reason_choices(
     descriptor the mood asks for ("tense"), a genre it names, a topic it or the liked movies
     share; and none that sells the movie on what the mood excludes."""
     banned = {w.lower() for w in forbidden_words(m)}
-    found = descriptors(m)
+    found = ["", *descriptors(m)]
     asked = descriptors(m, focus.wanted) if focus.wanted else []
-    genres = genre_phrases(m) or ["film"]
-    genres = [g for g in genres if _words(g) & focus.genre_words] or genres
-    phrases = [
-        f"{d} {g}" if d else g
-        for g in genres
-        for d in (asked or ["", *found])
-        # "an action-packed action film" says one thing twice
-        if not d or not _words(d) & _words(g)
-    ]
-    phrases = [p for p in phrases if not _words(p) & banned]
+    every = genre_phrases(m) or ["film"]
+    named = [g for g in every if _words(g) & focus.genre_words]
+    phrases: list[str] = []
+    # The narrowest pairing the catalog allows: the asked descriptor with the named genre
+    # ("action" asks for both, and "an action-packed action film" says one thing twice), then
+    # either alone, then neither.
+    for ds, gs in ((asked, named), (asked, every), (found, named), (found, every)):
+        phrases = [
+            f"{d} {g}" if d else g
+            for g in gs
+            for d in ds
+            if (not d or not _words(d) & _words(g)) and not _words(f"{d} {g}") & banned
+        ]
+        if phrases:
+            break
     tails = _tails(m, people, focus)
     out = [
         f" {_article(p)} {p}{tail}" + ("" if tail.endswith(".") else ".")  # "Robert Downey Jr."
@@ -418,24 +419,12 @@ def reason_choices(
         for c in dict.fromkeys(out)
         if len(c) <= MAX_CHARS and MIN_WORDS <= title_words + len(c.split()) <= MAX_WORDS
     ]
-    return [c for c in fitting if not _stems(c) & focus.avoid] or fitting
+    return [c for c in fitting if not mood.word_forms(c) & focus.avoid] or fitting
 
 
 def _words(text: str) -> set[str]:
     """Lower-case words and the parts of hyphenated ones."""
     return {t for w in re.findall(r"[a-z][a-z\-]*", text.lower()) for t in (w, *w.split("-"))}
-
-
-def _stems(text: str) -> set[str]:
-    """`_words` and their simple stems: "darkly" also as "dark", "heists" as "heist"."""
-    out = set()
-    for w in _words(text):
-        out.add(w)
-        for suffix in ("ly", "ing", "es", "s"):
-            if w.endswith(suffix) and len(w) - len(suffix) >= 4:
-                out.add(w[: -len(suffix)])
-                break
-    return out
 
 
 _CREDIT = re.compile(r" starring | from (?!\d)")
@@ -450,10 +439,24 @@ def credits_only(sentence: str) -> bool:
     return bool(_CREDIT.search(rest)) and not _FACT.search(rest)
 
 
+_ABOUT = re.compile(r" about (?P<topic>[^.,:]+)\.$")
+
+
+def _topic(sentence: str) -> str | None:
+    """What a sentence ending "... about X." says the movie is about."""
+    found = _ABOUT.search(sentence)
+    return found.group("topic") if found else None
+
+
 def varied(choices: list[str], earlier: list[str], most: int = 2) -> list[str]:
-    """`choices` without the credits-only ones once `most` reasons shown in this answer were
-    such: a small model likes "starring X and Y" for every pick, and five of them tell a reader
-    less than a plot or a topic would. Unchanged when nothing else is left."""
-    if sum(credits_only(e) for e in earlier) < most:
-        return choices
-    return [c for c in choices if not credits_only(c)] or choices
+    """`choices` without those that would make this answer read alike, where others remain: a
+    topic an earlier reason already gave ("about time travel" once, not for every pick of a
+    time-travel request), and the credits-only ones once `most` reasons shown were such (a
+    small model likes "starring X and Y" for every pick)."""
+    out = choices
+    said = {t for e in earlier if (t := _topic(e))}
+    if said:
+        out = [c for c in out if _topic(c) not in said] or out
+    if sum(credits_only(e) for e in earlier) >= most:
+        out = [c for c in out if not credits_only(c)] or out
+    return out

@@ -289,10 +289,16 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
         return LIST_MARKER
     padded = _norm(reason)
     own = _title_keys(movie)
+    # A one-word title ("Dinosaur") is a word of the movie's own catalog text as often as a
+    # mention: "Jurassic World ... a genetically engineered dinosaur escapes".
+    own_words = set(_norm(" ".join((movie.overview, *movie.keywords))).split())
     for other in (*ctx.picks, *ctx.liked):
         if other.id == movie.id:
             continue
-        if any(f" {k} " in padded and not any(k in o for o in own) for k in _title_keys(other)):
+        if any(
+            f" {k} " in padded and not any(k in o for o in own) and (" " in k or k not in own_words)
+            for k in _title_keys(other)
+        ):
             return OTHER_TITLE
     if _FIRST_PERSON.search(body):
         return FIRST_PERSON

@@ -21,7 +21,7 @@ from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
 from edge.grounding import ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
-from edge.mood import excluded_words, parse_mood, word_groups
+from edge.mood import Mood, parse_mood, word_forms, word_groups
 from edge.prompt import (
     REASON_STOPS,
     REASON_SYSTEM_PROMPT,
@@ -92,6 +92,7 @@ class Prepared:
     ranked: list[Scored]
     timings: Timings
     started: float
+    mood: Mood
     model_started: float = 0.0
 
 
@@ -292,9 +293,7 @@ class Recommender:
         mood = parse_mood(query, snap.priors.genre_bit)
         qvec = snap.embedder.embed_one(mood.wanted) if mood.wanted else None
         negative = snap.embedder.embed_one(", ".join(mood.excluded)) if mood.excluded else None
-        avoid = snap.priors.rows_described_as(
-            set().union(*(excluded_words(p) for p in mood.excluded))
-        )
+        avoid = snap.priors.rows_described_as(set().union(*(word_forms(p) for p in mood.excluded)))
         asked = snap.priors.keyword_share(word_groups(mood.wanted))
         t1 = time.perf_counter()
         filters = req.filters
@@ -326,7 +325,7 @@ class Recommender:
         if not ranked:
             raise NoCandidates("no movie in the catalog passes these filters")
         timings = Timings(embed=ms(t1 - t0) if query else 0.0, search=ms(t2 - t1))
-        return Prepared(snap, req, liked, resolved, unresolved, ranked, timings, started)
+        return Prepared(snap, req, liked, resolved, unresolved, ranked, timings, started, mood)
 
     @staticmethod
     def _in_context(
@@ -484,9 +483,9 @@ class Recommender:
     ) -> Iterator[tuple[str, list[str] | None, dict[str, Any]]]:
         """How to ask for pick `s`'s sentence: (opening, stop strings, extra request fields) per
         attempt, in order; the next is only asked for when the gate rejected the last. With
-        guided choice (a `focus`: what the request asks for) the model picks one of the sentences the catalog backs, and once more
-        (without the rejected one and those too like reasons already shown) if the gate says
-        no. Otherwise the openings in turn, free text steered by logit_bias. `rejected`: the
+        guided choice (with a `focus`: what the request asks for) the model picks one of the
+        sentences the catalog backs, and once more (without the rejected one and those too like
+        reasons already shown) if the gate says no. Otherwise the openings in turn, free text steered by logit_bias. `rejected`: the
         caller's list of this pick's sentences the gate turned down so far, read as each next
         attempt is built."""
         # vLLM's names for "continue the last message"; servers that read the last message's
@@ -528,7 +527,7 @@ class Recommender:
         every sentence either way."""
         picks = tuple(s.movie for s in draft.picks)
         steering = None if choose else await self.steering()
-        focus = focus_of(p.request.query, p.liked) if choose else None
+        focus = focus_of(p.mood, p.liked) if choose else None
         for i, s in enumerate(draft.picks):
             messages = build_reason_messages(p.liked, p.request.query, s.movie, plot=not choose)
             ctx = GateContext(picks, tuple(p.liked), messages[-1]["content"], p.snapshot.vocabulary)

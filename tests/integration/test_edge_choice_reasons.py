@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from edge.index_store import catalog_people
+from edge.mood import parse_mood
 from edge.prompt import choice_opening
 from edge.reason_choices import focus_of, reason_choices
 from moviemind_core.bundle import Bundle
@@ -47,7 +48,7 @@ def test_each_reason_is_one_catalog_backed_sentence_chosen_by_the_model(
     shown = [x for x in recs if x["reason_source"] == "model"]
     assert len(shown) >= body["k"] - 1, answer["raw_model_text"]
     liked = [movies[x["id"]] for x in answer["resolved_liked"]]
-    focus = focus_of(body.get("query", ""), liked)
+    focus = focus_of(parse_mood(body.get("query", "")), liked)
     for x in shown:
         m = movies[x["id"]]
         opening = choice_opening(m)

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from edge.mood import excluded_words, parse_mood
+from edge.mood import parse_mood, word_forms
 from moviemind_core.bundle import Bundle
 from moviemind_core.catalog import lookup_key
 from moviemind_core.embedder import Embedder
@@ -197,7 +197,7 @@ def test_excluded_theme_share_of_the_top_10_drops_against_embedding_the_whole_mo
     before = ids(mood=embedder.embed_one(mood))
     parsed = parse_mood(mood, priors.genre_bit)
     assert not parsed.wanted  # the whole mood is an exclusion
-    words = set().union(*(excluded_words(p) for p in parsed.excluded))
+    words = set().union(*(word_forms(p) for p in parsed.excluded))
     after = ids(
         negative=embedder.embed_one(", ".join(parsed.excluded)) if parsed.excluded else None,
         avoid_rows=priors.rows_described_as(words),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.mood import Mood, excluded_words, parse_mood, word_groups
+from edge.mood import Mood, parse_mood, word_forms, word_groups
 
 GENRES = ["horror", "animation", "children", "sci-fi", "comedy", "romance", "drama", "film-noir"]
 
@@ -37,12 +37,12 @@ def test_a_genre_word_the_catalog_lacks_stays_an_excluded_phrase() -> None:
     assert parse_mood("no westerns", [*GENRES, "western"]) == Mood("", (), ("Western",))
 
 
-def test_excluded_words_cover_the_catalogs_vocabulary() -> None:
-    assert {"gore", "gory", "bloody"} <= excluded_words("gore")
-    assert {"dark", "bleak", "grim"} <= excluded_words("too dark")
-    assert {"violence", "violent", "brutal"} <= excluded_words("violence")
-    assert "zombie" in excluded_words("zombies")  # plural -> singular
-    assert excluded_words("the movies") == set()
+def test_word_forms_cover_the_catalogs_vocabulary() -> None:
+    assert {"gore", "gory", "bloody"} <= word_forms("gore")
+    assert {"dark", "bleak", "grim"} <= word_forms("too dark")
+    assert {"violence", "violent", "brutal"} <= word_forms("violence")
+    assert "zombie" in word_forms("zombies")  # plural -> singular
+    assert word_forms("the movies") == set()
 
 
 def test_word_groups_keep_one_group_per_word_that_says_something() -> None:

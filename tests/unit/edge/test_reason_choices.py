@@ -9,9 +9,11 @@ from tokenizers import Tokenizer
 
 from edge import reason_gate as g
 from edge.index_store import catalog_people, catalog_vocabulary
+from edge.mood import parse_mood
 from edge.prompt import choice_opening
 from edge.reason_choices import (
     NO_FOCUS,
+    Focus,
     credits_only,
     descriptors,
     focus_of,
@@ -48,6 +50,11 @@ BRAVEHEART = Movie(
     cast=("Mel Gibson", "Sophie Marceau"),
 )
 BARE = Movie(id=1, title="Cube", year=1997, genres=("Horror", "Sci-Fi"))
+
+
+def about(query: str, liked: tuple[Movie, ...] = ()) -> Focus:
+    """The Focus of a request with this mood and these liked movies."""
+    return focus_of(parse_mood(query), liked)
 
 
 @pytest.mark.parametrize(
@@ -158,14 +165,14 @@ def test_a_movie_with_only_genres_and_a_year_still_gets_a_sentence() -> None:
 def test_a_mood_narrows_the_choice_to_the_sentences_that_answer_it() -> None:
     everything = reason_choices(FARGO)
     assert reason_choices(FARGO, focus=NO_FOCUS) == everything
-    assert reason_choices(FARGO, focus=focus_of("")) == everything
+    assert reason_choices(FARGO, focus=about("")) == everything
     # A descriptor the mood asks for is in every sentence ("darkly funny" answers "dark").
     for mood, word in (
         ("tense", " tense "),
         ("dark humour", " darkly funny"),
         ("quirky", "quirky"),
     ):
-        chosen = reason_choices(FARGO, focus=focus_of(mood))
+        chosen = reason_choices(FARGO, focus=about(mood))
         assert chosen and all(word in c for c in chosen), mood
         assert len(chosen) < len(everything)
     # However many tones a movie has, the one asked for is offered: this thriller is six things
@@ -175,26 +182,26 @@ def test_a_mood_narrows_the_choice_to_the_sentences_that_answer_it() -> None:
         keywords=("dark comedy", "quirky", "stylish", "witty", "surreal", "bleak"),
     )  # fmt: skip
     assert "tense" not in descriptors(toned)
-    assert descriptors(toned, focus_of("tense").wanted) == ["tense"]
+    assert descriptors(toned, about("tense").wanted) == ["tense"]
     # A genre the mood names leads the phrase: "crime" over "thriller" for a crime saga.
-    assert all(" crime " in c for c in reason_choices(FARGO, focus=focus_of("a crime saga")))
+    assert all(" crime " in c for c in reason_choices(FARGO, focus=about("a crime saga")))
     # A topic the mood or the liked movies share is what the sentence is about; the plot stays
     # on offer, the credits go.
     for focus in (
-        focus_of("kidnappings"),
-        focus_of("", [Movie(id=7, title="Ransom", keywords=("kidnapping",))]),
+        about("kidnappings"),
+        about("", [Movie(id=7, title="Ransom", keywords=("kidnapping",))]),
     ):
         chosen = reason_choices(FARGO, focus=focus)
         assert chosen and all("kidnapping" in c for c in chosen)
         assert not [c for c in chosen if credits_only(c)]
         assert [c for c in chosen if " in which " in c]
     # Nothing sells the movie on what the mood excludes ("the bloody mess that follows").
-    calm = reason_choices(FARGO, focus=focus_of("tense, nothing gory"))
+    calm = reason_choices(FARGO, focus=about("tense, nothing gory"))
     assert calm and not [c for c in calm if "bloody" in c]
-    assert [c for c in reason_choices(FARGO, focus=focus_of("tense")) if "bloody" in c]
+    assert [c for c in reason_choices(FARGO, focus=about("tense")) if "bloody" in c]
     # A mood the catalog cannot answer leaves the choice as it was.
-    assert reason_choices(FARGO, focus=focus_of("something for a Friday night")) == everything
-    assert reason_choices(BARE, focus=focus_of("tense, no gore")) == reason_choices(BARE)
+    assert reason_choices(FARGO, focus=about("something for a Friday night")) == everything
+    assert reason_choices(BARE, focus=about("tense, no gore")) == reason_choices(BARE)
 
 
 def test_topics_need_no_article() -> None:
@@ -240,6 +247,30 @@ def test_nearly_every_choice_for_the_sample_catalog_passes_the_gate(
     assert failed / judged < 0.005, examples[:5]
 
 
+@pytest.mark.parametrize(
+    "mood",
+    ["action for a Friday night", "tense", "funny animation", "a western", "romantic and gentle",
+     "scary but smart", "nothing gory", "war movie", "dark humour", "epic battles"],
+)  # fmt: skip
+def test_a_mood_never_leaves_a_movie_without_sentences(
+    sample: tuple[list[Movie], frozenset[str]], mood: str
+) -> None:
+    """Narrowing falls back rather than empty the choice: "action" asks for an "action-packed"
+    descriptor and an "action" genre phrase, which cannot go together."""
+    movies, _ = sample
+    people = catalog_people(movies)
+    focus = about(mood)
+    emptied = [
+        m.title
+        for m in movies[::3]
+        if m.keywords and reason_choices(m, people) and not reason_choices(m, people, focus)
+    ]
+    assert emptied == []
+    die_hard_2 = next(m for m in movies if m.title == "Die Hard 2")
+    chosen = reason_choices(die_hard_2, people, about("action for a Friday night"))
+    assert chosen and all("action" in c for c in chosen)
+
+
 def test_credits_only_sentences_give_way_after_two_in_one_answer() -> None:
     assert credits_only("Fargo is a crime comedy from Joel Coen, starring Frances McDormand.")
     assert credits_only(" a war drama starring Tom Hanks.")
@@ -256,6 +287,11 @@ def test_credits_only_sentences_give_way_after_two_in_one_answer() -> None:
     left = varied(choices, shown)
     assert left and not [c for c in left if credits_only(c)]
     assert set(left) < set(choices)
+    # A topic said once in the answer is not offered again while the movie has other sentences.
+    after = varied(choices, ["Ransom is a thriller about kidnapping."])
+    assert after and not [c for c in after if c.endswith(" about kidnapping.")]
+    assert [c for c in choices if c.endswith(" about kidnapping.")]
+    assert [c for c in after if "kidnapping" in c]  # the plot may still say it
     # A movie with nothing but credits keeps them.
     bare = [" a thriller starring Al Pacino."]
     assert varied(bare, shown) == bare

@@ -195,6 +195,23 @@ def test_a_liked_movie_named_in_a_comparison_is_allowed_but_not_alone() -> None:
     )
 
 
+def test_a_one_word_title_in_the_movies_own_plot_is_a_word_not_a_mention() -> None:
+    world = Movie(
+        id=20, title="Jurassic World", year=2015, genres=("Action", "Adventure", "Sci-Fi"),
+        overview="A genetically engineered dinosaur escapes at a dinosaur theme park.",
+        keywords=("dinosaurs",),
+    )  # fmt: skip
+    dinosaur = Movie(id=21, title="Dinosaur", year=2000, genres=("Animation",))
+    memento = Movie(id=22, title="Memento", year=2000, genres=("Thriller",))
+    ctx = g.GateContext((world, dinosaur, memento), ())
+    text = (
+        "Jurassic World is a sci-fi adventure in which a genetically engineered dinosaur escapes."
+    )
+    assert g.check(text, world, ctx) is None
+    # Another pick's one-word title the movie's own text never uses is still a mention.
+    assert g.check(text.replace("dinosaur", "memento"), world, ctx) == g.OTHER_TITLE
+
+
 def test_clean_keeps_whole_sentences_only() -> None:
     assert g.clean(" a heist epic. Then the", finished=False) == "A heist epic."
     assert g.clean(" a heist epic that never", finished=False) == ""
