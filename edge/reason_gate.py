@@ -239,6 +239,13 @@ def _title_keys(m: Movie) -> set[str]:
     return {k for k in keys if len(k) >= 6 or " " in k}
 
 
+def _capitalised(m: Movie, text: str) -> bool:
+    """`m`'s title appears in `text` with its own capitals: "About Time" the film, not "about
+    time travel" (a title of ordinary words is only a title when written as one)."""
+    words = [w for w in re.findall(r"\w+", _main_title(m)) if w[:1].isupper()]
+    return all(re.search(rf"\b{re.escape(w)}\b", text) for w in words)
+
+
 def _genre_names(m: Movie) -> set[str]:
     return {g.lower() for g in m.genres}
 
@@ -298,7 +305,7 @@ def check(reason: str, movie: Movie, ctx: GateContext, earlier: Sequence[str] = 
         if any(
             f" {k} " in padded and not any(k in o for o in own) and (" " in k or k not in own_words)
             for k in _title_keys(other)
-        ):
+        ) and _capitalised(other, reason):
             return OTHER_TITLE
     if _FIRST_PERSON.search(body):
         return FIRST_PERSON

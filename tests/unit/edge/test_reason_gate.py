@@ -209,7 +209,17 @@ def test_a_one_word_title_in_the_movies_own_plot_is_a_word_not_a_mention() -> No
     )
     assert g.check(text, world, ctx) is None
     # Another pick's one-word title the movie's own text never uses is still a mention.
-    assert g.check(text.replace("dinosaur", "memento"), world, ctx) == g.OTHER_TITLE
+    assert g.check(text.replace("dinosaur", "Memento"), world, ctx) == g.OTHER_TITLE
+
+
+def test_a_title_of_ordinary_words_is_a_mention_only_with_its_capitals() -> None:
+    primer = Movie(id=23, title="Primer", year=2004, genres=("Sci-Fi",), keywords=("time travel",))
+    about_time = Movie(id=24, title="About Time", year=2013, genres=("Drama", "Romance"))
+    ctx = g.GateContext((primer, about_time), ())
+    assert g.check("Primer is a mind-bending sci-fi film about time travel.", primer, ctx) is None
+    assert g.check("Primer is a sci-fi film like About Time, on time travel.", primer, ctx) == (
+        g.OTHER_TITLE
+    )
 
 
 def test_clean_keeps_whole_sentences_only() -> None:
