@@ -113,7 +113,7 @@ def word_groups(phrase: str) -> list[set[str]]:
         if len(word) < 3 or word in VAGUE:
             continue
         forms = {word}
-        for suffix in ("s", "es", "y", "ly", "ing"):
+        for suffix in ("s", "es", "y", "ly", "ing", "ful"):
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 forms.add(word[: -len(suffix)])
         for related in RELATED_WORDS.get(word, ()):

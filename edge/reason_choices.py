@@ -388,7 +388,8 @@ def reason_choices(
     ends with a period. `people`: the catalog's names, lower case (Snapshot.people). `focus`
     narrows the choice to the sentences that answer the request, where the catalog has any: a
     descriptor the mood asks for ("tense"), a genre it names, a topic it or the liked movies
-    share; and none that sells the movie on what the mood excludes."""
+    share, a director or actor it names; and none that sells the movie on what the mood
+    excludes."""
     banned = {w.lower() for w in forbidden_words(m)}
     found = ["", *descriptors(m)]
     asked = descriptors(m, focus.wanted) if focus.wanted else []
@@ -419,6 +420,13 @@ def reason_choices(
         for c in dict.fromkeys(out)
         if len(c) <= MAX_CHARS and MIN_WORDS <= title_words + len(c.split()) <= MAX_WORDS
     ]
+    # A person the mood names ("Hitchcock suspense", "something with Tom Hanks"): say them.
+    people_named = [
+        name
+        for name in (*(n.strip() for n in (m.director or "").split(",")), *m.cast)
+        if name and name.split()[-1].lower() in focus.wanted
+    ]
+    fitting = [c for c in fitting if any(n in c for n in people_named)] or fitting
     return [c for c in fitting if not mood.word_forms(c) & focus.avoid] or fitting
 
 

@@ -9,7 +9,7 @@ from tokenizers import Tokenizer
 
 from edge import reason_gate as g
 from edge.index_store import catalog_people, catalog_vocabulary
-from edge.mood import parse_mood
+from edge.mood import parse_mood, word_forms
 from edge.prompt import choice_opening
 from edge.reason_choices import (
     NO_FOCUS,
@@ -199,6 +199,12 @@ def test_a_mood_narrows_the_choice_to_the_sentences_that_answer_it() -> None:
     calm = reason_choices(FARGO, focus=about("tense, nothing gory"))
     assert calm and not [c for c in calm if "bloody" in c]
     assert [c for c in reason_choices(FARGO, focus=about("tense")) if "bloody" in c]
+    # A director or actor the mood names is in every sentence.
+    assert all("Joel Coen" in c for c in reason_choices(FARGO, focus=about("Coen noir")))
+    macy = reason_choices(FARGO, focus=about("something with William H. Macy"))
+    assert macy and all("William H. Macy" in c for c in macy)
+    # "suspense" asks for what "suspenseful" says.
+    assert "suspense" in about("suspense").wanted and "suspense" in word_forms("suspenseful")
     # A mood the catalog cannot answer leaves the choice as it was.
     assert reason_choices(FARGO, focus=about("something for a Friday night")) == everything
     assert reason_choices(BARE, focus=about("tense, no gore")) == reason_choices(BARE)
