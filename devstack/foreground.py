@@ -61,12 +61,18 @@ def demo_servers(
 
 @contextmanager
 def stop_signals_raise() -> Iterator[None]:
-    """Within the block SIGTERM and SIGHUP raise `Stopped` (as Ctrl-C raises KeyboardInterrupt)."""
+    """Within the block SIGTERM and SIGHUP raise `Stopped`, and SIGINT KeyboardInterrupt.
+
+    SIGINT is set explicitly: a program started in the background by a shell without job
+    control (`cmd &` in a script, some CI runners) inherits SIGINT as ignored, and Python keeps
+    it so; Ctrl-C or `kill -INT` would then leave the servers running.
+    """
 
     def raise_stopped(signum: int, _frame: FrameType | None) -> None:
         raise Stopped(signum)
 
     previous = {s: signal.signal(s, raise_stopped) for s in STOP_SIGNALS}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:

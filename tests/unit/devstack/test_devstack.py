@@ -176,13 +176,22 @@ FOREGROUND = textwrap.dedent(
 )
 
 
-def start_foreground(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], list[int]]:
+def start_foreground(
+    tmp_path: Path, *extra: str, sigint_ignored: bool = False
+) -> tuple[subprocess.Popen[str], list[int]]:
+    """The runner in a child process; `sigint_ignored` starts it as a shell without job control
+    starts a background job (`cmd &`): with SIGINT inherited as ignored."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     proc = subprocess.Popen(
         [sys.executable, "-c", FOREGROUND, str(tmp_path), *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=ignore_sigint if sigint_ignored else None,  # noqa: PLW1509 (no threads here)
     )
     assert proc.stdout is not None
     seen = []
@@ -193,11 +202,20 @@ def start_foreground(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str]
     raise AssertionError(f"the foreground runner never got ready:\n{''.join(seen)}")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("signum", "sigint_ignored"),
+    [
+        (signal.SIGTERM, False),
+        (signal.SIGHUP, False),
+        (signal.SIGINT, False),
+        # Started in the background by a script or a CI runner: Ctrl-C must still stop it.
+        (signal.SIGINT, True),
+    ],
+)
 def test_foreground_runner_stops_every_server_on_a_stop_signal(
-    tmp_path: Path, signum: signal.Signals
+    tmp_path: Path, signum: signal.Signals, sigint_ignored: bool
 ) -> None:
-    proc, pids = start_foreground(tmp_path)
+    proc, pids = start_foreground(tmp_path, sigint_ignored=sigint_ignored)
     try:
         assert len(pids) == 2 and not any(gone(p, timeout=0.2) for p in pids)
         proc.send_signal(signum)
