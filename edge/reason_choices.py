@@ -74,9 +74,9 @@ MODIFIERS = {
 _SPECIFICITY = {
     g: i
     for i, g in enumerate(
-        ("Documentary", "Animation", "Musical", "Western", "War", "Film-Noir", "Sci-Fi", "Science Fiction",
-         "Horror", "Fantasy", "Crime", "Mystery", "Thriller", "History", "Romance",
-         "Adventure", "Action", "Children", "Family", "Comedy", "Drama")
+        ("Documentary", "Animation", "Musical", "Western", "War", "Film-Noir", "Sci-Fi",
+         "Science Fiction", "Horror", "Fantasy", "Crime", "Mystery", "Thriller", "History",
+         "Romance", "Adventure", "Action", "Children", "Family", "Comedy", "Drama")
     )
 }  # fmt: skip
 # Genres from here on are broad: alone they make "comedy-drama" the best name for a film.
@@ -211,8 +211,8 @@ def genre_phrases(m: Movie) -> list[str]:
 
 def descriptors(m: Movie, wanted: frozenset[str] = frozenset()) -> list[str]:
     """Words that may go before the genre: tone keywords, what its genres promise, acclaim.
-    With `wanted` (the word forms a mood asks for), only those that answer it, however many the movie
-    has ("tense" for a thriller that is also darkly funny, quirky and acclaimed)."""
+    With `wanted` (the word forms a mood asks for), only those that answer it, however many
+    the movie has ("tense" for a thriller that is also darkly funny, quirky and acclaimed)."""
     tones = [TONE_WORDS[k.lower()] for k in m.keywords if k.lower() in TONE_WORDS]
     promised = [w for g in m.genres for w in GENRE_WORDS.get(g, ())]
     rated = []
@@ -427,6 +427,8 @@ def reason_choices(
         if name and name.split()[-1].lower() in focus.wanted
     ]
     fitting = [c for c in fitting if any(n in c for n in people_named)] or fitting
+    if not focus.avoid:
+        return fitting
     return [c for c in fitting if not mood.word_forms(c) & focus.avoid] or fitting
 
 
