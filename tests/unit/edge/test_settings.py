@@ -98,6 +98,9 @@ def test_settings_from_env() -> None:
         ("BREAKER_FAILURES", "0", "MOVIEMIND_EDGE_BREAKER_FAILURES"),
         ("RANK_MMR_LAMBDA", "1.5", "RANK_MMR_LAMBDA"),
         ("RANK_OVERSAMPLE", "2.5", "RANK_OVERSAMPLE"),
+        ("RANK_HUB_DISCOUNT", "-1", "RANK_HUB_DISCOUNT"),
+        ("RANK_THIN_DISCOUNT", "1", "RANK_THIN_DISCOUNT"),
+        ("RANK_W_KEYWORDS", "lots", "RANK_W_KEYWORDS"),
         ("QUERY_VARIANT", "int4", "QUERY_VARIANT"),
     ],
 )
