@@ -293,7 +293,7 @@ class Recommender:
         mood = parse_mood(query, snap.priors.genre_bit)
         qvec = snap.embedder.embed_one(mood.wanted) if mood.wanted else None
         negative = snap.embedder.embed_one(", ".join(mood.excluded)) if mood.excluded else None
-        avoid = snap.priors.rows_described_as(set().union(*(word_forms(p) for p in mood.excluded)))
+        avoid = snap.priors.rows_described_as(word_forms(" ".join(mood.excluded)))
         asked = snap.priors.keyword_share(word_groups(mood.wanted))
         t1 = time.perf_counter()
         filters = req.filters

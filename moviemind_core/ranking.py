@@ -5,12 +5,15 @@ docs/benchmarks/eval.md are the edge's own ranking. Everything is vectorised ove
 no per-candidate Python on the request path.
 
 score(c) = w_collab  * x / (x + 1)               (x: mean neighbour weight the liked movies give c,
-                                                   in units of a typical best-neighbour weight)
-         + w_similarity * cos(profile, c)         (the liked movies' centroid)
-         + w_mood * cos(mood, c)                  (what the person asked for in words)
+                                                   in units of a typical best-neighbour weight,
+                                                   divided by c's hubness ** hub_discount)
+         + w_similarity * cos(profile, c) * t     (the liked movies' centroid)
+         + w_mood * cos(mood, c) * t              (what the person asked for in words)
+         + w_keywords * share of the mood's words c's keywords or genres name
          - w_negative * (cos(negative, c) above the candidates' median, plus 1 when the
                         catalog's keywords name what the mood excludes: "nothing too dark")
          + w_quality * bayesian rating (0..1) + w_popularity * log votes (0..1)
+(t: 1, or 1 - thin_discount for a movie the catalog describes by its genres alone)
 """
 
 from __future__ import annotations
