@@ -1,5 +1,7 @@
-"""Word knowledge as data: genre names and phrases, tone words, negation cues, film talk and
-related terms, read from versioned data files (data/<version>/*.toml) through one normaliser.
+"""Word knowledge as data, read from versioned files through one normaliser.
+
+Genre names and phrases, tone words, negation cues, film talk and related terms live in
+data/<version>/*.toml; every module that decides words reads them here.
 
     from moviemind_core.lexicon import canonical_genre, lexicon
     canonical_genre("Science Fiction")        # "Sci-Fi": the id the index stores
@@ -12,6 +14,7 @@ another model's habits are a data change.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 from moviemind_core.lexicon.lexicon import Lexicon, genre_key
@@ -46,6 +49,6 @@ def canonical_genre(name: str) -> str:
     return lexicon().canonical_genre(name)
 
 
-def canonical_genres(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def canonical_genres(names: Iterable[str]) -> tuple[str, ...]:
     """`names` as canonical ids, in order, each once, without "(no genres listed)"."""
     return lexicon().canonical_genres(names)
