@@ -149,6 +149,11 @@ def test_the_index_stores_canonical_genres(tmp_path: Path) -> None:
     assert stored == {1: ("Sci-Fi", "Drama"), 2: ("Children", "Comedy"), 3: ()}
 
 
+def test_the_sample_index_holds_canonical_genre_ids_only(sample_index: Path) -> None:
+    genres = {g for m in Bundle.load(sample_index, verify=False).movies for g in m.genres}
+    assert genres and {g for g in genres if canonical_genre(g) != g} == set()
+
+
 # Module-level collections with more string literals than this are word tables...
 HANDFUL = 5
 # ... unless they are one of these, which hold names of code, not words (file, variable).
