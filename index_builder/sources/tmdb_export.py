@@ -1,7 +1,8 @@
-"""TMDB-format exports (CSV or JSON Lines) -> `Movie` records.
+"""TMDB-format exports (CSV or JSON Lines) -> `Movie` records, and TMDB's daily ID export.
 
 Also home of the one mapping from TMDB's `/movie/{id}` details shape to `Movie`, which the API
-source reuses, so a movie looks the same whichever way it was obtained.
+source reuses, so a movie looks the same whichever way it was obtained. The daily ID export
+(`movie_ids_MM_DD_YYYY.json.gz`) holds no movie data, only ids to fetch: `read_id_export`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import ast
 import csv
 import gzip
+import heapq
 import io
 import json
 import math
@@ -17,10 +19,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from index_builder.sources import SourceStats
 from moviemind_core.catalog import Movie
 
-__all__ = ["RowError", "iter_tmdb_export", "movie_from_tmdb", "TMDB_GENRES"]
+__all__ = [
+    "ExportedId",
+    "IdExport",
+    "RowError",
+    "TMDB_GENRES",
+    "is_id_export",
+    "iter_tmdb_export",
+    "movie_from_tmdb",
+    "read_id_export",
+]
 
 # TMDB's fixed movie genre list (GET /genre/movie/list): lets rows that carry only `genre_ids`
 # (discover results, some exports) still get genre names without another request.
@@ -47,6 +60,9 @@ TMDB_GENRES: dict[int, str] = {
 }
 
 _CAST_LIMIT = 3
+_ALT_TITLE_LIMIT = 30
+_IMDB_ID = re.compile(r"^(?:tt)?(\d{7,10})$")
+_POSTER_PATH = re.compile(r"^/[\w.-]+\.(?:jpe?g|png|webp|svg)$", re.IGNORECASE)
 _YEAR = re.compile(r"^\s*(\d{4})(?:\D|$)")
 # Month/day/two-digit-year dates, as in the widely copied "tmdb-movies.csv" (6/9/15).
 _US_DATE = re.compile(r"^\s*\d{1,2}/\d{1,2}/(\d{2}|\d{4})\s*$")
@@ -228,12 +244,15 @@ def movie_from_tmdb(record: Mapping[str, Any]) -> Movie:
     overview = record.get("overview")
     credits = record.get("credits")
     source_ids: dict[str, int | str] = {"tmdb": ident}
-    imdb_id = record.get("imdb_id")
-    if isinstance(imdb_id, str) and imdb_id.strip():
-        source_ids["imdb"] = imdb_id.strip()
+    imdb_id = _imdb_id(record)
+    if imdb_id is not None:
+        source_ids["imdb"] = imdb_id
+    title = " ".join(title.split())
+    original = record.get("original_title")
+    original = " ".join(original.split()) if isinstance(original, str) else ""
     return Movie(
         id=ident,
-        title=" ".join(title.split()),
+        title=title,
         year=_parse_year(record.get("release_date"), record.get("release_year")),
         genres=_dedupe(_names(genres, "genres")),
         overview=overview.strip() if isinstance(overview, str) else "",
@@ -246,7 +265,50 @@ def movie_from_tmdb(record: Mapping[str, Any]) -> Movie:
         vote_average=_parse_float(record.get("vote_average"), "vote_average", 0.0, 10.0),
         vote_count=_parse_count(record.get("vote_count"), "vote_count"),
         source_ids=source_ids,
+        original_title=original or None,
+        alt_titles=_alt_titles(record.get("alternative_titles"), {title, original}),
+        poster_path=_poster_path(record.get("poster_path")),
+        tmdb_id=ident,
+        imdb_id=imdb_id,
     )
+
+
+def _imdb_id(record: Mapping[str, Any]) -> str | None:
+    """`imdb_id` of the details, else of appended `external_ids`; TMDB sends null or "" when it
+    has none, and exports sometimes carry the bare number ("0133093")."""
+    external = record.get("external_ids")
+    for value in (
+        record.get("imdb_id"),
+        external.get("imdb_id") if isinstance(external, dict) else None,
+    ):
+        if isinstance(value, str) and (m := _IMDB_ID.match(value.strip())):
+            return f"tt{m.group(1)}"
+    return None
+
+
+def _poster_path(value: Any) -> str | None:
+    # A path under TMDB's image base ("/abc.jpg"); null, "" or anything else means no poster.
+    if isinstance(value, str) and _POSTER_PATH.match(value.strip()):
+        return value.strip()
+    return None
+
+
+def _alt_titles(value: Any, known: set[str]) -> tuple[str, ...]:
+    """Titles from appended `alternative_titles` ({"titles": [{iso_3166_1, title, type}]}),
+    without the title and original title and repeats, in TMDB's order, at most a few dozen
+    (a famous film has over a hundred, mostly transliterations nobody types)."""
+    value = _structured(value)
+    titles = value.get("titles") if isinstance(value, dict) else value
+    if not isinstance(titles, list):
+        return ()
+    out: dict[str, None] = {}
+    for item in titles:
+        text = item.get("title") if isinstance(item, dict) else item
+        if isinstance(text, str):
+            text = " ".join(text.split())
+            if text and text not in known:
+                out.setdefault(text, None)
+    return tuple(out)[:_ALT_TITLE_LIMIT]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,3 +423,111 @@ def iter_tmdb_export(path: Path, stats: SourceStats) -> Iterator[Movie]:
         seen.add(movie.id)
         stats.yielded += 1
         yield movie
+
+
+# ---------------------------------------------------------------------------------------------
+# TMDB's daily ID export: one JSON object per line, {"adult", "id", "original_title",
+# "popularity", "video"}, about a million movies, published daily at files.tmdb.org/p/exports.
+
+_ID_EXPORT_NAME = re.compile(r"^movie_ids_\d{2}_\d{2}_\d{4}\.json(\.gz)?$")
+_ID_EXPORT_KEYS = frozenset({"adult", "id", "original_title", "popularity", "video"})
+
+
+class ExportedId(msgspec.Struct, frozen=True):
+    """One usable row of the daily ID export: what to fetch, and how popular it is today."""
+
+    id: int
+    popularity: float = 0.0
+    original_title: str | None = None
+
+
+class _IdRow(msgspec.Struct):
+    id: int
+    popularity: float | None = None
+    original_title: str | None = None
+    adult: bool | None = None
+    video: bool | None = None
+
+
+class IdExport(msgspec.Struct, kw_only=True):
+    """The ids chosen from a daily ID export (most popular first) and what was left out."""
+
+    ids: list[ExportedId]
+    rows: int = 0
+    adult: int = 0
+    video: int = 0
+    bad: int = 0
+    # Usable rows beyond the requested limit (not fetched, not errors).
+    over_limit: int = 0
+
+    def summary(self) -> str:
+        """One line for the build log."""
+        return (
+            f"daily ID export: {self.rows:,} rows; left out {self.adult:,} adult, "
+            f"{self.video:,} video, {self.bad:,} malformed, {self.over_limit:,} beyond --limit; "
+            f"{len(self.ids):,} ids to fetch"
+        )
+
+
+def is_id_export(path: Path) -> bool:
+    """True for TMDB's daily ID export: its file name, or a first record with only its keys."""
+    path = Path(path)
+    if _ID_EXPORT_NAME.match(path.name):
+        return True
+    if _format_of(path) != "jsonl":
+        return False
+    with _open_text(path) as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    first = json.loads(line)
+                except json.JSONDecodeError:
+                    return False
+                return isinstance(first, dict) and "id" in first and first.keys() <= _ID_EXPORT_KEYS
+    return False
+
+
+def read_id_export(path: Path, limit: int = 0) -> IdExport:
+    """The ids of a daily ID export to fetch through the API, most popular first.
+
+    Adult and video rows are left out (the catalog never shows them), as are malformed lines and
+    repeated ids; `limit` > 0 keeps the `limit` most popular, choosing in one pass with memory
+    for `limit` rows, so a million-line export costs seconds, not gigabytes.
+    """
+    decoder = msgspec.json.Decoder(_IdRow)
+    report = IdExport(ids=[])
+    seen: set[int] = set()
+
+    def usable() -> Iterator[tuple[float, int, ExportedId]]:
+        with _open_text(Path(path)) as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                report.rows += 1
+                try:
+                    row = decoder.decode(line)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    report.bad += 1
+                    continue
+                if row.adult:
+                    report.adult += 1
+                elif row.video:
+                    report.video += 1
+                elif row.id <= 0 or row.id in seen:
+                    report.bad += 1
+                else:
+                    seen.add(row.id)
+                    pop = (
+                        row.popularity if row.popularity and math.isfinite(row.popularity) else 0.0
+                    )
+                    # Ties go to the lower (older, usually better known) id.
+                    yield pop, -row.id, ExportedId(row.id, pop, row.original_title)
+
+    rows = (
+        heapq.nlargest(limit, usable(), key=lambda r: r[:2])
+        if limit > 0
+        else sorted(usable(), key=lambda r: r[:2], reverse=True)
+    )
+    report.ids = [r[2] for r in rows]
+    report.over_limit = len(seen) - len(report.ids)
+    return report
