@@ -65,7 +65,8 @@ def _movies(args: argparse.Namespace, stats: SourceStats, ratings: Ratings | Non
 
         movies = list(iter_movielens(stats, ratings=ratings))
     elif args.source == "tmdb-export":
-        from index_builder.sources.tmdb_export import is_id_export, iter_tmdb_export
+        from index_builder.sources.tmdb_export import iter_tmdb_export
+        from index_builder.sources.tmdb_id_export import is_id_export
 
         if not args.input:
             raise SystemExit("error: --source tmdb-export needs --input FILE (.csv or .jsonl)")
@@ -104,7 +105,7 @@ def _movies(args: argparse.Namespace, stats: SourceStats, ratings: Ratings | Non
 def _tmdb_id_export(args: argparse.Namespace, stats: SourceStats) -> list:
     """TMDB's daily ID export: the (--limit most popular) ids, fetched through the API."""
     from index_builder.sources.tmdb_api import TmdbReport, TmdbSettings, iter_tmdb_ids
-    from index_builder.sources.tmdb_export import read_id_export
+    from index_builder.sources.tmdb_id_export import read_id_export
 
     try:
         settings = TmdbSettings.from_env()
@@ -149,7 +150,8 @@ class _Progress:
         self.label = label
         self.report = report
         self.started = time.monotonic()
-        self.shown = 0.0
+        # The first line after 2 s, when the rate means something.
+        self.shown = self.started
         self.done = self.total = 0
 
     def __call__(self, done: int, total: int) -> None:

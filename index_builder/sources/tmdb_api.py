@@ -16,7 +16,7 @@ state and its resume rules; split, each part would need the others' internals.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,8 @@ from index_builder.sources.tmdb_client import (
     TmdbSettingsError,
     TmdbUnavailableError,
 )
-from index_builder.sources.tmdb_export import ExportedId, RowError, movie_from_tmdb
+from index_builder.sources.tmdb_export import RowError, movie_from_tmdb
+from index_builder.sources.tmdb_id_export import ExportedId
 from moviemind_core.catalog import Movie
 
 __all__ = [
@@ -527,7 +528,7 @@ def _discover_page(
 
 def iter_tmdb_ids(
     settings: TmdbSettings,
-    ids: Sequence[ExportedId] | Iterable[ExportedId],
+    ids: Iterable[ExportedId],
     checkpoint: Path,
     stats: SourceStats,
     progress: Callable[[int, int], None] | None = None,

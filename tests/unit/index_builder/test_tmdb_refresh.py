@@ -15,7 +15,7 @@ from index_builder.__main__ import _movies
 from index_builder.sources import SourceStats, tmdb_api
 from index_builder.sources.tmdb_api import TmdbReport, iter_tmdb_api, iter_tmdb_ids
 from index_builder.sources.tmdb_client import TmdbSettings
-from index_builder.sources.tmdb_export import ExportedId, is_id_export, read_id_export
+from index_builder.sources.tmdb_id_export import ExportedId, is_id_export, read_id_export
 from moviemind_core.catalog import Movie
 
 try:

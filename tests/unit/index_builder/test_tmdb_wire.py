@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -227,3 +228,24 @@ def test_requests_are_paced(tmp_path: Path, sleeps: list[float]) -> None:
         took = time.monotonic() - started
     # 10 requests at most 40/s: at least 9 intervals of 25 ms.
     assert len(movies) == 9 and took >= 9 / 40 * 0.95 and sleeps
+
+
+def test_the_fake_changes_endpoint_speaks_tmdbs_rules() -> None:
+    today = datetime.now(UTC).date()
+    with FakeTmdb([make_movie(0)]) as fake:
+        fake.change(1000, today - timedelta(days=3))
+        fake.change(1000, today)
+        fake.change(77, today)
+
+        def changes(**params: object) -> httpx.Response:
+            return httpx.get(f"{fake.url}/movie/changes", params={"api_key": API_KEY, **params})
+
+        default = changes().json()  # the last day
+        assert default["results"] == [{"id": 77, "adult": False}, {"id": 1000, "adult": False}]
+        assert (default["page"], default["total_pages"], default["total_results"]) == (1, 1, 2)
+        span = changes(start_date=str(today - timedelta(days=14)), end_date=str(today))
+        too_long = changes(start_date=str(today - timedelta(days=15)), end_date=str(today))
+        backwards = changes(start_date=str(today), end_date=str(today - timedelta(days=1)))
+    assert span.status_code == 200 and span.json()["total_results"] == 2
+    assert too_long.status_code == 400 and "14 days" in too_long.json()["status_message"]
+    assert backwards.status_code == 400
