@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from index_builder.__main__ import _movies
-from index_builder.sources import SourceStats, tmdb_api
+from index_builder.sources import SourceStats, tmdb_api, tmdb_id_export
 from index_builder.sources.tmdb_api import TmdbReport, iter_tmdb_api, iter_tmdb_ids
 from index_builder.sources.tmdb_client import TmdbSettings
 from index_builder.sources.tmdb_id_export import ExportedId, is_id_export, read_id_export
@@ -193,6 +193,16 @@ def test_id_export_is_detected_and_read_most_popular_first(tmp_path: Path) -> No
     top = read_id_export(path, limit=2)
     assert top.ids == [ExportedId(1000, 40.0, "T1000"), ExportedId(1004, 40.0, "T1004")]
     assert top.over_limit == 2 and "2 ids to fetch" in top.summary()
+
+
+def test_id_export_lines_split_across_read_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [export_row(2000 + i, float(i % 7)) for i in range(50)]
+    path = write_export(tmp_path / "movie_ids_01_02_2027.json.gz", rows)
+    whole = read_id_export(path)
+    monkeypatch.setattr(tmdb_id_export, "_BLOCK", 13)  # every line crosses a block edge
+    assert read_id_export(path) == whole and whole.rows == 50 and len(whole.ids) == 50
 
 
 def test_id_list_fetches_new_ids_only_and_takes_todays_popularity(tmp_path: Path) -> None:
