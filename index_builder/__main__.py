@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -16,6 +17,9 @@ from index_builder.documents import TEMPLATE_VERSION
 from index_builder.interactions import Ratings
 from index_builder.sources import SourceStats
 from moviemind_core.bundle import BundleError
+
+if TYPE_CHECKING:  # httpx (the build extra) only when a TMDB source runs
+    from index_builder.sources.tmdb_api import TmdbReport
 
 CollabDefaults = CollabSettings()
 
@@ -146,7 +150,7 @@ def _tmdb_id_export(args: argparse.Namespace, stats: SourceStats) -> list:
 class _Progress:
     """A TMDB run's progress on stderr (at most every 2 s) and its summary line at the end."""
 
-    def __init__(self, label: str, report: object) -> None:
+    def __init__(self, label: str, report: TmdbReport) -> None:
         self.label = label
         self.report = report
         self.started = time.monotonic()
@@ -170,7 +174,7 @@ class _Progress:
     def end(self) -> None:
         """Print the summary: what was listed, fetched, replayed, changed; requests made."""
         took = time.monotonic() - self.started
-        print(f"  {self.report.summary()} in {took:,.1f} s")  # type: ignore[attr-defined]
+        print(f"  {self.report.summary()} in {took:,.1f} s")
 
 
 def _collab_settings(args: argparse.Namespace) -> CollabSettings:
