@@ -45,8 +45,10 @@ def rec(source: str) -> dict:
 
 
 def test_the_demo_check_wants_model_reasons() -> None:
-    assert check_answer({"recommendations": [rec("model"), rec("catalog"), rec("model")]}) == 2
+    assert check_answer({"recommendations": [rec("model"), rec("catalog")]}) == 1
     with pytest.raises(DemoCheckFailed, match="no reason came from the model"):
-        check_answer({"recommendations": [rec("catalog")] * 3})
+        check_answer({"recommendations": [rec("catalog")] * 2})
     with pytest.raises(DemoCheckFailed, match="undegraded"):
-        check_answer({"recommendations": [rec("model")] * 3, "degraded": True})
+        check_answer({"recommendations": [rec("model")] * 2, "degraded": True})
+    with pytest.raises(DemoCheckFailed, match="expected 2"):
+        check_answer({"recommendations": [rec("model")]})
