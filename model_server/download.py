@@ -73,13 +73,16 @@ class Source(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def fetch(
-    source: Source,
+    source: Source | str,
     sha256: str,
     cache_dir: Path,
     progress: Progress | None = None,
     attempts: int = 10,
 ) -> Path:
-    """`cache_dir/downloads/<sha256>.gguf`, downloaded (or resumed) and verified if not there."""
+    """`cache_dir/downloads/<sha256>.gguf`, downloaded (or resumed) and verified if not there.
+    `source` may be a plain URL."""
+    if isinstance(source, str):
+        source = Source(url=source, display=source)
     progress = progress or Progress()
     folder = cache_dir / "downloads"
     dest = folder / f"{sha256}.gguf"
