@@ -362,3 +362,14 @@ def test_a_bad_object_storage_setting_stops_the_server_with_one_line(tmp_path: P
         done.stderr.strip().splitlines() == [done.stderr.strip().splitlines()[-1]]
         and "MOVIEMIND_MODEL_S3_ENDPOINT" in done.stderr
     )
+
+
+def test_docker_health_check_is_liveness_with_a_short_start_period() -> None:
+    """The download runs behind an open port, so the image's health check needs no grace period
+    sized for a multi-GB download (it was 600 s, and a restart began the file again)."""
+    text = (Path(__file__).resolve().parents[3] / "model_server" / "Dockerfile").read_text()
+    check = re.search(r"^HEALTHCHECK (.*?)\n(?!\s)", text.replace("\\\n", " "), re.M | re.S)
+    assert check, "model_server/Dockerfile has a HEALTHCHECK"
+    assert "/healthz" in check[1] and "/readyz" not in check[1]
+    start = re.search(r"--start-period=(\d+)s", check[1])
+    assert start and int(start[1]) <= 120
