@@ -328,6 +328,7 @@ class _Download:
                         url=self.source.url, etag=etag or self.info.etag, size=total
                     )
                     self._save_info()
+                    self._check_space(total - offset)
                     return total
             else:
                 log.warning(
@@ -347,10 +348,10 @@ class _Download:
             )
             self._restart()
         total = int(length) if length and length.isdigit() else None
-        self.info = PartInfo(url=self.source.url, etag=etag, size=total or 0)
-        self._save_info()
         if total:
             self._check_space(total)
+        self.info = PartInfo(url=self.source.url, etag=etag, size=total or 0)
+        self._save_info()
         log.info(
             "downloading %s (%s) into %s",
             self.source.display,
@@ -359,12 +360,13 @@ class _Download:
         )
         return total
 
-    def _check_space(self, total: int) -> None:
+    def _check_space(self, needed: int) -> None:
+        """Fail at once, not hours later, when the rest of the file cannot fit."""
         free = shutil.disk_usage(self.part.parent).free
-        if free < total:
+        if free < needed:
             raise DownloadError(
                 f"not enough disk space in {self.part.parent} for the model: "
-                f"{total // MB} MB needed, {free // MB} MB free"
+                f"{needed // MB} MB more needed, {free // MB} MB free"
             )
 
     def _stream(self, resp: IO[bytes], total: int | None) -> None:

@@ -373,3 +373,22 @@ def test_docker_health_check_is_liveness_with_a_short_start_period() -> None:
     assert "/healthz" in check[1] and "/readyz" not in check[1]
     start = re.search(r"--start-period=(\d+)s", check[1])
     assert start and int(start[1]) <= 120
+
+
+def test_a_model_that_cannot_fit_on_disk_fails_before_downloading(
+    s3: S3Server, proxy: FaultyProxy, tmp_path: Path
+) -> None:
+    import shutil
+
+    bucket = s3.create_bucket()
+    model = gguf_like(tmp_path / "m.gguf")
+    put(s3, bucket, "m.gguf", model.read_bytes(), sha(model))
+    cache = tmp_path / "cache"
+    settings = settings_for(proxy.endpoint, f"s3://{bucket}/m.gguf", sha(model), cache)
+    full = shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000)  # type: ignore[attr-defined]
+    with (
+        mock.patch("model_server.download.shutil.disk_usage", return_value=full),
+        pytest.raises(DownloadError, match="not enough disk space.*3 MB more needed, 0 MB free"),
+    ):
+        fetch(download_source(settings), sha(model), cache)
+    assert downloads(cache) == []
