@@ -278,6 +278,7 @@ class _Download:
         try:
             resp = urllib.request.urlopen(self._request(offset), timeout=TIMEOUT_S)
         except urllib.error.HTTPError as exc:
+            code = _s3_error_code(exc)
             exc.close()
             if exc.code == 416 and offset:
                 log.warning("server refused the range from byte %d; starting over", offset)
@@ -285,7 +286,7 @@ class _Download:
                 raise _Transient("range not satisfiable") from None
             if exc.code in TRANSIENT_STATUS:
                 raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
-            message = _http_error_message(self.source.display, exc.code, exc.reason)
+            message = _http_error_message(self.source.display, exc.code, exc.reason, code)
             raise DownloadError(message) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             raise _Transient(_reason(exc)) from None
@@ -439,7 +440,17 @@ def _reason(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _http_error_message(display: str, code: int, reason: str) -> str:
+def _s3_error_code(exc: urllib.error.HTTPError) -> str:
+    """`SignatureDoesNotMatch`, `AccessDenied`, ... from an S3 error body; "" otherwise."""
+    try:
+        body = exc.read(4096).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException):
+        return ""
+    match = re.search(r"<Code>([A-Za-z0-9]{1,64})</Code>", body)
+    return match[1] if match else ""
+
+
+def _http_error_message(display: str, code: int, reason: str, s3_code: str = "") -> str:
     hint = {
         401: "the key was refused: check MOVIEMIND_MODEL_S3_ACCESS_KEY and _SECRET_KEY",
         403: "access denied: check the key's bucket permission (MOVIEMIND_MODEL_S3_ACCESS_KEY, "
@@ -447,6 +458,5 @@ def _http_error_message(display: str, code: int, reason: str) -> str:
         404: "no such object: upload it with `python -m model_server weights upload` "
         "or fix MOVIEMIND_MODEL_URL",
     }.get(code, "")
-    return f"cannot download the model from {display}: HTTP {code} {reason}" + (
-        f" ({hint})" if hint else ""
-    )
+    what = f"HTTP {code} {reason}" + (f" {s3_code}" if s3_code else "")
+    return f"cannot download the model from {display}: {what}" + (f" ({hint})" if hint else "")

@@ -289,6 +289,113 @@ def test_a_part_being_written_by_a_live_process_is_not_removed(tmp_path: Path) -
     assert list(folder.iterdir()) == []
 
 
+# ---- a server that checks signatures ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_checking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """moto with request authentication on: after the first three (IAM set-up) actions, every
+    S3 request must carry a valid SigV4 signature of a key moto's IAM knows.
+    Yields (endpoint, {"access": ..., "secret": ..., "bucket": ...})."""
+    import json
+
+    import boto3
+    from botocore.config import Config
+
+    from devstack.process import ServerProcess, child_env, free_port, python_module
+
+    port = free_port()
+    env = child_env(
+        {
+            "AWS_ACCESS_KEY_ID": "setup",
+            "AWS_SECRET_ACCESS_KEY": "setup",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "INITIAL_NO_AUTH_ACTION_COUNT": "3",
+        }
+    )
+    server = ServerProcess(
+        "moto-auth",
+        python_module("moto.server", "-H", "127.0.0.1", "-p", str(port)),
+        env,
+        port,
+        tmp_path_factory.mktemp("moto-auth"),
+        ready_path="/moto-api/data.json",  # not an AWS action, so not counted
+    ).start()
+    try:
+        server.wait_ready(60)
+        endpoint = f"http://127.0.0.1:{port}"
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="setup",
+            aws_secret_access_key="setup",
+        )
+        iam.create_user(UserName="operator")
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*"}]}
+        policy["Statement"][0]["Resource"] = "*"
+        iam.put_user_policy(UserName="operator", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="operator")["AccessKey"]
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        client.create_bucket(Bucket="mm-models")
+        client.put_object(
+            Bucket="mm-models",
+            Key="models/m.gguf",
+            Body=gguf_like(tmp_path_factory.mktemp("model") / "m.gguf").read_bytes(),
+        )
+        yield endpoint, {"access": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+    finally:
+        server.stop()
+
+
+def checked_settings(endpoint: str, cache: Path, access: str, secret: str):
+    env = {
+        "MOVIEMIND_MODEL_URL": "s3://mm-models/models/m.gguf",
+        "MOVIEMIND_MODEL_SHA256": sha(gguf_like(cache.parent / "expected.gguf")),
+        "MOVIEMIND_MODEL_S3_ENDPOINT": endpoint,
+        "MOVIEMIND_MODEL_CACHE_DIR": str(cache),
+    }
+    if access:
+        env |= {"MOVIEMIND_MODEL_S3_ACCESS_KEY": access, "MOVIEMIND_MODEL_S3_SECRET_KEY": secret}
+    return load_settings(env)
+
+
+def test_a_server_that_checks_signatures_accepts_them_also_for_a_resumed_range(
+    s3_checking: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    endpoint, key = s3_checking
+    with faulty_proxy(endpoint) as proxy:
+        settings = checked_settings(proxy.endpoint, tmp_path / "c", key["access"], key["secret"])
+        proxy.cut_after = [500_000]
+        with mock.patch("model_server.download.BACKOFF_MAX_S", 0.01):
+            got = fetch(download_source(settings), settings.sha256, tmp_path / "c", attempts=2)
+        assert sha(got) == settings.sha256
+        assert [(g.range, g.status) for g in proxy.gets()] == [(None, 200), ("bytes=500000-", 206)]
+
+
+@pytest.mark.parametrize(
+    ("secret", "fragment"),
+    [("wrong-secret", "HTTP 403 Forbidden SignatureDoesNotMatch (access denied"), ("", "HTTP 403")],
+)
+def test_a_wrong_or_missing_key_is_refused_with_a_hint(
+    s3_checking: tuple[str, dict[str, str]], tmp_path: Path, secret: str, fragment: str
+) -> None:
+    endpoint, key = s3_checking
+    settings = checked_settings(endpoint, tmp_path / "c", key["access"] if secret else "", secret)
+    with pytest.raises(DownloadError) as err:
+        fetch(download_source(settings), settings.sha256, tmp_path / "c")
+    assert fragment.lower() in str(err.value).lower()
+    assert "MOVIEMIND_MODEL_S3_ACCESS_KEY" in str(err.value)
+    assert downloads(tmp_path / "c") == []
+
+
 # ---- signing and settings -----------------------------------------------------------------------
 
 
