@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -93,6 +93,7 @@ class Started:
             )
 
     def log(self) -> str:
+        """Everything the server wrote so far."""
         return self.log_path.read_text(errors="replace")
 
     def get(self, path: str) -> httpx.Response | None:
@@ -102,7 +103,9 @@ class Started:
         except httpx.TransportError:
             return None
 
-    def wait_for(self, path: str, predicate, timeout: float = 120) -> httpx.Response:
+    def wait_for(
+        self, path: str, predicate: Callable[[httpx.Response], bool], timeout: float = 120
+    ) -> httpx.Response:
         """Poll path until predicate(response) holds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -115,6 +118,7 @@ class Started:
         raise AssertionError(f"{path} never matched in {timeout} s:\n{self.log()}")
 
     def stop(self) -> None:
+        """Terminate (then kill) the process if it still runs."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

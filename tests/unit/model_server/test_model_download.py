@@ -21,7 +21,7 @@ from model_server.download import DownloadError, fetch, remove_orphans
 from model_server.download_progress import Progress
 from model_server.model_source import download_source
 from model_server.s3_signing import S3Object, region_for, signed_headers
-from model_server.settings import SettingsError, load_settings
+from model_server.settings import Settings, SettingsError, load_settings
 from tests.support.faulty_proxy import FaultyProxy, faulty_proxy
 from tests.support.model_server_helpers import model_env, run_cli, write_vocab_gguf
 from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, start_s3_server
@@ -66,7 +66,7 @@ def upload_env(s3: S3Server) -> dict[str, str]:
     return env
 
 
-def settings_for(endpoint: str, url: str, digest: str, cache: Path, **extra: str):
+def settings_for(endpoint: str, url: str, digest: str, cache: Path, **extra: str) -> Settings:
     env = {
         "MOVIEMIND_MODEL_URL": url,
         "MOVIEMIND_MODEL_SHA256": digest,
@@ -183,7 +183,7 @@ def test_object_uploaded_for_another_sha256_fails_before_downloading(
     assert downloads(cache) == []
 
 
-def test_missing_object_and_denied_access_are_named(
+def test_a_missing_object_is_named_with_the_upload_command(
     s3: S3Server, proxy: FaultyProxy, tmp_path: Path
 ) -> None:
     bucket = s3.create_bucket()
@@ -355,7 +355,7 @@ def s3_checking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         server.stop()
 
 
-def checked_settings(endpoint: str, cache: Path, access: str, secret: str):
+def checked_settings(endpoint: str, cache: Path, access: str, secret: str) -> Settings:
     env = {
         "MOVIEMIND_MODEL_URL": "s3://mm-models/models/m.gguf",
         "MOVIEMIND_MODEL_SHA256": sha(gguf_like(cache.parent / "expected.gguf")),
