@@ -112,7 +112,7 @@ class Preparation:
             want,
             liked_ids=[m.id for m in liked],
             mood=mood_request(mood),
-            embed=snap.embedder.embed_one,
+            embed=snap.embedder.embed_one if query else None,
             filters=req.filters,
             exclude=seen,
         )

@@ -257,6 +257,10 @@ def _dense_ease(train: Ratings, bundle: Bundle, s: CollabSettings) -> np.ndarray
     return full
 
 
+# The single-signal methods measure one signal alone: without the coherence and popularity
+# calibration terms, which read the liked movies' genres, years and popularity.
+PLAIN = {"w_coherence": 0.0, "w_calibration": 0.0}
+
 # Weights tried on the validation users (w_collab is fixed at 1: only ratios matter).
 GRID = {
     "w_similarity": (0.0, 0.25, 0.5, 1.0, 2.0),
@@ -332,7 +336,7 @@ def run_eval(
     methods = Methods(bundle, train, collab, seed)
     learners: dict[str, MethodResult] = {}
     collab_only = RankingSettings(
-        w_collab=1.0, w_similarity=0.0, w_quality=0.0, w_popularity=0.0, hub_discount=0.0
+        w_collab=1.0, w_similarity=0.0, w_quality=0.0, w_popularity=0.0, hub_discount=0.0, **PLAIN
     )
     shipped = (bundle.neighbour_rows, bundle.neighbour_weights)
     for variant in collab_variants:
@@ -343,8 +347,10 @@ def run_eval(
         log(f"  learner {name}: collaborative-only HR@10 {r.hr10.mean:.4f} (validation)")
     bundle.neighbour_rows, bundle.neighbour_weights = shipped
     tuned, tried = tune(methods, val, log)
-    tuned_content, _ = tune(methods, val, log, CONTENT_GRID, {"w_collab": 0.0})
-    content = RankingSettings(w_collab=0.0, w_similarity=1.0, w_quality=0.0, w_popularity=0.0)
+    tuned_content, _ = tune(methods, val, log, CONTENT_GRID, {"w_collab": 0.0, **PLAIN})
+    content = RankingSettings(
+        w_collab=0.0, w_similarity=1.0, w_quality=0.0, w_popularity=0.0, **PLAIN
+    )
     default = RankingSettings()
     runs: dict[str, Method] = {
         "random": methods.random,
@@ -355,6 +361,9 @@ def run_eval(
         f"EASE reference (full matrix, lambda {collab.ease_lambda:g})": methods.ease_reference,
         "edge blend without the hub and thin-document discounts": methods.ranked(
             msgspec.structs.replace(default, hub_discount=0.0, thin_discount=0.0)
+        ),
+        "edge blend without coherence and popularity calibration (before issue 21)": (
+            methods.ranked(msgspec.structs.replace(default, **PLAIN))
         ),
         "edge blend (shipped defaults)": methods.ranked(default),
         "edge blend (tuned on validation)": methods.ranked(tuned),

@@ -68,16 +68,48 @@ def load_panel(path: Path = PANEL) -> list[PanelRequest]:
 
 def catalog_ids(bundle: Bundle, titles: Iterable[str]) -> set[int]:
     """Catalog ids of the titles; "Heat (1995)" matches that year only, "Heat" any year.
-    Titles the catalog does not hold match nothing."""
+    Titles compare by their lookup keys, without a leading article or "a.k.a." ("Se7en" is
+    "Seven (a.k.a. Se7en)", "The Intouchables" is "Intouchables"). Titles the catalog does not
+    hold match nothing."""
+    table = _keys_of(bundle)
     out: set[int] = set()
     for raw in titles:
         title, year = split_title_year(raw)
-        for key in title_keys(title):
-            for mid in bundle.titles.get(key, ()):
+        for key in {v for k in title_keys(title) for v in _variants(k)}:
+            for mid in table.get(key, ()):
                 m = bundle.movie(mid)
                 if m is not None and (year is None or m.year == year):
                     out.add(mid)
     return out
+
+
+_ARTICLES = ("the ", "a ", "an ")
+_KEYS: dict[int, tuple[Bundle, dict[str, set[int]]]] = {}
+
+
+def _variants(key: str) -> set[str]:
+    out = {key}
+    if key.startswith("a k a "):
+        out.add(key[6:])
+    for v in list(out):
+        for art in _ARTICLES:
+            if v.startswith(art):
+                out.add(v[len(art) :])
+    return out
+
+
+def _keys_of(bundle: Bundle) -> dict[str, set[int]]:
+    """Every catalog movie under each variant of each of its title keys (once per bundle)."""
+    held = _KEYS.get(id(bundle))
+    if held is not None and held[0] is bundle:
+        return held[1]
+    table: dict[str, set[int]] = {}
+    for m in bundle.movies:
+        for key in title_keys(m.title):
+            for v in _variants(key):
+                table.setdefault(v, set()).add(m.id)
+    _KEYS[id(bundle)] = (bundle, table)
+    return table
 
 
 def most_rated(bundle: Bundle, n: int = HUBS) -> set[int]:
