@@ -17,8 +17,10 @@ def not_excluded(run: Run, rows: np.ndarray) -> np.ndarray:
     """Rows whose movie id is not excluded (the liked movies, movies already seen)."""
     if not run.q.exclude_ids:
         return rows
-    excluded = np.fromiter(run.q.exclude_ids, np.int64, len(run.q.exclude_ids))
-    return rows[~np.isin(run.bundle.ids[rows], excluded)]
+    row_of = run.bundle.row_of
+    out = np.zeros(len(run.bundle), bool)  # a mask over the catalog: no sorting, no hashing
+    out[[row_of[i] for i in run.q.exclude_ids if i in row_of]] = True
+    return rows[~out[rows]]
 
 
 def request_filters(run: Run, rows: np.ndarray) -> np.ndarray:

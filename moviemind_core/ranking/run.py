@@ -28,6 +28,7 @@ class Run:
         self.use_content = self.profile is not None or query.mood is not None
         self._coherence: tuple[np.ndarray, np.ndarray | None] | None = None
         self._mood: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._thin: tuple[np.ndarray, np.ndarray] | None = None
 
     @functools.cached_property
     def sims(self) -> dict[str, np.ndarray]:
@@ -67,9 +68,14 @@ class Run:
         return min(len(self.bundle), max(self.q.k, 1) * self.s.oversample + len(self.q.exclude_ids))
 
     def thin(self, rows: np.ndarray) -> np.ndarray:
-        """1 for a described movie, 1 - thin_discount for one described by its genres alone."""
+        """1 for a described movie, 1 - thin_discount for one described by its genres alone
+        (once per rows: the content, mood and shown similarity all use it)."""
+        if self._thin is not None and self._thin[0] is rows:
+            return self._thin[1]
         d = self.priors.described[rows]
-        return np.where(d, np.float32(1.0), np.float32(1.0 - self.s.thin_discount))
+        value = np.where(d, np.float32(1.0), np.float32(1.0 - self.s.thin_discount))
+        self._thin = (rows, value)
+        return value
 
     def mood_term(self, rows: np.ndarray) -> np.ndarray | None:
         """The mood's part of the score (scorers.mood); None without a mood. Once per rows."""
@@ -97,7 +103,9 @@ class Run:
                 neg = self.sims["negative"][rows]
                 out -= s.w_negative * np.maximum(neg - np.median(neg), 0.0)
             if q.avoid_rows is not None and len(q.avoid_rows):
-                out -= s.w_negative * np.isin(rows, q.avoid_rows)
+                avoid = np.zeros(len(self.bundle), bool)
+                avoid[q.avoid_rows] = True
+                out -= s.w_negative * avoid[rows]
         return out
 
     def coherence(self, rows: np.ndarray) -> np.ndarray | None:

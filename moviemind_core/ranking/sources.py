@@ -49,8 +49,14 @@ def mood_keywords(run: Run) -> np.ndarray:
     if share is None or run.s.w_keywords <= 0:
         return _NONE
     named = np.flatnonzero(share)
-    best = np.lexsort((-run.priors.quality[named], -share[named]))
-    return named[best[: run.pool_size()]]
+    count = run.pool_size()
+    if len(named) <= count:
+        return named
+    # Most words first, then best-liked: the share moves in steps of 1/(words of the mood),
+    # far fewer than 1,000 words, so 1,000 x share takes steps of at least 1 and the quality
+    # (0..1) only orders movies within a step.
+    key = share[named] * np.float32(1000.0) + run.priors.quality[named]
+    return named[np.argpartition(-key, count - 1)[:count]]
 
 
 def well_liked(run: Run) -> np.ndarray:
