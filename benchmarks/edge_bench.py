@@ -1181,6 +1181,17 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> list[Block]:
             [(s.name, s.p(50), s.p(99), statistics.fmean(s.ms)) for s in res["search_inproc"]],
         ),
         "",
+        "Why a second ONNX Runtime thread did not help here (2026-12-05: 8.11 ms with 2 threads"
+        " against 4.34 ms with 1): a query of about ten tokens runs ~100 small operators, each"
+        " split across the pool and joined again. By default ORT's worker threads spin-wait"
+        " between operators; on a 2-core machine that spinning worker holds the core the main"
+        " thread, the HTTP loop and the tokenizer's own thread pool (which `encode_batch` woke for"
+        " a single text) need, and every join waits for whichever thread the kernel has just"
+        " descheduled. The edge now turns spinning off (moviemind_core/embedder.py), tokenizes one"
+        " text with `encode` (no pool), and keeps 1 thread by default"
+        f" (MOVIEMIND_EDGE_EMBED_THREADS={EDGE_EMBED_THREADS_DEFAULT}): compare the rows above, all"
+        " from this run.",
+        "",
         "## `/v1/recommend`, streamed, SmolLM2-135M-Instruct Q4_1",
         "",
         "A real model server (`python -m model_server`) behind every design: first with its defaults"
