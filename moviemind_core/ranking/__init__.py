@@ -29,8 +29,8 @@ from moviemind_core.ranking.query import (
     build_query,
     taste_profile,
 )
+from moviemind_core.ranking.run import EXACT_SCAN_MAX
 from moviemind_core.ranking.settings import RankingSettings
-from moviemind_core.ranking.sources import EXACT_SCAN_MAX
 
 __all__ = [
     "EXACT_SCAN_MAX",

@@ -93,7 +93,7 @@ class Pipeline:
 def _shown_similarity(run: Run, rows: np.ndarray) -> np.ndarray:
     """The similarity reported with a pick: to the liked movies' profile, to the mood, or the
     mean of both (times the thin-document factor); 0 with neither."""
-    parts = [run.sims[name][rows] for name in ("profile", "mood") if name in run.sims]
+    parts = [run.sim(name, rows) for name in ("profile", "mood") if name in run.directions]
     if not parts:
         return np.zeros(len(rows), np.float32)
     return sum(parts) / len(parts) * run.thin(rows)

@@ -12,6 +12,12 @@ from moviemind_core.ranking.priors import Priors
 from moviemind_core.ranking.query import RankQuery
 from moviemind_core.ranking.settings import RankingSettings
 
+# Up to this many movies an exact scan of every movie is as fast as the ANN index and cannot
+# miss: HNSW degrades badly on clusters of identical vectors, which a catalog whose documents
+# are mostly "Genres: Drama." has (measured: a heist query returned horror films). Beyond it,
+# the ANN index proposes candidates and only their own vectors are compared.
+EXACT_SCAN_MAX = 20_000
+
 
 class Run:
     """The pipeline's context for one RankQuery."""
@@ -29,20 +35,41 @@ class Run:
         self._coherence: tuple[np.ndarray, np.ndarray | None] | None = None
         self._mood: tuple[np.ndarray, np.ndarray | None] | None = None
         self._thin: tuple[np.ndarray, np.ndarray] | None = None
+        self._row_sims: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    @functools.cached_property
+    def directions(self) -> dict[str, np.ndarray]:
+        """The unit vectors candidates are compared with: the liked movies' profile, the mood,
+        the excluded phrase (each only when the request has it and its weight counts)."""
+        out = {n: v for n, v in (("profile", self.profile), ("mood", self.q.mood)) if v is not None}
+        if self.q.negative is not None and self.s.w_negative > 0:
+            out["negative"] = self.q.negative
+        return out
+
+    @property
+    def full_scan(self) -> bool:
+        """Whether the catalog is small enough to compare every movie with every direction."""
+        return len(self.bundle) <= EXACT_SCAN_MAX
 
     @functools.cached_property
     def sims(self) -> dict[str, np.ndarray]:
-        """Full-catalog cosine similarity to the profile, the mood and the negative phrase: one
-        pass over the content matrix for all three."""
-        named = [
-            (n, v) for n, v in (("profile", self.profile), ("mood", self.q.mood)) if v is not None
-        ]
-        if self.q.negative is not None and self.s.w_negative > 0:
-            named.append(("negative", self.q.negative))
+        """Full-catalog cosine similarity to every direction: one pass over the content matrix."""
+        named = list(self.directions.items())
         if not named:
             return {}
         out = self.priors.scan(self.bundle.vectors).sims([v for _, v in named])
         return {name: out[i] for i, (name, _) in enumerate(named)}
+
+    def sim(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Similarity of the rows to a direction: from the full scan on a catalog small enough
+        for one, else from the rows' own vectors (once per rows)."""
+        if self.full_scan:
+            return self.sims[name][rows]
+        held = self._row_sims.get(name)
+        if held is None or held[0] is not rows:
+            held = (rows, self.bundle.vectors[rows] @ self.directions[name])
+            self._row_sims[name] = held
+        return held[1]
 
     @functools.cached_property
     def collab(self) -> tuple[np.ndarray, np.ndarray]:
@@ -88,19 +115,20 @@ class Run:
     def _mood_term_of(self, rows: np.ndarray) -> np.ndarray | None:
         q, s = self.q, self.s
         avoid = q.avoid_rows is not None and len(q.avoid_rows) > 0
-        if q.mood is None and q.keyword_share is None and "negative" not in self.sims and not avoid:
+        nothing = q.mood is None and q.keyword_share is None and not avoid
+        if nothing and "negative" not in self.directions:
             return None
         out = np.zeros(len(rows), np.float32)
         if q.mood is not None:
-            out += s.w_mood * self.sims["mood"][rows] * self.thin(rows)
+            out += s.w_mood * self.sim("mood", rows) * self.thin(rows)
         if q.keyword_share is not None and s.w_keywords > 0:
             out += s.w_keywords * q.keyword_share[rows]
         if s.w_negative > 0:
-            if "negative" in self.sims:
+            if "negative" in self.directions:
                 # Relative to the typical candidate: a sentence embedding is a little similar
                 # to any single word, so only what stands out as like the excluded phrase goes
                 # down.
-                neg = self.sims["negative"][rows]
+                neg = self.sim("negative", rows)
                 out -= s.w_negative * np.maximum(neg - np.median(neg), 0.0)
             if q.avoid_rows is not None and len(q.avoid_rows):
                 avoid = np.zeros(len(self.bundle), bool)

@@ -27,7 +27,7 @@ def content(run: Run, rows: np.ndarray) -> np.ndarray | None:
     """w_similarity * cos(liked movies' centroid, c) * t (t: the thin-document factor)."""
     if run.profile is None:
         return None
-    return run.s.w_similarity * run.sims["profile"][rows] * run.thin(rows)
+    return run.s.w_similarity * run.sim("profile", rows) * run.thin(rows)
 
 
 def mood(run: Run, rows: np.ndarray) -> np.ndarray | None:

@@ -12,11 +12,6 @@ from moviemind_core.ranking.run import Run
 
 Source = Callable[[Run], np.ndarray]
 
-# Up to this many movies an exact scan is as fast as the ANN index and cannot miss: HNSW
-# degrades badly on clusters of identical vectors, which a catalog whose documents are mostly
-# "Genres: Drama." has (measured: a heist query returned horror films).
-EXACT_SCAN_MAX = 20_000
-
 _NONE = np.zeros(0, np.int64)
 
 
@@ -33,7 +28,7 @@ def content_scan(run: Run) -> np.ndarray:
     for name, direction in (("profile", run.profile), ("mood", run.q.mood)):
         if direction is None:
             continue
-        if n > EXACT_SCAN_MAX and count < n // 2:
+        if not run.full_scan and count < n // 2:
             # A catalog too large to scan per request: the bundle's ANN index.
             matches = run.bundle.index.search(direction, count)
             found.append(run.bundle.rows_of(np.asarray(matches.keys, dtype=np.int64)))
