@@ -323,7 +323,9 @@ How it cannot leak (`index_builder/evaluate.py`):
 - Every method ranks the whole catalog with only the input excluded (none sees the rest of the
   user's history): HR@10 and NDCG@10 of the held-out movie, Recall@20 of all the user's liked
   movies from the held-out time on, catalog coverage of all top-10 lists; mean ± standard error
-  over users. The edge's rows run `moviemind_core.ranking.rank`, the code the edge serves with.
+  over users. The edge's rows build their RankQuery with `moviemind_core.ranking.build_query` and
+  run `Pipeline.run`, the calls the edge serves with (tests/unit/edge/test_preparation.py compares
+  the two on recorded requests).
 
 """
 
