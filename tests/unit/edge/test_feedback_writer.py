@@ -70,7 +70,9 @@ def vote(visitor: str, movie: int, signal: str = "like", at: float | None = None
     )  # type: ignore[arg-type]
 
 
-def make(tmp_path: Path, store: FakeStore, **kw: object) -> tuple[FeedbackWriter, CollectorRegistry]:
+def make(
+    tmp_path: Path, store: FakeStore, **kw: object
+) -> tuple[FeedbackWriter, CollectorRegistry]:
     settings = FeedbackSettings(
         url="unused",
         spool=str(tmp_path / "spool.jsonl"),
