@@ -8,6 +8,7 @@ skipping would let a machine without PostgreSQL pass the database tests by not r
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -93,15 +94,22 @@ class PostgresCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
-    """A running throwaway PostgreSQL; its `url` reaches the `postgres` database."""
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresCluster]:
+    """A started throwaway cluster, destroyed (stopped, files removed) on exit."""
     cluster = PostgresCluster().init()
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A running throwaway PostgreSQL; its `url` reaches the `postgres` database."""
+    with running_postgres() as cluster:
+        yield cluster
 
 
 def new_database(cluster: PostgresCluster, name: str) -> str:

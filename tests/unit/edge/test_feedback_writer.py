@@ -263,3 +263,12 @@ def test_votes_spooled_when_the_spool_is_full_are_counted_as_dropped(tmp_path: P
         await writer.stop()
 
     asyncio.run(scenario())
+
+
+def test_stop_writes_out_votes_even_if_the_writer_never_ran(tmp_path: Path) -> None:
+    store = FakeStore()
+    writer, _ = make(tmp_path, store, batch_size=2)
+    for m in range(3):
+        writer.offer(vote("visitor-a", m))
+    asyncio.run(writer.stop())
+    assert len(store.rows) == 3
