@@ -137,7 +137,7 @@ def test_an_outage_spools_every_vote_and_replays_them_when_the_database_is_back(
         assert value(reg, "spool_pending") == 10
         assert len(store.rows) == 1
         store.up = True  # no new votes: the maintenance loop replays on its own
-        await until(lambda: len(store.rows) == 11)
+        await until(lambda: value(reg, "store_up") == 1 and value(reg, "written_total") == 11)
         await writer.stop()
 
     asyncio.run(scenario())
