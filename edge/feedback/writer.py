@@ -71,6 +71,7 @@ class FeedbackWriter:
             if await self._store_ready():
                 try:
                     stored = await asyncio.to_thread(self.store.delete_visitor, visitor)
+                    self._came_back()
                     return queued + stored, True
                 except StoreUnavailable as exc:
                     self._went_down(exc)
@@ -128,6 +129,7 @@ class FeedbackWriter:
                 try:
                     await asyncio.to_thread(self.store.write, batch)
                     self.metrics.written.inc(len(batch))
+                    self._came_back()
                     return
                 except StoreUnavailable as exc:
                     self._went_down(exc)
@@ -152,7 +154,7 @@ class FeedbackWriter:
             except StoreUnavailable as exc:
                 self._went_down(exc)
                 return False
-        self._came_back()
+            self._came_back()
         return True
 
     def _replay(self) -> None:
@@ -205,10 +207,14 @@ class FeedbackWriter:
             try:
                 async with self._lock:
                     ready = await self._store_ready()
+                    if ready and self._down:  # nothing was spooled: ask the database itself
+                        await asyncio.to_thread(self.store.count)
+                        self._came_back()
                     if ready and s.retention_days and time.monotonic() >= next_purge:
                         cutoff = time.time() - s.retention_days * 86400
                         gone = await asyncio.to_thread(self.store.purge_before, cutoff)
                         self.metrics.purged.inc(gone)
+                        self._came_back()
                         next_purge = time.monotonic() + s.purge_interval_s
             except StoreUnavailable as exc:
                 async with self._lock:

@@ -58,6 +58,7 @@ class FakeStore:
         return iter(sorted(self.rows.values(), key=lambda e: e.at))
 
     def count(self) -> int:
+        self._check()
         return len(self.rows)
 
     def close(self) -> None:
@@ -272,3 +273,23 @@ def test_stop_writes_out_votes_even_if_the_writer_never_ran(tmp_path: Path) -> N
         writer.offer(vote("visitor-a", m))
     asyncio.run(writer.stop())
     assert len(store.rows) == 3
+
+
+def test_store_up_reports_the_database_not_the_back_off_timer(tmp_path: Path) -> None:
+    """With nothing spooled, the gauge only goes back to 1 once the database answers."""
+    store = FakeStore()
+    store.up = False
+    writer, reg = make(tmp_path, store, retention_days=0)
+    writer.spool.max_bytes = 10  # nothing fits: the vote is dropped, the spool stays empty
+
+    async def scenario() -> None:
+        await writer.start()
+        writer.offer(vote("visitor-a", 1))
+        await until(lambda: value(reg, "dropped_total", reason="spool_full") == 1)
+        await asyncio.sleep(0.3)  # several retry intervals
+        assert value(reg, "store_up") == 0
+        store.up = True
+        await until(lambda: value(reg, "store_up") == 1)
+        await writer.stop()
+
+    asyncio.run(scenario())
