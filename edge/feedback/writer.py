@@ -207,8 +207,10 @@ class FeedbackWriter:
             try:
                 async with self._lock:
                     ready = await self._store_ready()
-                    if ready and self._down:  # nothing was spooled: ask the database itself
-                        await asyncio.to_thread(self.store.count)
+                    if ready and self._down:
+                        # Nothing was spooled to try: probe with a write that changes nothing
+                        # (a read can succeed where writes fail, e.g. a locked SQLite file).
+                        await asyncio.to_thread(self.store.purge_before, 0.0)
                         self._came_back()
                     if ready and s.retention_days and time.monotonic() >= next_purge:
                         cutoff = time.time() - s.retention_days * 86400
