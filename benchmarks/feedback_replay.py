@@ -215,7 +215,15 @@ def main() -> None:
             f"| {g} ({len(h)}) | {label} | {h.mean():.4f} ± {se:.4f} | "
             f"{nd.mean:.4f} ± {nd.se:.4f} | {diff} |"
         )
-    lines += ["", *(f"- {label}: {text}" for label, text in used.items()), "", END, ""]
+    lines += ["", *(f"- {label}: {text}" for label, text in used.items()), ""]
+    for (label, g), h in results.items():
+        if label == "before":
+            continue
+        d = h - results[("before", g)]
+        se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+        verdict = "within noise" if abs(d.mean()) <= 2 * se else "beyond two standard errors"
+        lines.append(f"- {g}, {label}: paired change {d.mean():+.4f} ± {se:.4f}, {verdict}.")
+    lines += ["", END, ""]
     section = "\n".join(lines)
     print(section)
     path = Path(args.out)
