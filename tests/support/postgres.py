@@ -63,7 +63,12 @@ class PostgresCluster:
         if self.as_root:
             cmd = ["runuser", "-u", RUN_AS, "--", *cmd]
         done = subprocess.run(
-            cmd, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}, timeout=120
+            cmd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LC_ALL": "C"},
+            cwd=self.dir,  # a directory `nobody` may enter, whatever the caller's is
+            timeout=120,
         )
         if check and done.returncode != 0:
             log = self.log.read_text()[-3000:] if self.log.exists() else ""
