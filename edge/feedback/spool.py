@@ -5,10 +5,14 @@ crash of the edge or the machine. A crash during an append can leave a torn last
 skips it (and counts it). Replay reads the file in order and only truncates it after everything
 was applied; a crash in between replays some lines twice, which the store's upsert makes harmless.
 A visitor's deletion is a line too, so it happens after the votes spooled before it.
+Appends and a replay hold an advisory lock (`.lock` beside the file), so two edge processes
+sharing a spool cannot clear lines the other appended after the replay read them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,17 +80,28 @@ class Spool:
         if not lines:
             return
         data = b"".join(_encoder.encode(line) + b"\n" for line in lines)
-        if self.size() + len(data) > self.max_bytes:
-            raise SpoolFull(f"spool {self.path} would exceed {self.max_bytes} bytes")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with self.locked():
+            if self.size() + len(data) > self.max_bytes:
+                raise SpoolFull(f"spool {self.path} would exceed {self.max_bytes} bytes")
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.pending += len(lines)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the spool's advisory lock (blocking; call off the event loop)."""
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
         finally:
             os.close(fd)
-        self.pending += len(lines)
 
     def read(self) -> Iterator[SpoolLine]:
         """Every readable line in order; torn or foreign lines are skipped and counted."""

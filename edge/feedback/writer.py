@@ -160,6 +160,10 @@ class FeedbackWriter:
     def _replay(self) -> None:
         """Apply the spool in order (in a thread), then empty it. All or nothing per call: a
         failure half-way keeps the whole file, and a rerun's repeats are harmless upserts."""
+        with self.spool.locked():
+            self._replay_locked()
+
+    def _replay_locked(self) -> None:
         batch: list[FeedbackEvent] = []
         written = 0
         for line in self.spool.read():

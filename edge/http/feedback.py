@@ -111,9 +111,9 @@ class FeedbackController(Controller):
     ) -> FeedbackDeleted:
         try:
             deleted, complete = await _writer(request).delete_visitor(visitor)
-        except SpoolFull:
+        except (SpoolFull, OSError):
             return error_response(  # type: ignore[return-value]
-                503, "unavailable", "the feedback database is away and the spool is full"
+                503, "unavailable", "the feedback database is away and the spool cannot take more"
             )
         return FeedbackDeleted(visitor=visitor, deleted=deleted, complete=complete)
 
