@@ -197,12 +197,16 @@ def main() -> None:
         "## Feedback replay: what visitors' likes buy the next index",
         "",
         f"Reproduce: `.venv/bin/python -m benchmarks.feedback_replay` "
-        f"({time.perf_counter() - started:.0f} s here; {m.describe()}).",
+        f"({time.perf_counter() - started:.0f} s here; {m.describe()}; load average "
+        f"{m.load_average[0]:.1f} at the end).",
         "",
         (__doc__ or "").split("\n\n", 2)[2].strip().replace("Protocol (", "Protocol ("),
         "",
         f"{len(votes):,} like votes from {len(groups['replayed'])} replayed users; "
         f"catalog {len(bundle):,} movies; {len(train):,} training ratings.",
+        "",
+        "The reference rows bound what feedback could buy on this data: the same likes joined "
+        "to the users' own rating histories, as a site with accounts would know them.",
         "",
         "| users | index | HR@10 | NDCG@10 | after - before (paired, HR@10) |",
         "| --- | --- | --- | --- | --- |",
