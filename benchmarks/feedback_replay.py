@@ -119,7 +119,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="var/models/minilm")
     p.add_argument("--work-dir", default="var/eval/feedback_replay")
-    p.add_argument("--min-support", default="3", help="comma-separated: each is one 'after' row")
+    p.add_argument("--min-support", default="1,3", help="comma-separated: each is one 'after' row")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--out", default="docs/benchmarks/eval.md")
