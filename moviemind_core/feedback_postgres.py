@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from moviemind_core.feedback import (
     MIGRATIONS,
@@ -20,6 +20,7 @@ from moviemind_core.feedback import (
 # Any number: every edge takes this transaction-level advisory lock while migrating, so edges
 # starting together apply each migration once.
 _MIGRATION_LOCK = 7_300_221
+T = TypeVar("T")
 
 
 class PostgresStore:
@@ -50,7 +51,7 @@ class PostgresStore:
         self._conn = conn
         return conn
 
-    def _run(self, work):
+    def _run(self, work: Callable[[Any], T]) -> T:
         import psycopg
 
         with self._lock:

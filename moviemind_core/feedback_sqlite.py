@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from moviemind_core.feedback import (
     MIGRATIONS,
@@ -17,6 +18,8 @@ from moviemind_core.feedback import (
     row_params,
     upsert_sql,
 )
+
+T = TypeVar("T")
 
 
 class SqliteStore:
@@ -47,7 +50,7 @@ class SqliteStore:
         self._conn = conn
         return conn
 
-    def _run(self, work):
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             conn = self._connect()
             try:

@@ -13,7 +13,7 @@ import time
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Litestar, Request, Response, delete, post
+from litestar import Controller, Litestar, Request, delete, post
 from litestar.params import JSONBody, Parameter
 
 from edge.feedback.spool import SpoolFull
@@ -57,10 +57,6 @@ class FeedbackDeleted(msgspec.Struct, kw_only=True):
 
 def _writer(request: Request) -> FeedbackWriter:
     return request.app.state.feedback
-
-
-def _json(body: msgspec.Struct, status: int) -> Response:
-    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
 
 
 class FeedbackController(Controller):
