@@ -246,3 +246,15 @@ def test_no_vote_is_lost_while_the_database_is_away_mid_load(
             assert metric(edge.url, "moviemind_edge_feedback_dropped_total", reason=reason) == 0
         assert metric(edge.url, "moviemind_edge_feedback_store_up") == 1
     assert stored(url) == total
+
+
+def test_votes_share_the_api_rate_limit(limited_edge: Server, popular: list[int]) -> None:
+    """30 requests a minute (a burst of 5) per client, as for every /v1 route."""
+    body = {"visitor": "rate-limited-visitor", "movie_id": popular[0], "signal": "seen"}
+    with httpx.Client(base_url=limited_edge.url, timeout=30) as api:
+        answers = [api.post("/v1/feedback", json=body) for _ in range(8)]
+    statuses = [r.status_code for r in answers]
+    assert 202 in statuses and 429 in statuses, statuses
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.json()["error"]["type"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
