@@ -7,6 +7,7 @@ Keyword arguments are MOVIEMIND_* settings and override the defaults here.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from devstack.process import ServerProcess, child_env, free_port, python_module
@@ -45,13 +46,20 @@ def edge_process(
     inherit_moviemind: bool = True,
     **settings: str,
 ) -> ServerProcess:
-    """`python -m edge` on a free (or the given) port serving `index`, rate limit off."""
+    """`python -m edge` on a free (or the given) port serving `index`, rate limit off.
+
+    Its feedback store and spool live in a directory of its own (beside its log, or a temporary
+    one), never in the checkout's var/feedback, unless `settings` name them.
+    """
     port = port or free_port()
+    feedback = (log_dir or Path(tempfile.mkdtemp(prefix="moviemind-"))) / f"feedback-{port}"
     env = {
         "MOVIEMIND_EDGE_PORT": str(port),
         "MOVIEMIND_EDGE_INDEX": index,
         "MOVIEMIND_EDGE_UPSTREAMS": ",".join(upstreams),
         "MOVIEMIND_EDGE_RATE_LIMIT_PER_MINUTE": "0",
+        "MOVIEMIND_EDGE_FEEDBACK_URL": str(feedback / "feedback.sqlite3"),
+        "MOVIEMIND_EDGE_FEEDBACK_SPOOL": str(feedback / "spool.jsonl"),
         **settings,
     }
     return ServerProcess(
