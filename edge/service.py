@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from edge.catalog_notes import catalog_info, unresolved_notes
 from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
 from edge.grounding import ground
 from edge.index_store import Snapshot
@@ -32,7 +33,6 @@ from edge.prompt import (
     build_reason_messages,
     choice_opening,
     reason_openings,
-    short_title,
 )
 from edge.reason_choices import Focus, focus_of, reason_choices, varied
 from edge.reason_gate import TRUNCATED, GateContext, check, clean, repeats
@@ -50,7 +50,6 @@ from edge.upstream import (
 )
 from edge.wire import (
     LikedRef,
-    MovieOut,
     ReasonEvent,
     Recommendation,
     RecommendRequest,
@@ -58,6 +57,7 @@ from edge.wire import (
     ResolvedLiked,
     SearchHit,
     Timings,
+    movie_extras,
 )
 from moviemind_core.catalog import Movie, lookup_key
 from moviemind_core.ranking import RankingSettings, Scored, rank, taste_profile
@@ -65,10 +65,6 @@ from moviemind_core.ranking import RankingSettings, Scored, rank, taste_profile
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
-
-
-def movie_out(m: Movie) -> MovieOut:
-    return MovieOut(id=m.id, title=m.title, year=m.year, genres=list(m.genres))
 
 
 # A sentence needs room: a retry with fewer tokens left than this would end mid-sentence.
@@ -121,8 +117,7 @@ def metadata_reason(m: Movie, best: Movie | None, query: str) -> str:
     if best is not None:
         shared = [g for g in genres if g in best.genres]
         parts.append(
-            f"Close to {short_title(best.title)}"
-            + (f": also {', '.join(shared[:3]).lower()}" if shared else "")
+            f"Close to {best.title}" + (f": also {', '.join(shared[:3]).lower()}" if shared else "")
         )
     elif query:
         parts.append(
@@ -232,6 +227,7 @@ class Recommender:
                 year=s.movie.year,
                 genres=list(s.movie.genres),
                 score=round(s.score, 4),
+                **movie_extras(s.movie),
             )
             for s in hits
         ]
@@ -276,15 +272,19 @@ class Recommender:
                 if r.alternatives:
                     ambiguous[len(resolved)] = r
                 resolved.append(
-                    ResolvedLiked(input=text, id=r.id, title=r.title, year=r.year, note=r.note)
+                    ResolvedLiked(
+                        input=text, id=r.id, title=r.title, year=r.year, note=r.note, weak=r.weak
+                    )
                 )
         liked, resolved = self._in_context(snap, liked, resolved, ambiguous)
         query = req.query.strip()
         if not liked and not query:
             if unresolved:
+                info = catalog_info(snap.bundle, self.settings.image_base)
+                notes = unresolved_notes(unresolved[:10], req.liked_ids, info)
                 raise UnresolvedTitles(
                     "none of the liked movies are in the catalog: "
-                    + ", ".join(repr(u) for u in unresolved[:10])
+                    + "; ".join(f"{n.input!r} ({n.note})" for n in notes)
                     + "; look titles up with GET /v1/movies?title=",
                 )
             raise NothingToGoOn("name at least one liked movie (liked or liked_ids) or a query")
@@ -373,7 +373,16 @@ class Recommender:
             reason=reason or metadata_reason(m, best, p.request.query.strip()),
             reason_source="model" if reason else "catalog",
             because=LikedRef(id=best.id, title=best.title, year=best.year) if best else None,
+            **movie_extras(m),
         )
+
+    def catalog_notes(self, p: Prepared) -> dict[str, Any]:
+        """The reply's `catalog` (source, year range) and a note per unresolved liked title."""
+        info = catalog_info(p.snapshot.bundle, self.settings.image_base)
+        return {
+            "catalog": info,
+            "unresolved_notes": unresolved_notes(p.unresolved, p.request.liked_ids, info),
+        }
 
     def shown_first(self, p: Prepared) -> list[Recommendation]:
         """What the client sees before the model has written anything: the ranker's picks (all
@@ -415,6 +424,7 @@ class Recommender:
             timings_ms=p.timings,
             dropped_titles=draft.dropped,
             index_version=p.snapshot.version,
+            **self.catalog_notes(p),
             raw_model_text=raw if p.request.debug and raw else None,
         )
 

@@ -7,8 +7,26 @@ import unicodedata
 
 import msgspec
 
-# MovieLens and some exports move leading articles to the end: "Matrix, The (1999)".
-_TRAILING_ARTICLE = re.compile(r"^(?P<body>.+), (?P<art>The|A|An|La|Le|Les|L'|Il|El|Der|Die|Das)$")
+# MovieLens and some exports move leading articles to the end: "Matrix, The (1999)", and do it
+# in the film's own language too: "Haine, La", "Boot, Das", "Sjunde inseglet, Det", "Avventura, L'".
+ARTICLES = (
+    "The", "A", "An", "Da",  # English ("Hip Hop Witch, Da")
+    "Le", "La", "Les", "L'", "Un", "Une",  # French
+    "Il", "Lo", "Gli", "I", "Uno", "Una",  # Italian
+    "El", "Los", "Las",  # Spanish
+    "O", "Os", "As",  # Portuguese
+    "Der", "Die", "Das", "Ein", "Eine",  # German
+    "De", "Het", "Een",  # Dutch
+    "Den", "Det", "En", "Ett",  # Scandinavian
+)  # fmt: skip
+_TRAILING_ARTICLE = re.compile(
+    r"^(?P<body>.+), (?P<art>" + "|".join(re.escape(a) for a in ARTICLES) + r")$"
+)
+# Languages whose titles are written in sentence case ("Le fabuleux destin d'Amélie Poulain"):
+# the word after the article is lower case again once the article is back in front. English
+# titles are in title case and German capitalises nouns, so their articles are not among these.
+_SENTENCE_CASE_ARTICLES = frozenset(ARTICLES) - {"The", "A", "An", "Da", "Der", "Die", "Das"}
+_SENTENCE_CASE_ARTICLES -= {"Ein", "Eine"}
 _YEAR_SUFFIX = re.compile(r"\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
 
 
@@ -28,22 +46,60 @@ class Movie(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     vote_average: float = 0.0
     vote_count: int = 0
     source_ids: dict[str, int | str] = {}
+    # The title in the film's own language ("Le fabuleux destin d'Amélie Poulain"), when the
+    # source gives one; `title` is the name an English-speaking film lover uses ("Amélie").
+    original_title: str | None = None
+    # Every other name the film is found by: the original title, a.k.a. forms, the English
+    # release title when `title` is the original one ("Hate" beside "La Haine").
+    alt_titles: tuple[str, ...] = ()
+    # TMDB's poster path ("/abc.jpg": image base + size + path), TMDB and IMDb ids ("tt0114369").
+    poster_path: str | None = None
+    tmdb_id: int | None = None
+    imdb_id: str | None = None
     # Ids of movies the source itself relates to this one (TMDB's recommendations), best first.
     # The index builder turns them into neighbour lists and strips them from the stored catalog.
     related: tuple[int, ...] = ()
 
 
+def title_names(m: Movie) -> tuple[str, ...]:
+    """Every name `m` goes by, the display title first, each once (by lookup key)."""
+    names: dict[str, str] = {}
+    for name in (m.title, *m.alt_titles, m.original_title or ""):
+        key = lookup_key(name)
+        if key:
+            names.setdefault(key, name)
+    return tuple(names.values())
+
+
 def display_title(raw: str) -> str:
-    """'Matrix, The' -> 'The Matrix'; also handles 'Amelie (Fabuleux destin d'Amélie Poulain, Le)'."""
+    """'Matrix, The' -> 'The Matrix'; 'Fabuleux destin d'Amélie Poulain, Le' -> 'Le fabuleux
+    destin d'Amélie Poulain'. A title with alternates in brackets ('Amelie (Fabuleux destin
+    d'Amélie Poulain, Le)') has only its main part reordered."""
     raw = raw.strip()
-    # An alternate title in parentheses stays as it is; only the main part is reordered.
+    # "Human Centipede II (Full Sequence), The": the article follows the whole title.
+    whole = _TRAILING_ARTICLE.match(raw)
+    if whole and "(" in whole.group("body") and raw.rfind(")") < whole.start("art"):
+        return _article_in_front(whole)
     main, sep, rest = raw.partition(" (")
     m = _TRAILING_ARTICLE.match(main)
     if m:
-        art = m.group("art")
-        joiner = "" if art.endswith("'") else " "
-        main = f"{art}{joiner}{m.group('body')}"
+        main = _article_in_front(m)
     return main + (sep + rest if sep else "")
+
+
+def _article_in_front(m: re.Match[str]) -> str:
+    art, body = m.group("art"), m.group("body")
+    joiner = "" if art.endswith("'") else " "
+    # "Fabuleux destin d'Amélie Poulain, Le": a later word in lower case shows the title is in
+    # sentence case, so its first word was only capitalised for being first. Short words ("en",
+    # "di") are lower case in title case too: "Vie en Rose, La" stays "La Vie en Rose".
+    if (
+        art in _SENTENCE_CASE_ARTICLES
+        and joiner
+        and any(w[:1].islower() and len(w) >= 4 for w in body.split()[1:])
+    ):
+        body = body[:1].lower() + body[1:]
+    return f"{art}{joiner}{body}"
 
 
 def split_title_year(raw: str) -> tuple[str, int | None]:
