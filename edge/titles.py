@@ -95,6 +95,7 @@ class TitleIndex:
         # have meant (the sample's only "Parasite" is a 1982 film one person rated).
         counts = sorted(m.vote_count for m in movies)
         self.obscure_below = counts[len(counts) // 2] if counts else 0
+        self.year_max = max((m.year for m in movies if m.year), default=None)
 
     def _best(self, ids: list[int], year: int | None) -> tuple[Movie, bool] | None:
         """Most popular movie among ids (already ordered), preferring the year when given."""
@@ -169,6 +170,8 @@ class TitleIndex:
         weak = note is not None
         if year is not None and movie.year != year:
             note = f"no {year} release in the catalog; took {movie.year}"
+            if self.year_max is not None and year > self.year_max:
+                note = f"no {year} release in the catalog (films up to {self.year_max}); took {movie.year}"
             weak = True
         elif ambiguous and note is None:
             note = "several movies have this title; took the most popular"
