@@ -66,6 +66,15 @@ def poster_edge(
         s.stop()
 
 
+def assert_no_error(driver) -> None:
+    """The page shows no error; if it does, fail with the browser console (a page bug lands in
+    the same box as a network error)."""
+    error = driver.find_element(*by_testid("error"))
+    if error.is_displayed():
+        console = "\n".join(e["message"] for e in driver.get_log("browser"))
+        pytest.fail(f"the page shows an error: {error.text}\nconsole:\n{console}")
+
+
 def card_ids(driver) -> list[int]:
     return [int(c.get_attribute("data-id")) for c in driver.find_elements(*by_testid("card"))]
 
@@ -97,9 +106,7 @@ def test_cards_show_posters_placeholders_links_and_the_tmdb_credit(
     assert not driver.find_element(*by_testid("tmdb-credit")).is_displayed()
     ids = ask(driver, "heat", "Heat", "tense heist")
     assert len(ids) == 8
-    error = driver.find_element(*by_testid("error"))
-    if error.is_displayed():
-        pytest.fail(error.text + "\n" + "\n".join(e["message"] for e in driver.get_log("browser")))
+    assert_no_error(driver)
 
     with_poster, without = None, None
     for card in driver.find_elements(*by_testid("card")):
@@ -171,8 +178,7 @@ def test_cards_show_posters_placeholders_links_and_the_tmdb_credit(
     wait_for(driver, "a new tab", lambda d: len(d.window_handles) > len(before))
     assert link.get_attribute("target") == "_blank"
     assert "noopener" in link.get_attribute("rel")
-    error = driver.find_element(*by_testid("error"))
-    assert not error.is_displayed(), (error.text, [e["message"][:600] for e in driver.get_log("browser")])
+    assert_no_error(driver)
 
 
 def test_more_like_this_not_for_me_seen_it_and_reload(browser, poster_edge: Server) -> None:
@@ -191,7 +197,7 @@ def test_more_like_this_not_for_me_seen_it_and_reload(browser, poster_edge: Serv
     assert card_ids(driver) == first[2:]
     ranks = [c.text for c in driver.find_elements("css selector", '[data-testid="card"] .rank')]
     assert ranks == ["1.", "2.", "3."]
-    assert not driver.find_element(*by_testid("error")).is_displayed()
+    assert_no_error(driver)
 
     # "More like this": a new answer seeded by that film, the mood kept, hidden films left out.
     seed = first[2]
@@ -270,6 +276,9 @@ def test_unresolved_and_weak_match_notes_show_beside_the_titles(
     note = driver.find_element(*by_testid("unresolved-note")).text
     assert "this catalog is the MovieLens sample, films up to 2016" in note
     assert "see the README" in note
+
+    if os.environ.get("DOCS_SCREENSHOTS") == "1":
+        driver.find_element(*by_testid("resolved")).screenshot(str(DOCS_IMG / "notes.png"))
 
     # The weak match can be removed where its note is shown.
     weak_item = weak.find_element("xpath", "..")

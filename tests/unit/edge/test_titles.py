@@ -185,7 +185,7 @@ def test_autocomplete_finds_alternate_titles(
 def test_another_languages_article_is_only_dropped_for_films_with_an_original_title(
     alt_titles: TitleIndex,
 ) -> None:
-    """"Haine" finds "La Haine" (a French film), but "Hard" is not "Die Hard"."""
+    """'Haine' finds 'La Haine' (a French film), but 'Hard' is not 'Die Hard'."""
     r = alt_titles.resolve("Hard")
     assert r is None or r.id != 29 or r.weak
 
