@@ -95,11 +95,11 @@ def _movie(
     genres = tuple(g for g in genres_raw.split("|") if g and g != "(no genres listed)")
     note = notes.get(movie_id)
     count = votes.count.get(movie_id, 0)
+    # The TMDB id is also how a TMDB catalog maps MovieLens ratings (read_links); the IMDb id
+    # only ever reaches the page, through `imdb_id`.
     source_ids: dict[str, int | str] = {"movielens": movie_id}
     if link is not None and link.tmdb_id is not None:
         source_ids["tmdb"] = link.tmdb_id
-    if link is not None and link.imdb_id is not None:
-        source_ids["imdb"] = link.imdb_id
     return Movie(
         id=movie_id,
         title=forms.title,
