@@ -556,7 +556,7 @@
             el("span", { className: "rank", textContent: `${i + 1}.` }),
             el("span", { className: "title", dataset: { testid: "card-title" }, textContent: r.title }),
             r.year ? el("span", { className: "year", textContent: ` (${r.year})` }) : null),
-          other ? el("p", { className: "original-title", lang: "", dataset: { testid: "card-original" }, textContent: other }) : null,
+          other ? el("p", { className: "original-title", dataset: { testid: "card-original" }, textContent: other }) : null,
           r.genres && r.genres.length
             ? el("ul", { className: "genres", "aria-label": "Genres" }, ...r.genres.map((g) => el("li", { textContent: g })))
             : null,

@@ -259,7 +259,27 @@ def test_unresolved_and_weak_match_notes_show_beside_the_titles(
 
     driver = browser
     driver.get(poster_edge.url + "/")
+    # An alternate title finds the film in autocomplete, shown by its display title with the
+    # original title as a quiet subtitle.
     liked = driver.find_element(*by_testid("liked-input"))
+    liked.send_keys("fabuleux destin")
+    option = wait_for(
+        driver,
+        "Amélie among the suggestions",
+        lambda d: next(
+            (
+                o
+                for o in d.find_elements(
+                    "css selector", '[data-testid="suggestions"] [role="option"]'
+                )
+                if o.text.startswith("Amélie (2001)")
+            ),
+            None,
+        ),
+    )
+    assert "Le fabuleux destin d'Amélie Poulain" in option.text
+    liked.clear()
+    liked.send_keys(Keys.ESCAPE)
     for typed in ("Parasite", "Oppenheimer", "Heat"):
         liked.send_keys(typed)
         liked.send_keys(Keys.ESCAPE)
