@@ -11,7 +11,7 @@ import msgspec
 import numpy as np
 
 from moviemind_core.bundle import Bundle
-from moviemind_core.catalog import ARTICLES, Movie, lookup_key, split_title_year, title_names
+from moviemind_core.catalog import Movie, articles, lookup_key, split_title_year, title_names
 
 
 class Resolved(msgspec.Struct, frozen=True):
@@ -32,7 +32,7 @@ class Resolved(msgspec.Struct, frozen=True):
 _ARTICLES = ("the ", "a ", "an ")
 # Every article the catalog's titles may start with, as lookup keys spell them ("l'" -> "l "):
 # "Haine" finds "La Haine", "Fabuleux destin d'Amelie Poulain" finds "Le fabuleux destin...".
-_ANY_ARTICLE = tuple(sorted({lookup_key(a) + " " for a in ARTICLES} - {" "}, key=len))[::-1]
+_ANY_ARTICLE = tuple(sorted({lookup_key(a) + " " for a in articles()} - {" "}, key=len))[::-1]
 NOTE_COMPLETED = "completed a partial title"
 NOTE_CLOSEST = "closest title match"
 

@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
 import msgspec
 
 # MovieLens and some exports move leading articles to the end: "Matrix, The (1999)", and do it
-# in the film's own language too: "Haine, La", "Boot, Das", "Sjunde inseglet, Det", "Avventura, L'".
-ARTICLES = (
-    "The", "A", "An", "Da",  # English ("Hip Hop Witch, Da")
-    "Le", "La", "Les", "L'", "Un", "Une",  # French
-    "Il", "Lo", "Gli", "I", "Uno", "Una",  # Italian
-    "El", "Los", "Las",  # Spanish
-    "O", "Os", "As",  # Portuguese
-    "Der", "Die", "Das", "Ein", "Eine",  # German
-    "De", "Het", "Een",  # Dutch
-    "Den", "Det", "En", "Ett",  # Scandinavian
-)  # fmt: skip
-_TRAILING_ARTICLE = re.compile(
-    r"^(?P<body>.+), (?P<art>" + "|".join(re.escape(a) for a in ARTICLES) + r")$"
-)
-# Languages whose titles are written in sentence case ("Le fabuleux destin d'Amélie Poulain"):
-# the word after the article is lower case again once the article is back in front. English
-# titles are in title case and German capitalises nouns, so their articles are not among these.
-_SENTENCE_CASE_ARTICLES = frozenset(ARTICLES) - {"The", "A", "An", "Da", "Der", "Die", "Das"}
-_SENTENCE_CASE_ARTICLES -= {"Ein", "Eine"}
+# in the film's own language too: "Haine, La", "Boot, Das", "Sjunde inseglet, Det". The articles
+# are word knowledge: moviemind_core/lexicon/data/<version>/titles.toml.
+
+
+@functools.cache
+def articles() -> tuple[str, ...]:
+    """Every article a title may start with, in any of the catalog's languages."""
+    from moviemind_core.lexicon import lexicon
+
+    return lexicon().titles.articles.all
+
+
+@functools.cache
+def _trailing_article() -> re.Pattern[str]:
+    return re.compile(r"^(?P<body>.+), (?P<art>" + "|".join(map(re.escape, articles())) + r")$")
+
+
+@functools.cache
+def _sentence_case_articles() -> frozenset[str]:
+    """Articles of languages that write titles in sentence case ("Le fabuleux destin d'Amélie
+    Poulain"): the word after the article is lower case again once it is back in front."""
+    from moviemind_core.lexicon import lexicon
+
+    return frozenset(lexicon().titles.articles.sentence_case)
+
+
 _YEAR_SUFFIX = re.compile(r"\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
 
 
@@ -77,11 +85,11 @@ def display_title(raw: str) -> str:
     d'Amélie Poulain, Le)') has only its main part reordered."""
     raw = raw.strip()
     # "Human Centipede II (Full Sequence), The": the article follows the whole title.
-    whole = _TRAILING_ARTICLE.match(raw)
+    whole = _trailing_article().match(raw)
     if whole and "(" in whole.group("body") and raw.rfind(")") < whole.start("art"):
         return _article_in_front(whole)
     main, sep, rest = raw.partition(" (")
-    m = _TRAILING_ARTICLE.match(main)
+    m = _trailing_article().match(main)
     if m:
         main = _article_in_front(m)
     return main + (sep + rest if sep else "")
@@ -94,7 +102,7 @@ def _article_in_front(m: re.Match[str]) -> str:
     # sentence case, so its first word was only capitalised for being first. Short words ("en",
     # "di") are lower case in title case too: "Vie en Rose, La" stays "La Vie en Rose".
     if (
-        art in _SENTENCE_CASE_ARTICLES
+        art in _sentence_case_articles()
         and joiner
         and any(w[:1].islower() and len(w) >= 4 for w in body.split()[1:])
     ):

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import msgspec
 
-from moviemind_core.catalog import display_title, lookup_key
+from moviemind_core.catalog import articles, display_title, lookup_key
+from moviemind_core.lexicon import lexicon
 
 DEFAULT_KNOWN_BY_ORIGINAL = (
     Path(__file__).resolve().parents[2] / "data" / "titles" / "known_by_original.txt"
@@ -82,10 +83,6 @@ def _trailing_groups(text: str) -> tuple[str, list[str]]:
     return rest, groups
 
 
-# English function words that other languages' titles do not use (not "a", "in", "to": Italian,
-# German and romanised Japanese have them); a possessive "'s" counts too.
-_ENGLISH_WORDS = frozenset({"the", "of", "and", "with", "my", "your", "from", "about"})
-_ENGLISH_ARTICLES = frozenset({"The", "A", "An"})
 # Circumflex and macron mark long vowels in romanised Japanese ("Rashômon"), which English
 # writing leaves out; acute, grave, diaeresis, cedilla and tilde are the title's own spelling.
 _ROMANISATION_MARKS = frozenset({"\u0302", "\u0304"})
@@ -96,19 +93,19 @@ def _unaccented(text: str) -> str:
 
 
 def _reads_english(title: str) -> bool:
+    """`title` has a word only English titles use (titles.toml [english]) or a possessive."""
+    english = lexicon().titles.english.words
     words = re.findall(r"[\w']+", title.lower())
-    return any(w in _ENGLISH_WORDS or w.endswith("'s") for w in words)
+    return any(w in english or w.endswith("'s") for w in words)
 
 
 def _foreign_article(title: str) -> bool:
     """`title` starts with an article, and not an English one ("Das Boot", "L'Avventura")."""
-    from moviemind_core.catalog import ARTICLES
-
     first = re.match(r"^(\w+'?)", title)
     return bool(
         first
-        and first.group(1) in ARTICLES
-        and first.group(1) not in _ENGLISH_ARTICLES
+        and first.group(1) in articles()
+        and first.group(1) not in lexicon().titles.articles.english
         and (first.group(1).endswith("'") or " " in title)
     )
 

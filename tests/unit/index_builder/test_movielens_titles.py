@@ -16,12 +16,12 @@ from index_builder.sources.movielens_titles import (
     load_known_by_original,
     split_movielens_title,
 )
-from moviemind_core.catalog import ARTICLES, Movie, display_title
+from moviemind_core.catalog import Movie, articles, display_title
 
 KNOWN = load_known_by_original()
 
 # What the page must never show: MovieLens' a.k.a. brackets and articles moved to the end.
-INVERTED = re.compile(r", (?:" + "|".join(re.escape(a) for a in ARTICLES) + r")\)?$")
+INVERTED = re.compile(r", (?:" + "|".join(re.escape(a) for a in articles()) + r")\)?$")
 
 
 @pytest.mark.parametrize(
