@@ -15,14 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from edge.catalog_notes import catalog_info, unresolved_notes
-from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
 from edge.grounding import ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
-from edge.mood import Mood, parse_mood, word_forms, word_groups
+from edge.preparation import Preparation, Prepared, ms
 from edge.prompt import (
     REASON_STOPS,
     REASON_SYSTEM_PROMPT,
@@ -38,7 +35,6 @@ from edge.reason_choices import Focus, focus_of, reason_choices, varied
 from edge.reason_gate import TRUNCATED, GateContext, check, clean, repeats
 from edge.settings import EdgeSettings
 from edge.steering import Steering
-from edge.titles import Resolved, pick_in_context
 from edge.upstream import (
     StreamEnded,
     StreamStarted,
@@ -54,18 +50,10 @@ from edge.wire import (
     Recommendation,
     RecommendRequest,
     RecommendResponse,
-    ResolvedLiked,
-    SearchHit,
-    Timings,
     movie_extras,
 )
 from moviemind_core.catalog import Movie, lookup_key
-from moviemind_core.ranking import RankingSettings, Scored, rank, taste_profile
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
-
+from moviemind_core.ranking import Scored
 
 # A sentence needs room: a retry with fewer tokens left than this would end mid-sentence.
 MIN_ATTEMPT_TOKENS = 12
@@ -74,22 +62,6 @@ MIN_ATTEMPT_TOKENS = 12
 NO_CHOICES = "no_choices"
 
 log = logging.getLogger("moviemind.edge.service")
-
-
-@dataclass
-class Prepared:
-    """A recommend request after retrieval, before (or without) the model."""
-
-    snapshot: Snapshot
-    request: RecommendRequest
-    liked: list[Movie]
-    resolved: list[ResolvedLiked]
-    unresolved: list[str]
-    ranked: list[Scored]
-    timings: Timings
-    started: float
-    mood: Mood
-    model_started: float = 0.0
 
 
 def closest_liked(
@@ -157,6 +129,10 @@ class Recommender:
         self._counter: TokenCounter | None = None
         self._counter_fetch: asyncio.Task[None] | None = None
         self._steering: Steering | None = None
+        # Resolve, parse, build the RankQuery and rank: edge/preparation.py.
+        self.preparation = Preparation(settings, metrics)
+        self.search = self.preparation.search
+        self.prepare = self.preparation.prepare
 
     async def token_counter(self, *, wait: bool = False) -> TokenCounter:
         """The model's own tokenizer once the upstream has served it; an estimate until then.
@@ -210,154 +186,6 @@ class Recommender:
             len(self.settings.upstream.urls),
         )
         return primed
-
-    def search(self, snap: Snapshot, q: str, k: int) -> tuple[list[SearchHit], Timings]:
-        t0 = time.perf_counter()
-        vec = snap.embedder.embed_one(q)
-        t1 = time.perf_counter()
-        # Plain search is similarity with a light quality prior; no exclusions.
-        hits = rank(snap.bundle, snap.priors, None, k, mood=vec, settings=self.settings.ranking)
-        t2 = time.perf_counter()
-        self.metrics.embed.observe(t1 - t0)
-        self.metrics.search.observe(t2 - t1)
-        out = [
-            SearchHit(
-                id=s.movie.id,
-                title=s.movie.title,
-                year=s.movie.year,
-                genres=list(s.movie.genres),
-                score=round(s.score, 4),
-                **movie_extras(s.movie),
-            )
-            for s in hits
-        ]
-        return out, Timings(embed=ms(t1 - t0), search=ms(t2 - t1), total=ms(t2 - t0))
-
-    def prepare(self, snap: Snapshot, req: RecommendRequest) -> Prepared:
-        """Resolve liked movies, embed the query, retrieve and rank candidates."""
-        started = time.perf_counter()
-        liked: list[Movie] = []
-        resolved: list[ResolvedLiked] = []
-        unresolved: list[str] = []
-        seen: set[int] = set()
-        ambiguous: dict[int, Resolved] = {}
-        for mid in req.liked_ids:
-            m = snap.bundle.movie(mid)
-            if m is None:
-                unresolved.append(str(mid))
-            elif mid not in seen:
-                seen.add(mid)
-                liked.append(m)
-                resolved.append(ResolvedLiked(input=str(mid), id=m.id, title=m.title, year=m.year))
-        for text in req.liked:
-            r = snap.titles.resolve(text)
-            if r is None:
-                unresolved.append(text)
-            elif r.id in seen:
-                # Still accounted for, so every input appears in resolved or unresolved.
-                resolved.append(
-                    ResolvedLiked(
-                        input=text,
-                        id=r.id,
-                        title=r.title,
-                        year=r.year,
-                        note="same movie as an earlier entry",
-                    )
-                )
-            else:
-                seen.add(r.id)
-                m = snap.bundle.movie(r.id)
-                assert m is not None
-                liked.append(m)
-                if r.alternatives:
-                    ambiguous[len(resolved)] = r
-                resolved.append(
-                    ResolvedLiked(
-                        input=text, id=r.id, title=r.title, year=r.year, note=r.note, weak=r.weak
-                    )
-                )
-        liked, resolved = self._in_context(snap, liked, resolved, ambiguous)
-        query = req.query.strip()
-        if not liked and not query:
-            if unresolved:
-                info = catalog_info(snap.bundle, self.settings.image_base)
-                notes = unresolved_notes(unresolved[:10], req.liked_ids, info)
-                raise UnresolvedTitles(
-                    "none of the liked movies are in the catalog: "
-                    + "; ".join(f"{n.input!r} ({n.note})" for n in notes)
-                    + "; look titles up with GET /v1/movies?title=",
-                )
-            raise NothingToGoOn("name at least one liked movie (liked or liked_ids) or a query")
-        t0 = time.perf_counter()
-        # "nothing too dark": embed what is wanted; what is excluded pushes away (or filters).
-        mood = parse_mood(query, snap.priors.genre_bit)
-        qvec = snap.embedder.embed_one(mood.wanted) if mood.wanted else None
-        negative = snap.embedder.embed_one(", ".join(mood.excluded)) if mood.excluded else None
-        avoid = snap.priors.rows_described_as(word_forms(" ".join(mood.excluded)))
-        asked = snap.priors.keyword_share(word_groups(mood.wanted))
-        t1 = time.perf_counter()
-        filters = req.filters
-        if mood.genres_none:
-            extra = [g for g in mood.genres_none if g not in filters.genres_none]
-            filters = msgspec.structs.replace(filters, genres_none=[*filters.genres_none, *extra])
-        rows = [snap.bundle.row_of[m.id] for m in liked]
-        rs: RankingSettings = self.settings.ranking
-        profile = taste_profile(snap.bundle.vectors[rows])
-        want = max(req.k, min(self.settings.candidates, req.k * 4)) if req.explain else req.k
-        ranked = rank(
-            snap.bundle,
-            snap.priors,
-            profile,
-            want,
-            liked_rows=rows,
-            mood=qvec,
-            negative=negative,
-            avoid_rows=avoid,
-            keyword_share=asked,
-            exclude=seen | {m.id for m in liked},
-            filters=filters,
-            settings=rs,
-        )
-        t2 = time.perf_counter()
-        if query:
-            self.metrics.embed.observe(t1 - t0)
-        self.metrics.search.observe(t2 - t1)
-        if not ranked:
-            raise NoCandidates("no movie in the catalog passes these filters")
-        timings = Timings(embed=ms(t1 - t0) if query else 0.0, search=ms(t2 - t1))
-        return Prepared(snap, req, liked, resolved, unresolved, ranked, timings, started, mood)
-
-    @staticmethod
-    def _in_context(
-        snap: Snapshot,
-        liked: list[Movie],
-        resolved: list[ResolvedLiked],
-        ambiguous: dict[int, Resolved],
-    ) -> tuple[list[Movie], list[ResolvedLiked]]:
-        """Re-resolve titles several movies share against the other liked movies ("Robin Hood"
-        beside "Troy" and "Kingdom of Heaven" is the 2010 film, not the 1973 cartoon).
-        `ambiguous` maps positions in `resolved` to the title lookups that had alternatives."""
-        if not ambiguous or len(liked) < 2:
-            return liked, resolved
-        index_of = {m.id: i for i, m in enumerate(liked)}
-        liked, resolved = list(liked), list(resolved)
-        for i, lookup in ambiguous.items():
-            r = resolved[i]
-            pos = index_of.get(r.id)
-            if pos is None:
-                continue
-            others = [snap.bundle.row_of[m.id] for j, m in enumerate(liked) if j != pos]
-            chosen = pick_in_context(snap.bundle, lookup, others)
-            if chosen.id != r.id and chosen.id not in index_of:
-                movie = snap.bundle.movie(chosen.id)
-                assert movie is not None
-                liked[pos] = movie
-                del index_of[r.id]
-                index_of[chosen.id] = pos
-                resolved[i] = msgspec.structs.replace(
-                    r, id=chosen.id, title=chosen.title, year=chosen.year, note=chosen.note
-                )
-        return liked, resolved
 
     def _recommendation(
         self, p: Prepared, rank: int, s: Scored, reason: str | None

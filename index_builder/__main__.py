@@ -213,8 +213,11 @@ def cmd_build(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {exc}") from None
     ids = np.asarray([m.id for m in movies], dtype=np.int64)
     related = {m.id: m.related for m in movies if m.related}
+    from index_builder.feedback import with_feedback
+
+    interactions = with_feedback(ratings, args.feedback, ids, args.feedback_min_support)
     neighbours, collab = neighbours_for(
-        ids, ratings if args.collab != "none" else None, _collab_settings(args), related
+        ids, interactions if args.collab != "none" else None, _collab_settings(args), related
     )
     build(
         [msgspec.structs.replace(m, related=()) if m.related else m for m in movies],
@@ -323,7 +326,9 @@ How it cannot leak (`index_builder/evaluate.py`):
 - Every method ranks the whole catalog with only the input excluded (none sees the rest of the
   user's history): HR@10 and NDCG@10 of the held-out movie, Recall@20 of all the user's liked
   movies from the held-out time on, catalog coverage of all top-10 lists; mean ± standard error
-  over users. The edge's rows run `moviemind_core.ranking.rank`, the code the edge serves with.
+  over users. The edge's rows build their RankQuery with `moviemind_core.ranking.build_query` and
+  run `Pipeline.run`, the calls the edge serves with (tests/unit/edge/test_preparation.py compares
+  the two on recorded requests).
 
 """
 
@@ -400,6 +405,10 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--full", action="store_true", help="re-embed everything")
     b.add_argument("--template", default=TEMPLATE_VERSION, help="document template to embed")
     _interaction_args(b)
+    b.add_argument(
+        "--feedback", help="also learn from visitors' likes: SQLite path or postgresql:// URL"
+    )
+    b.add_argument("--feedback-min-support", type=int, default=3, help="visitors a film needs")
     b.set_defaults(func=cmd_build)
 
     u = sub.add_parser("publish", help="upload a bundle to S3-compatible storage, move latest")
