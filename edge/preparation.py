@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 import msgspec
 
+from edge.catalog_notes import catalog_info, unresolved_notes
 from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
 from edge.mood import Mood, parse_mood, word_forms, word_groups
 from edge.settings import EdgeSettings
 from edge.titles import Resolved, pick_in_context
-from edge.wire import RecommendRequest, ResolvedLiked, SearchHit, Timings
+from edge.wire import RecommendRequest, ResolvedLiked, SearchHit, Timings, movie_extras
 from moviemind_core.catalog import Movie
 from moviemind_core.ranking import MoodRequest, Pipeline, Scored, build_query
 
@@ -84,6 +85,7 @@ class Preparation:
                 year=s.movie.year,
                 genres=list(s.movie.genres),
                 score=round(s.score, 4),
+                **movie_extras(s.movie),
             )
             for s in hits
         ]
@@ -96,9 +98,11 @@ class Preparation:
         query = req.query.strip()
         if not liked and not query:
             if unresolved:
+                info = catalog_info(snap.bundle, self.settings.image_base)
+                notes = unresolved_notes(unresolved[:10], req.liked_ids, info)
                 raise UnresolvedTitles(
                     "none of the liked movies are in the catalog: "
-                    + ", ".join(repr(u) for u in unresolved[:10])
+                    + "; ".join(f"{n.input!r} ({n.note})" for n in notes)
                     + "; look titles up with GET /v1/movies?title=",
                 )
             raise NothingToGoOn("name at least one liked movie (liked or liked_ids) or a query")
@@ -169,7 +173,9 @@ class Preparation:
                 if r.alternatives:
                     ambiguous[len(resolved)] = r
                 resolved.append(
-                    ResolvedLiked(input=text, id=r.id, title=r.title, year=r.year, note=r.note)
+                    ResolvedLiked(
+                        input=text, id=r.id, title=r.title, year=r.year, note=r.note, weak=r.weak
+                    )
                 )
         liked, resolved = in_context(snap, liked, resolved, ambiguous)
         return liked, resolved, unresolved, seen | {m.id for m in liked}

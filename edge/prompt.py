@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -58,17 +57,6 @@ class BuiltPrompt(msgspec.Struct):
     dropped: int
 
 
-_ALSO_KNOWN_AS = re.compile(r"^(?P<main>.*\S)\s+\((?:a\.k\.a\.\s*)?[^()]+\)$")
-
-
-def short_title(title: str) -> str:
-    """'Amelie (Fabuleux destin d'Amélie Poulain, Le)' -> 'Amelie': MovieLens appends alternative
-    titles in parentheses; in a liked-movies line they cost tokens and tell the model nothing."""
-    while m := _ALSO_KNOWN_AS.match(title):
-        title = m.group("main")
-    return title
-
-
 def candidate_line(n: int, m: Movie, detail: int, with_year: bool = True) -> str:
     """'[3] Heat (1995): action, crime; heist, rivalry, los angeles'.
 
@@ -101,9 +89,9 @@ def build_prompt(
 ) -> BuiltPrompt:
     """Fit the request into `budget` tokens: as many fully described candidates as fit (never
     fewer than k); only when k of them do not fit, shorter candidate lines."""
-    liked_txt = "; ".join(
-        short_title(m.title) + (f" ({m.year})" if m.year else "") for m in liked[:8]
-    )
+    # Display titles only: the catalog split off alternate titles at index build, and in a
+    # liked-movies line they would cost tokens and tell the model nothing.
+    liked_txt = "; ".join(m.title + (f" ({m.year})" if m.year else "") for m in liked[:8])
     # The request line comes first: with the system prompt it forms a prefix every request with
     # the same k shares, so the model server's prefix cache skips it too. Only what describes
     # this user and their candidates is evaluated per request (time to first token).
@@ -154,8 +142,8 @@ REASON_STOPS = [".", "!", "?", "\n"]
 
 
 def display_label(m: Movie) -> str:
-    """'Gladiator (2000)': the short title and year, as the answer lines name a pick."""
-    return short_title(m.title) + (f" ({m.year})" if m.year else "")
+    """'Gladiator (2000)': the display title and year, as the answer lines name a pick."""
+    return m.title + (f" ({m.year})" if m.year else "")
 
 
 def reason_facts(m: Movie, plot: bool = True) -> str:
@@ -194,9 +182,9 @@ def build_reason_messages(
 def choice_opening(m: Movie) -> str:
     """How the edge starts a pick's sentence under guided choice: "Fargo is" (the choices start
     with their own article, " a" or " an")."""
-    return f"{short_title(m.title)} is"
+    return f"{m.title} is"
 
 
 def reason_openings(m: Movie) -> list[str]:
     """The sentence starts the edge writes for `m`, in the order they are tried."""
-    return [o.format(title=short_title(m.title)) for o in REASON_OPENINGS]
+    return [o.format(title=m.title) for o in REASON_OPENINGS]

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from edge import mood
 from edge.index_store import catalog_people
-from edge.prompt import short_title
 from edge.reason_gate import MIN_WORDS, forbidden_words
 from moviemind_core.catalog import Movie
 from moviemind_core.lexicon import lexicon
@@ -298,7 +297,7 @@ def reason_choices(
         for p in phrases
         for tail in tails
     ]
-    title_words = len(short_title(m.title).split()) + 1  # the opening, "<Title> is"
+    title_words = len(m.title.split()) + 1  # the opening, "<Title> is"
     fitting = [
         c
         for c in dict.fromkeys(out)

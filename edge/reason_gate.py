@@ -20,7 +20,7 @@ from functools import cached_property
 
 import msgspec
 
-from moviemind_core.catalog import Movie, lookup_key
+from moviemind_core.catalog import Movie, lookup_key, title_names
 from moviemind_core.lexicon import lexicon
 from moviemind_core.lexicon.normalise import WORD, alternation
 
@@ -105,19 +105,13 @@ def _unbacked_genre_words(m: Movie) -> list[str]:
     ]
 
 
-def _main_title(m: Movie) -> str:
-    """The title without a trailing part in brackets ("Twelve Monkeys (a.k.a. 12 Monkeys)")."""
-    return re.sub(r"\s*\(.*\)\s*$", "", m.title)
-
-
 def _norm(text: str) -> str:
     return " " + lookup_key(text) + " "
 
 
 def _title_keys(m: Movie) -> set[str]:
-    """Lookup keys a mention of `m` may take: the full title and its main part."""
-    keys = {lookup_key(m.title)}
-    keys.add(lookup_key(_main_title(m)))
+    """Lookup keys a mention of `m` may take: its display, original and alternate titles."""
+    keys = {lookup_key(name) for name in title_names(m)}
     # A one-word title that is also an ordinary word ("Heat", "Smoke") cannot be told from the
     # word; only titles of two words or a long single word count as mentions.
     return {k for k in keys if len(k) >= 6 or " " in k}
@@ -126,7 +120,7 @@ def _title_keys(m: Movie) -> set[str]:
 def _capitalised(m: Movie, text: str) -> bool:
     """`m`'s title appears in `text` with its own capitals: "About Time" the film, not "about
     time travel" (a title of ordinary words is only a title when written as one)."""
-    words = [w for w in re.findall(r"\w+", _main_title(m)) if w[:1].isupper()]
+    words = [w for w in re.findall(r"\w+", m.title) if w[:1].isupper()]
     return all(re.search(rf"\b{re.escape(w)}\b", text) for w in words)
 
 
@@ -248,7 +242,9 @@ def repeats(reason: str, earlier: Sequence[str]) -> bool:
 def _without_own_title(reason: str, movie: Movie) -> str:
     """`reason` with mentions of the movie's own title (full or short) replaced by "It"."""
     out = reason
-    for title in sorted({movie.title, _main_title(movie)}, key=len)[::-1]:
+    # Alternate names only when they cannot be ordinary words ("Hate" is La Haine's).
+    names = {n for n in title_names(movie) if n == movie.title or " " in n or len(n) >= 6}
+    for title in sorted(names, key=len)[::-1]:
         if title:
             # Whole words only: "M" is a title, and the m of "film" is not a mention of it.
             pattern = (r"\b" if title[0].isalnum() else "") + re.escape(title)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.catalog_notes import catalog_info, unresolved_notes
 from edge.grounding import ground
 from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
@@ -29,7 +30,6 @@ from edge.prompt import (
     build_reason_messages,
     choice_opening,
     reason_openings,
-    short_title,
 )
 from edge.reason_choices import Focus, focus_of, reason_choices, varied
 from edge.reason_gate import TRUNCATED, GateContext, check, clean, repeats
@@ -46,19 +46,14 @@ from edge.upstream import (
 )
 from edge.wire import (
     LikedRef,
-    MovieOut,
     ReasonEvent,
     Recommendation,
     RecommendRequest,
     RecommendResponse,
+    movie_extras,
 )
 from moviemind_core.catalog import Movie, lookup_key
 from moviemind_core.ranking import Scored
-
-
-def movie_out(m: Movie) -> MovieOut:
-    return MovieOut(id=m.id, title=m.title, year=m.year, genres=list(m.genres))
-
 
 # A sentence needs room: a retry with fewer tokens left than this would end mid-sentence.
 MIN_ATTEMPT_TOKENS = 12
@@ -94,8 +89,7 @@ def metadata_reason(m: Movie, best: Movie | None, query: str) -> str:
     if best is not None:
         shared = [g for g in genres if g in best.genres]
         parts.append(
-            f"Close to {short_title(best.title)}"
-            + (f": also {', '.join(shared[:3]).lower()}" if shared else "")
+            f"Close to {best.title}" + (f": also {', '.join(shared[:3]).lower()}" if shared else "")
         )
     elif query:
         parts.append(
@@ -207,7 +201,16 @@ class Recommender:
             reason=reason or metadata_reason(m, best, p.request.query.strip()),
             reason_source="model" if reason else "catalog",
             because=LikedRef(id=best.id, title=best.title, year=best.year) if best else None,
+            **movie_extras(m),
         )
+
+    def catalog_notes(self, p: Prepared) -> dict[str, Any]:
+        """The reply's `catalog` (source, year range) and a note per unresolved liked title."""
+        info = catalog_info(p.snapshot.bundle, self.settings.image_base)
+        return {
+            "catalog": info,
+            "unresolved_notes": unresolved_notes(p.unresolved, p.request.liked_ids, info),
+        }
 
     def shown_first(self, p: Prepared) -> list[Recommendation]:
         """What the client sees before the model has written anything: the ranker's picks (all
@@ -249,6 +252,7 @@ class Recommender:
             timings_ms=p.timings,
             dropped_titles=draft.dropped,
             index_version=p.snapshot.version,
+            **self.catalog_notes(p),
             raw_model_text=raw if p.request.debug and raw else None,
         )
 

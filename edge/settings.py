@@ -68,6 +68,9 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # does not pay for evaluating it.
     prime_prefix: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Where the page loads posters from: this + the catalog's poster path. TMDB's w185 size by
+    # default; a mirror or a local server (tests, offline demos) otherwise.
+    image_base: str = "https://image.tmdb.org/t/p/w185"
     # Proxies (load balancer, TLS terminator) whose X-Forwarded-For is believed, so the rate
     # limit sees real client addresses; comma-separated addresses or "*".
     trusted_proxies: str = "127.0.0.1"

@@ -11,7 +11,7 @@ import msgspec
 import numpy as np
 
 from moviemind_core.bundle import Bundle
-from moviemind_core.catalog import Movie, lookup_key, split_title_year
+from moviemind_core.catalog import Movie, articles, lookup_key, split_title_year, title_names
 
 
 class Resolved(msgspec.Struct, frozen=True):
@@ -24,15 +24,31 @@ class Resolved(msgspec.Struct, frozen=True):
     note: str | None = None
     # Other catalog movies with this title (most popular first) when the input did not say which.
     alternatives: tuple[int, ...] = ()
+    # The match may not be the film the person meant: the title was completed or corrected, or
+    # the only film of that name here is one few people know ("the only 'Parasite' ... 1982").
+    weak: bool = False
 
 
 _ARTICLES = ("the ", "a ", "an ")
+# Every article the catalog's titles may start with, as lookup keys spell them ("l'" -> "l "):
+# "Haine" finds "La Haine", "Fabuleux destin d'Amelie Poulain" finds "Le fabuleux destin...".
+_ANY_ARTICLE = tuple(sorted({lookup_key(a) + " " for a in articles()} - {" "}, key=len))[::-1]
+NOTE_COMPLETED = "completed a partial title"
+NOTE_CLOSEST = "closest title match"
 
 
 def _bare(key: str) -> str:
     """The key without a leading article: people type "godfather" for "The Godfather"."""
     for art in _ARTICLES:
         if key.startswith(art):
+            return key[len(art) :]
+    return key
+
+
+def _articleless(key: str) -> str:
+    """The key without a leading article of any language the catalog's titles use."""
+    for art in _ANY_ARTICLE:
+        if key.startswith(art) and len(key) > len(art):
             return key[len(art) :]
     return key
 
@@ -61,6 +77,25 @@ class TitleIndex:
         # Trigrams in more titles than this ("the", " th") say little about which title was
         # meant and cost the most to count; typo matching skips them when rarer ones exist.
         self._common = max(50, len(self.keys) // 20)
+        # Keys by their form without a leading article, for inputs that leave it out ("Haine"
+        # -> "la haine"); the most popular title first. Other languages' articles only for
+        # films with an original-language title: "Hard" is not "Die Hard".
+        articleless: dict[str, set[str]] = {}
+        for m in movies:
+            strip = _articleless if m.original_title else _bare
+            for name in title_names(m):
+                key = lookup_key(name)
+                if key in self.titles and strip(key) != key:
+                    articleless.setdefault(strip(key), set()).add(key)
+        self.articleless = {
+            k: sorted(keys, key=lambda k: (-self.popularity[k], k))
+            for k, keys in articleless.items()
+        }
+        # A film fewer people rated than the catalog's median is one a person naming it may not
+        # have meant (the sample's only "Parasite" is a 1982 film one person rated).
+        counts = sorted(m.vote_count for m in movies)
+        self.obscure_below = counts[len(counts) // 2] if counts else 0
+        self.year_max = max((m.year for m in movies if m.year), default=None)
 
     def _best(self, ids: list[int], year: int | None) -> tuple[Movie, bool] | None:
         """Most popular movie among ids (already ordered), preferring the year when given."""
@@ -113,31 +148,40 @@ class TitleIndex:
         if not key:
             return None  # only punctuation or a year: every key would "match" as a prefix
         note = None
-        ids = self.titles.get(key) or self.titles.get("the " + key)
+        ids = self.titles.get(key) or self.titles.get("the " + key) or self._any_article(key)
         if ids is None and len(_bare(key)) >= 3 and key not in ("the", "a", "an"):
             # Completing "x" or "the" to the most popular title would be a guess, not a match.
             # "shawshank" -> "the shawshank redemption": the article is usually left out.
             prefixed = self._prefix_keys(key, 1) or self._prefix_keys("the " + key, 1)
             if prefixed:
                 ids = self.titles[prefixed[0]]
-                note = "completed a partial title"
+                note = NOTE_COMPLETED
         if ids is None:
             close = self.fuzzy_keys(key, limit=1)
             if not close:
                 return None
             ids = self.titles[close[0]]
-            note = "closest title match"
+            note = NOTE_CLOSEST
         best = self._best(ids, year)
         if best is None:
             return None
         movie, ambiguous = best
         alternatives: tuple[int, ...] = ()
+        weak = note is not None
         if year is not None and movie.year != year:
             note = f"no {year} release in the catalog; took {movie.year}"
+            if self.year_max is not None and year > self.year_max:
+                note = f"no {year} release in the catalog (films up to {self.year_max}); took {movie.year}"
+            weak = True
         elif ambiguous and note is None:
             note = "several movies have this title; took the most popular"
             if year is None:
                 alternatives = tuple(i for i in ids if i in self.by_id and i != movie.id)
+        elif note is None and year is None and movie.vote_count < self.obscure_below:
+            # The person named a title, not a year: the one film of that name here is little
+            # known, and may not be the one they meant (a newer film the catalog lacks).
+            note = f"the only ‘{movie.title}’ in this catalog: {movie.year or 'year unknown'}"
+            weak = True
         return Resolved(
             input=text,
             id=movie.id,
@@ -145,7 +189,13 @@ class TitleIndex:
             year=movie.year,
             note=note,
             alternatives=alternatives,
+            weak=weak,
         )
+
+    def _any_article(self, key: str) -> list[int] | None:
+        """Ids of the most popular title that is `key` with or without any leading article."""
+        found = self.articleless.get(_articleless(key))
+        return self.titles[found[0]] if found else None
 
     def _prefix_keys(self, key: str, limit: int) -> list[str]:
         """Keys that start with key (whole words first), most popular first."""

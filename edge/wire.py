@@ -6,6 +6,7 @@ from typing import Annotated
 
 import msgspec
 
+from moviemind_core.catalog import Movie
 from moviemind_core.ranking import Filters
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -28,11 +29,36 @@ class RecommendRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     debug: bool = False
 
 
-class MovieOut(msgspec.Struct, kw_only=True):
+class MovieOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A catalog movie as every endpoint shows it. The optional fields are absent (never null or
+    empty) where the catalog source has no value: MovieLens' sample has no posters."""
+
     id: int
     title: str
     year: int | None
     genres: list[str]
+    # The film's own-language title ("La Haine" beside "Hate"), for a quiet subtitle.
+    original_title: str | None = None
+    # TMDB's path ("/abc.jpg"); the image is image_base + path (see CatalogInfo.image_base).
+    poster_path: str | None = None
+    tmdb_id: int | None = None
+    imdb_id: str | None = None
+
+
+def movie_extras(m: Movie) -> dict[str, str | int | None]:
+    """The optional MovieOut fields of `m`, for any MovieOut subclass's constructor; empty
+    strings count as missing (a source that writes "" for "none" must not show a broken link)."""
+    return {
+        "original_title": m.original_title or None,
+        "poster_path": m.poster_path or None,
+        "tmdb_id": m.tmdb_id or None,
+        "imdb_id": m.imdb_id or None,
+    }
+
+
+def movie_out(m: Movie) -> MovieOut:
+    """`m` as a search hit or title lookup result shows it."""
+    return MovieOut(id=m.id, title=m.title, year=m.year, genres=list(m.genres), **movie_extras(m))
 
 
 class MovieDetail(MovieOut, kw_only=True):
@@ -60,10 +86,11 @@ class Recommendation(MovieOut, kw_only=True):
     score: float
     reason: str
     # "model" when the reason is the model's (it passed the reason gate), else "catalog".
-    reason_source: str = "catalog"
+    # No defaults: MovieOut omits fields at their default, and these two are always sent.
+    reason_source: str
     # The liked movie this pick is closest to: the one whose fans rated it (the ranker's
     # credit), else the nearest in meaning; null when the request named no liked movie.
-    because: LikedRef | None = None
+    because: LikedRef | None
 
 
 class ReasonEvent(msgspec.Struct, kw_only=True):
@@ -81,6 +108,32 @@ class ResolvedLiked(msgspec.Struct, kw_only=True):
     title: str
     year: int | None
     note: str | None = None
+    # The match may not be the film meant (a completed or corrected title, or the only, little
+    # known film of that name): the page shows the note beside it so it can be removed.
+    weak: bool = False
+
+
+class UnresolvedNote(msgspec.Struct, kw_only=True):
+    """Why a liked title matched nothing, in words the page shows beside it."""
+
+    input: str
+    note: str
+
+
+class CatalogInfo(msgspec.Struct, kw_only=True):
+    """What the served catalog holds: an unresolved title may simply be newer than it."""
+
+    # The bundle's source: "movielens", "tmdb-api", "tmdb-export".
+    source: str
+    # The same in words: "the MovieLens sample", "built from TMDB".
+    description: str
+    movies: int
+    year_min: int | None
+    year_max: int | None
+    # Where poster images live: image_base + poster_path (MOVIEMIND_EDGE_IMAGE_BASE).
+    image_base: str
+    # The catalog holds TMDB data (ids, posters): pages showing it credit TMDB.
+    tmdb_data: bool
 
 
 class Timings(msgspec.Struct, kw_only=True):
@@ -102,6 +155,9 @@ class RecommendResponse(msgspec.Struct, kw_only=True):
     degraded_reason: str | None = None
     dropped_titles: list[str] = msgspec.field(default_factory=list)
     index_version: str | None = None
+    # One note per unresolved liked title (same order as unresolved_liked).
+    unresolved_notes: list[UnresolvedNote] = msgspec.field(default_factory=list)
+    catalog: CatalogInfo | None = None
     # Only with `debug: true` in the request.
     raw_model_text: str | None = None
 

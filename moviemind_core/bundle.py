@@ -9,7 +9,9 @@ A bundle is a directory:
     neighbours.npy   int32 (n, N): catalog rows of each movie's collaborative neighbours, -1 = none
     neighbour_weights.npy  float16 (n, N): their weights (larger = stronger evidence)
 
-Format 2 added the neighbour files; a format-1 bundle is rejected with a message to rebuild.
+Format 2 added the neighbour files; format 3 the catalog record's display title split from its
+alternate and original titles, poster path and TMDB/IMDb ids. An older bundle is rejected with a
+message naming the command that rebuilds it.
 
 The manifest is written last, so a reader that sees a manifest sees complete files; every file
 is checked against the manifest's sha256 and size before anything is used.
@@ -30,13 +32,19 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from moviemind_core.catalog import Movie, display_title, lookup_key
+from moviemind_core.catalog import Movie, lookup_key, title_names
 
 # Must come before any usearch import: onnxruntime segfaults when imported after usearch.
 from moviemind_core.embedder import sha256_file
 
 FORMAT = "moviemind-bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# What each version added, for the message that refuses an older bundle.
+FORMAT_CHANGES = {
+    2: "collaborative neighbours",
+    3: "display titles split from alternate titles, posters, TMDB and IMDb ids",
+}
+REBUILD_COMMAND = "python -m index_builder build --out DIR (make index for var/index)"
 MANIFEST = "manifest.json"
 CATALOG = "catalog.msgpack"
 VECTORS = "vectors.npy"
@@ -108,26 +116,30 @@ def new_version() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + os.urandom(3).hex()
 
 
-def title_keys(title: str) -> set[str]:
-    """Every key a title is found by: the whole, and for "Amelie (Fabuleux destin d'Amélie
-    Poulain, Le)" also the main title and the alternate one."""
-    keys = {lookup_key(title)}
-    main, sep, rest = title.partition(" (")
-    if sep and rest.endswith(")"):
-        keys.add(lookup_key(main))
-        keys.add(lookup_key(display_title(rest[:-1])))
+def title_keys(m: Movie) -> set[str]:
+    """Every key a movie is found by: its display title, original title and alternate titles
+    ("Amélie", "Le fabuleux destin d'Amélie Poulain"), split by the catalog source."""
+    keys = {lookup_key(name) for name in title_names(m)}
     keys.discard("")
     return keys
 
 
 def build_title_table(movies: Sequence[Movie]) -> dict[str, list[int]]:
-    """lookup_key -> ids, most popular first, so an ambiguous title resolves to the best known."""
+    """lookup_key -> ids, most popular first, so an ambiguous title resolves to the best known;
+    keys of display, original and alternate titles alike."""
     table: dict[str, list[Movie]] = {}
     for m in movies:
-        for k in title_keys(m.title):
+        for k in title_keys(m):
             table.setdefault(k, []).append(m)
+    # A film shown under a name comes before one that only has it as an alternate: "The
+    # Postman" is Costner's 1997 film before "Il Postino" (released in English as The Postman).
     return {
-        k: [m.id for m in sorted(v, key=lambda m: (-m.vote_count, -m.popularity, m.id))]
+        k: [
+            m.id
+            for m in sorted(
+                v, key=lambda m: (lookup_key(m.title) != k, -m.vote_count, -m.popularity, m.id)
+            )
+        ]
         for k, v in table.items()
     }
 
@@ -256,10 +268,15 @@ def decode_manifest(raw: bytes, where: str = MANIFEST) -> Manifest:
     except msgspec.DecodeError as exc:
         raise BundleError(f"{where} is not a valid bundle manifest: {exc}") from exc
     if manifest.format != FORMAT or manifest.format_version != FORMAT_VERSION:
+        added = "; ".join(
+            f"format {v} added {what}"
+            for v, what in FORMAT_CHANGES.items()
+            if manifest.format_version < v <= FORMAT_VERSION
+        )
         raise BundleError(
             f"{where}: format {manifest.format}/{manifest.format_version} is not "
-            f"{FORMAT}/{FORMAT_VERSION} (format 2 added collaborative neighbours); rebuild it "
-            "with this version: python -m index_builder build"
+            f"{FORMAT}/{FORMAT_VERSION}" + (f" ({added})" if added else "") + "; rebuild the "
+            f"index with this version: {REBUILD_COMMAND}"
         )
     missing = [f for f in DATA_FILES if f not in manifest.files]
     if missing:

@@ -11,8 +11,7 @@ from edge.errors import NotFound
 from edge.http.guards import API_GUARDS
 from edge.http.openapi import error_specs
 from edge.http.state import Edge
-from edge.service import movie_out
-from edge.wire import MovieDetail, MoviesResponse, SearchResponse
+from edge.wire import MovieDetail, MoviesResponse, SearchResponse, movie_extras, movie_out
 
 
 class CatalogController(Controller):
@@ -47,6 +46,7 @@ class CatalogController(Controller):
             cast=list(m.cast),
             rating=round(float(snap.priors.bayes_rating[row]), 2),
             votes=m.vote_count,
+            **movie_extras(m),
         )
 
     @get("/movies", summary="Title lookup (autocomplete)", responses=error_specs(400, 422))

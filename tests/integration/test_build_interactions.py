@@ -71,6 +71,9 @@ def test_movielens_dir_builds_neighbours_votes_and_respects_the_time_cut(
     assert {m.title for m in b.movies} >= {"The Matrix", "Kingdom of Heaven"}
     assert b.movie(3).source_ids == {"movielens": 3, "tmdb": 1495}
     assert b.movie(6).source_ids == {"movielens": 6}  # no TMDB id in links.csv
+    # links.csv's ids reach the record: TMDB's where given, IMDb's with its "tt" prefix.
+    assert (b.movie(3).tmdb_id, b.movie(3).imdb_id) == (1495, "tt0320661")
+    assert (b.movie(6).tmdb_id, b.movie(6).imdb_id) == (None, "tt0133093")
     assert b.movie(4).vote_count == 40 and b.movie(1).vote_count == 20
     assert "Toy Story" in neighbour_titles(b, 1)  # the late ratings pair epics with Toy Story
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from edge.prompt import short_title
 from tests.support.edge_api import (
     assert_error,
     in_catalog,
@@ -192,7 +191,7 @@ def test_recommend_with_the_model(keyed: httpx.Client) -> None:
     from_model = [x for x in body["recommendations"] if x["reason_source"] == "model"]
     assert body["explanation"] == ("\n".join(x["reason"] for x in from_model) or None)
     for x in from_model:
-        title = short_title(x["title"])
+        title = x["title"]
         assert x["reason"].startswith((f"{title} ", f"Watch {title} for its ")), x["reason"]
     t = body["timings_ms"]
     assert 0 < t["llm_first_token"] <= t["llm_total"] <= t["total"]

@@ -16,7 +16,6 @@ import msgspec
 import pytest
 from tokenizers import Tokenizer
 
-from edge.prompt import short_title
 from model_server.tokenizer import ServerTokenizer
 from tests.support.model_server_helpers import embedded_info, shared_cache
 from tests.support.openai_stub import Hang, OpenAIStub, Stream
@@ -107,7 +106,7 @@ def test_picks_first_then_one_gated_reason_per_pick(edge: Server, stub: OpenAISt
     assert [c["id"] for c in final["recommendations"]] == [c["id"] for c in first]
     reasons = {d["rank"]: d for e, d in events if e == "reason"}
     assert set(reasons) == {1, 3}
-    title1, title3 = short_title(first[0]["title"]), short_title(first[2]["title"])
+    title1, title3 = first[0]["title"], first[2]["title"]
     assert reasons[1]["reason"] == f"{title1} is a{GOOD}" and reasons[1]["source"] == "model"
     assert reasons[3]["reason"] == f"{title3} is a{OTHER}"
     assert reasons[1]["id"] == first[0]["id"]
@@ -122,7 +121,7 @@ def test_picks_first_then_one_gated_reason_per_pick(edge: Server, stub: OpenAISt
     assert len(calls) == 5
     openings = [c["messages"][-1] for c in calls]
     assert all(o["role"] == "assistant" for o in openings)
-    title2 = short_title(first[1]["title"])
+    title2 = first[1]["title"]
     assert [o["content"] for o in openings] == [
         f"{title1} is a",
         f"{title2} is a",
@@ -246,7 +245,7 @@ def test_a_model_server_with_a_tokenizer_gets_each_picks_logit_bias(
     assert len(calls) == 9  # three junk attempts for each of the three picks
     for call in calls:
         user = call["messages"][-2]["content"]
-        title = next(t for t in picks if f"Pick: {short_title(t)} (" in user)
+        title = next(t for t in picks if f"Pick: {t} (" in user)
         bias = call["logit_bias"]
         assert bias and all(v == -100 for v in bias.values())
         # " comedy" is banned exactly where the catalog says the pick is no comedy.
@@ -278,7 +277,7 @@ def test_with_guided_choice_the_model_chooses_among_catalog_sentences(
             edge.stop()
     assert r.status_code == 200
     recs = r.json()["recommendations"]
-    titles = [short_title(x["title"]) for x in recs]
+    titles = [x["title"] for x in recs]
     calls = [c.body for c in stub.chat_requests]
     # Pick 1 at once, picks 2 and 3 twice each.
     assert [c["messages"][-1]["content"] for c in calls] == [

@@ -108,7 +108,7 @@ CASES = {
             "The Third Man",
             "Vertigo",
             "Touch of Evil",
-            "Sunset Blvd. (a.k.a. Sunset Boulevard)",
+            "Sunset Blvd.",
             "Rear Window",
             "Laura",
             "Notorious",

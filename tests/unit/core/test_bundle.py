@@ -173,7 +173,7 @@ def test_round_trip_and_manifest_fields(built: Path) -> None:
     assert len(bundle) == SMALL
     assert [x.id for x in bundle.movies] == [x.id for x in movies]
     assert bundle.movies == movies  # msgspec round trip keeps every field
-    assert m.format == "moviemind-bundle" and m.format_version == 2
+    assert m.format == "moviemind-bundle" and m.format_version == 3
     assert m.counts["movies"] == SMALL and m.counts["vectors"] == SMALL
     assert m.counts["embedded"] + m.counts["reused"] == SMALL
     assert m.template_version == TEMPLATE_VERSION
@@ -286,8 +286,8 @@ def test_missing_manifest_is_rejected(copy: Path) -> None:
 
 
 def test_wrong_format_version_is_rejected(copy: Path) -> None:
-    reseal(copy, format_version=3)
-    with pytest.raises(BundleError, match="format moviemind-bundle/3 is not moviemind-bundle/2"):
+    reseal(copy, format_version=4)
+    with pytest.raises(BundleError, match="format moviemind-bundle/4 is not moviemind-bundle/3"):
         Bundle.load(copy)
 
 
@@ -295,6 +295,19 @@ def test_a_format_1_bundle_is_rejected_with_the_command_that_rebuilds_it(copy: P
     reseal(copy, format_version=1)
     with pytest.raises(BundleError, match=r"added collaborative neighbours.*index_builder build"):
         Bundle.load(copy)
+
+
+def test_a_format_2_bundle_is_rejected_naming_what_changed_and_the_rebuild_command(
+    copy: Path,
+) -> None:
+    """A format-2 bundle (titles with MovieLens' bracketed alternates, no posters) is refused."""
+    reseal(copy, format_version=2)
+    with pytest.raises(BundleError) as err:
+        Bundle.load(copy)
+    message = str(err.value)
+    assert "format moviemind-bundle/2 is not moviemind-bundle/3" in message
+    assert "alternate titles" in message and "collaborative" not in message
+    assert "python -m index_builder build --out" in message and "make index" in message
 
 
 @pytest.mark.parametrize(

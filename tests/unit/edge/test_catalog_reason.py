@@ -5,7 +5,13 @@ from __future__ import annotations
 from edge.service import closest_liked, metadata_reason
 from moviemind_core.catalog import Movie
 
-AMELIE = Movie(id=1, title="Amelie (Fabuleux destin d'Amélie Poulain, Le)", genres=("Comedy",))
+AMELIE = Movie(
+    id=1,
+    title="Amélie",
+    original_title="Le fabuleux destin d'Amélie Poulain",
+    alt_titles=("Le fabuleux destin d'Amélie Poulain",),
+    genres=("Comedy",),
+)
 DARK_KNIGHT = Movie(id=2, title="Dark Knight, The", genres=("Action", "Crime", "IMAX"))
 PICK = Movie(
     id=3,
@@ -26,7 +32,7 @@ def test_names_the_liked_movie_the_ranker_credits_in_short_and_skips_imax() -> N
         "Close to Dark Knight, The: also action, crime; superhero, origin story, gotham city; "
         "rated 7.7/10 by 105 viewers."
     )
-    assert metadata_reason(PICK, AMELIE, "").startswith("Close to Amelie;")
+    assert metadata_reason(PICK, AMELIE, "").startswith("Close to Amélie;")
     assert closest_liked(PICK, [], None) is None  # type: ignore[arg-type]
 
 

@@ -13,7 +13,6 @@ from edge.prompt import (
     build_prompt,
     build_reason_messages,
     reason_openings,
-    short_title,
 )
 from tests.support.catalog import movie
 from tests.support.servers import ROOT
@@ -112,20 +111,19 @@ def test_prompt_trims_to_the_budget_and_keeps_at_least_k() -> None:
     assert "drama" not in starved.messages[1]["content"]
 
 
-@pytest.mark.parametrize(
-    ("title", "short"),
-    [
-        ("Amelie (Fabuleux destin d'Amélie Poulain, Le)", "Amelie"),
-        ("Léon: The Professional (a.k.a. The Professional) (Léon)", "Léon: The Professional"),
-        ("Seven (a.k.a. Se7en)", "Seven"),
-        ("(500) Days of Summer", "(500) Days of Summer"),
-        ("Monsters, Inc.", "Monsters, Inc."),
-    ],
-)
-def test_liked_titles_lose_their_alternative_titles_in_the_prompt(title: str, short: str) -> None:
-    assert short_title(title) == short
-    p = build_prompt([movie(9, title, 2001)], "", PROMPT_CANDIDATES, 5, WordCounter(), 512)
-    assert f"I enjoyed: {short} (2001)." in p.messages[1]["content"]
+def test_liked_titles_are_the_records_display_titles_without_alternates() -> None:
+    """The catalog split MovieLens' alternates off at build: the prompt shows the display title
+    and none of the alternate or original titles the record also carries."""
+    amelie = movie(
+        9,
+        "Amélie",
+        2001,
+        original_title="Le fabuleux destin d'Amélie Poulain",
+        alt_titles=("Le fabuleux destin d'Amélie Poulain", "Amelie"),
+    )
+    p = build_prompt([amelie], "", PROMPT_CANDIDATES, 5, WordCounter(), 512)
+    assert "I enjoyed: Amélie (2001)." in p.messages[1]["content"]
+    assert "fabuleux" not in p.messages[1]["content"]
 
 
 def test_approx_counter_and_hf_counter_without_padding() -> None:
@@ -160,12 +158,14 @@ def test_reason_messages_share_everything_before_the_pick() -> None:
 
 
 def test_reason_messages_without_liked_movies_or_mood_start_at_the_pick() -> None:
-    user = build_reason_messages([], "", movie(5, "Twelve Monkeys (a.k.a. 12 Monkeys)", 1995))
+    m = movie(5, "Twelve Monkeys", 1995, alt_titles=("12 Monkeys",))
+    user = build_reason_messages([], "", m)
     assert user[1]["content"].startswith("Pick: Twelve Monkeys (1995)\n")
+    assert "12 Monkeys" not in user[1]["content"]
 
 
-def test_reason_openings_begin_with_the_short_title() -> None:
-    m = movie(5, "Léon: The Professional (a.k.a. The Professional) (Léon)", 1994)
+def test_reason_openings_begin_with_the_display_title() -> None:
+    m = movie(5, "Léon: The Professional", 1994, alt_titles=("The Professional", "Léon"))
     assert reason_openings(m) == [
         "Léon: The Professional is a",
         "Watch Léon: The Professional for its",

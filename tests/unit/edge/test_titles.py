@@ -15,7 +15,14 @@ TITLE_MOVIES = [
     movie(4, "The Matrix Reloaded", 2003, votes=90),
     movie(5, "The Godfather", 1972, votes=200),
     movie(6, "The Godfather: Part II", 1974, votes=130),
-    movie(7, "Amelie (Fabuleux destin d'Amélie Poulain, Le)", 2001, votes=100),
+    movie(
+        7,
+        "Amélie",
+        2001,
+        votes=100,
+        original_title="Le fabuleux destin d'Amélie Poulain",
+        alt_titles=("Le fabuleux destin d'Amélie Poulain",),
+    ),
     movie(8, "The Shawshank Redemption", 1994, votes=300),
     movie(9, "Up", 2009, votes=60),
     movie(10, "X-Men", 2000, votes=70),
@@ -97,3 +104,108 @@ def test_search_autocomplete_prefix_then_words_then_typos(titles: TitleIndex) ->
     assert [m.id for m in titles.search("shawshnk", 5)] == [8]
     assert titles.search("!!!", 5) == []
     assert len(titles.search("t", 2)) <= 2
+
+
+# ---- alternate titles (issue 23): the record's names, split once at index build ----------------
+
+ALT_MOVIES = [
+    movie(21, "Se7en", 1995, votes=200, alt_titles=("Seven",)),
+    movie(22, "Twelve Monkeys", 1995, votes=180, alt_titles=("12 Monkeys",)),
+    movie(
+        23, "Il Postino", 1994, votes=40, original_title="Il Postino", alt_titles=("The Postman",)
+    ),
+    movie(24, "La Haine", 1995, votes=30, original_title="La Haine", alt_titles=("Hate",)),
+    movie(
+        25,
+        "Amélie",
+        2001,
+        votes=150,
+        original_title="Le fabuleux destin d'Amélie Poulain",
+        alt_titles=("Le fabuleux destin d'Amélie Poulain",),
+    ),
+    movie(
+        26,
+        "Léon: The Professional",
+        1994,
+        votes=120,
+        original_title="Léon",
+        alt_titles=("Léon", "The Professional"),
+    ),
+    movie(27, "The Postman", 1997, votes=10),  # Costner's: shown under that name
+    movie(28, "Parasite", 1982, votes=1),
+    movie(29, "Die Hard", 1988, votes=140),
+    movie(30, "Heat", 1995, votes=110),
+    movie(31, "Up", 2009, votes=3),
+]
+
+
+@pytest.fixture(scope="module")
+def alt_titles() -> TitleIndex:
+    return TitleIndex(ALT_MOVIES, build_title_table(ALT_MOVIES))
+
+
+@pytest.mark.parametrize(
+    ("typed", "movie_id"),
+    [
+        ("Se7en", 21),
+        ("Seven", 21),
+        ("12 Monkeys", 22),
+        ("Il Postino", 23),
+        ("postino", 23),  # articles optional
+        ("La Haine", 24),
+        ("haine", 24),
+        ("Amélie", 25),
+        ("amelie", 25),  # accents optional
+        ("Le fabuleux destin d'Amélie Poulain", 25),
+        ("fabuleux destin d amelie poulain", 25),
+        ("Leon", 26),
+        ("The Professional", 26),
+        ("The Postman", 27),  # the film shown under the name comes before an alternate
+    ],
+)
+def test_every_alternate_title_resolves_with_or_without_accents_and_articles(
+    alt_titles: TitleIndex, typed: str, movie_id: int
+) -> None:
+    r = alt_titles.resolve(typed)
+    assert r is not None and r.id == movie_id, (typed, r)
+    # The display title is what comes back, whichever name was typed.
+    assert r.title == alt_titles.by_id[movie_id].title
+
+
+@pytest.mark.parametrize(
+    ("typed", "movie_id"),
+    [("Se7en", 21), ("12 Monkeys", 22), ("Il Postino", 23), ("haine", 24), ("Amélie", 25)],
+)
+def test_autocomplete_finds_alternate_titles(
+    alt_titles: TitleIndex, typed: str, movie_id: int
+) -> None:
+    assert movie_id in [m.id for m in alt_titles.search(typed, 5)]
+
+
+def test_another_languages_article_is_only_dropped_for_films_with_an_original_title(
+    alt_titles: TitleIndex,
+) -> None:
+    """'Haine' finds 'La Haine' (a French film), but 'Hard' is not 'Die Hard'."""
+    r = alt_titles.resolve("Hard")
+    assert r is None or r.id != 29 or r.weak
+
+
+def test_the_only_obscure_film_of_a_name_is_a_weak_match_with_a_note(
+    alt_titles: TitleIndex,
+) -> None:
+    r = alt_titles.resolve("Parasite")
+    assert r is not None and r.id == 28 and r.weak
+    assert r.note == "the only \u2018Parasite\u2019 in this catalog: 1982"
+    # A well-known film by its exact name is not weak and says nothing.
+    heat = alt_titles.resolve("Heat")
+    assert heat is not None and not heat.weak and heat.note is None
+    # Naming the year says which film was meant: not weak either.
+    dated = alt_titles.resolve("Parasite (1982)")
+    assert dated is not None and not dated.weak
+
+
+def test_completed_and_corrected_titles_are_weak_matches(alt_titles: TitleIndex) -> None:
+    completed = alt_titles.resolve("twelve monk")
+    assert completed is not None and completed.id == 22 and completed.weak
+    corrected = alt_titles.resolve("Twelve Monkies")
+    assert corrected is not None and corrected.id == 22 and corrected.weak
