@@ -322,7 +322,13 @@ def check_document(tier: str, key: str, text: str, values: dict[str, Any], regio
     assert doc["ssh_pwauth"] is False
     assert {"docker.io", "docker-compose-v2"} <= set(doc["packages"])
     # Defect 12: a systemd unit starts the stack and retries it; runcmd only enables it.
-    assert doc["runcmd"][-1] == ["systemctl", "enable", "--now", "--no-block", "moviemind-up.service"]
+    assert doc["runcmd"][-1] == [
+        "systemctl",
+        "enable",
+        "--now",
+        "--no-block",
+        "moviemind-up.service",
+    ]
     # Defect 5: a container whose liveness check fails is restarted, not left serving.
     assert ["systemctl", "enable", "--now", "moviemind-autoheal.timer"] in doc["runcmd"]
     for f in doc["write_files"]:

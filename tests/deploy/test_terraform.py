@@ -869,7 +869,9 @@ def named_presets(locals_, values: dict[str, Any] | None = None) -> dict[str, di
     raw = locals_["model_presets"]
     return {
         hcl_value(k): {
-            hcl_value(f) if f.startswith('"') else f: eval_text(x, scope) if isinstance(x, str) else x
+            hcl_value(f) if f.startswith('"') else f: eval_text(x, scope)
+            if isinstance(x, str)
+            else x
             for f, x in v.items()
             if not f.startswith("__")
         }
@@ -1084,7 +1086,13 @@ def test_real_terraform_rejects_a_bad_region(harness, tmp_path) -> None:
 def plan_error(harness: Path, tmp_path: Path, *extra: str) -> str:
     """Plan the minimal example with extra -var flags; the error text ('' when it plans)."""
     proc = terraform(
-        ["plan", "-input=false", "-no-color", f"-state={tmp_path / 's'}", f"-var-file={EXAMPLES[0]}"]
+        [
+            "plan",
+            "-input=false",
+            "-no-color",
+            f"-state={tmp_path / 's'}",
+            f"-var-file={EXAMPLES[0]}",
+        ]
         + secret_args()
         + list(extra),
         harness,
