@@ -339,6 +339,7 @@ locals {
       edge_api_key            = var.edge_api_key
       edge_cors_origins       = join(",", var.edge_cors_origins)
       edge_reload_interval_s  = var.edge_reload_interval_s
+      edge_rate_limit         = var.edge_rate_limit_per_minute
       s3_endpoint             = local.s3_endpoint
       s3_region               = local.s3_region
       s3_access_key           = linode_object_storage_key.edge.access_key

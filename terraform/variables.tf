@@ -420,6 +420,17 @@ variable "edge_reload_interval_s" {
   }
 }
 
+variable "edge_rate_limit_per_minute" {
+  type        = number
+  description = "Requests per minute each client may make to the edge's API (MOVIEMIND_EDGE_RATE_LIMIT_PER_MINUTE), with a burst of 10 seconds' worth; clients are told apart by the address the NodeBalancer passes on (IPv4 or IPv6). 0: no limit."
+  default     = 600
+
+  validation {
+    condition     = var.edge_rate_limit_per_minute >= 0 && var.edge_rate_limit_per_minute <= 100000 && floor(var.edge_rate_limit_per_minute) == var.edge_rate_limit_per_minute
+    error_message = "edge_rate_limit_per_minute must be a whole number from 0 to 100000."
+  }
+}
+
 variable "edge_cors_origins" {
   type        = list(string)
   description = "Browser origins allowed to call the edge API from other sites (MOVIEMIND_EDGE_CORS_ORIGINS). The bundled web page needs none."
