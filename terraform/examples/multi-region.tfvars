@@ -3,7 +3,7 @@
 #   us-ord -> us-ord, eu-central;  eu-central -> eu-central, us-ord;  ap-south -> eu-central, us-ord
 #   3 x g6-nanode-1 edges + 3 x g6-dedicated-4 model servers + 5 NodeBalancers (one per hub,
 #   one per edge region) + Object Storage + three 10 GB volumes (Caddy's certificates)
-#   Estimated $0.434/hour, $289/month (price_table as of 2026-09-17; `terraform output estimated_cost`).
+#   Estimated $0.433/hour, $289/month (price_table as of 2026-09-17; `terraform output estimated_cost`).
 # Secrets are not in this file: see secrets.auto.tfvars.example.
 #
 #   cd terraform && terraform apply -var-file=examples/multi-region.tfvars
