@@ -15,8 +15,10 @@ topology.py: TCP + PROXY v2 for the edge, HTTPS with /readyz checks for the mode
 API's address assignment (the model server's VPC address is a loopback address the test hands
 out, as the API hands out a free one), the index (the bundle `make index` built, mounted, in
 place of the bucket), the images (the smoke images in place of the registry's, by name), the
-host ports (80/443/8080 map to free ports here), and the model NodeBalancer's address in the
-edge's extra_hosts (this machine, seen from the container network).
+host ports (80/443/8080 map to free ports here), the model NodeBalancer's address in the
+edge's extra_hosts (this machine, seen from the container network), and the address Caddy's
+proxy_protocol `allow` names: podman masquerades connections to a published port on one
+machine as the network's gateway, where an instance sees the NodeBalancer's VPC range.
 
 Runs from scripts/container_smoke.sh (after it built the images) with
 MOVIEMIND_TOPOLOGY_REQUIRED=1, where anything missing is a failure; a plain pytest run skips it
@@ -69,7 +71,7 @@ SMOKE_IMAGES = {
     "caddy": "localhost/moviemind-caddy:smoke",
 }
 SITE = "movies.example.com"
-NB_SOURCE = "10.78.0.5"  # inside local.edge_vpc_nb_range (10.78.0.4/30)
+NB_RANGE = "10.78.0.4/30"  # local.edge_vpc_nb_range, as rendered into the Caddyfile
 PREFIX = "mm-topo"
 REQUIRED = os.environ.get("MOVIEMIND_TOPOLOGY_REQUIRED") == "1"
 
@@ -223,19 +225,20 @@ class Topology:
         self.model1 = self.model_host("model-1")
         self.model_nb.add("us-ord-1", self.vpc_address(self.model1))
 
-        # The edge NodeBalancer's VPC side: a network whose host address is in its range.
-        engine("network", "rm", "--force", f"{PREFIX}-vpc", check=False)
-        engine("network", "create", "--subnet", "10.78.0.0/24", "--gateway", NB_SOURCE,
-               f"{PREFIX}-vpc")  # fmt: skip
-        engine("run", "--detach", "--name", f"{PREFIX}-vpc-anchor", "--network", f"{PREFIX}-vpc",
-               "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",
-               "--entrypoint", "python", SMOKE_IMAGES["edge"], "-c",
-               "import time; time.sleep(100000)")  # fmt: skip
-
         (doc,) = [d for (tier, _), d in self.docs.items() if tier == "edge"]
         files = dict(files_of(doc))
         files["/etc/moviemind/model-ca.pem"] = ca
         compose = yaml.safe_load(files["/etc/moviemind/compose.yaml"])
+        gateway = compose["networks"]["default"]["ipam"]["config"][0]["gateway"]
+        # On an instance the NodeBalancer's connections arrive from its VPC range with their
+        # source intact (Docker's DNAT). podman on one machine masquerades connections to a
+        # published port as the network's gateway, so that is the NodeBalancer's address
+        # here: the one value of the rendered Caddyfile this test changes.
+        caddyfile = files["/etc/moviemind/Caddyfile"]
+        assert f"allow {NB_RANGE}" in caddyfile
+        files["/etc/moviemind/Caddyfile"] = caddyfile.replace(
+            f"allow {NB_RANGE}", f"allow {gateway}/32"
+        )
         index = self.tmp / "index"
         shutil.copytree(ROOT / "var" / "index", index)
         index.chmod(0o755)
@@ -244,7 +247,6 @@ class Topology:
         self.caddy_data = self.tmp / "caddy-data"
         self.caddy_data.mkdir()
         os.chown(self.caddy_data, 10001, 10001)
-        gateway = compose["networks"]["default"]["ipam"]["config"][0]["gateway"]
         hosts = [f"mm-us-ord.moviemind.internal:{gateway}"]
         self.edge = Host(
             name=f"{PREFIX}-edge",
@@ -263,8 +265,7 @@ class Topology:
         self.edge.up()
         self.edge_nb = TcpNodeBalancer(
             [("127.0.0.1", self.client_port), ("::1", self.client_port)],
-            (NB_SOURCE, self.ports[443]),
-            NB_SOURCE,
+            ("127.0.0.1", self.ports[443]),
         )
         self.balancers.append(self.edge_nb)
 
@@ -280,7 +281,7 @@ class Topology:
 
     def edge_ready(self) -> bool:
         """The NodeBalancer's readiness probe: plain HTTP to 8080 from its VPC range."""
-        status, _ = http_get(NB_SOURCE, self.ports[8080], "/readyz", source=NB_SOURCE)
+        status, _ = http_get("127.0.0.1", self.ports[8080], "/readyz")
         return status == 200
 
     def https(self, path: str, source: str, method: str = "GET", body: bytes = b"") -> tuple:
@@ -296,8 +297,6 @@ class Topology:
             b.close()
         for host in self.hosts:
             host.down()
-        engine("rm", "--force", f"{PREFIX}-vpc-anchor", check=False)
-        engine("network", "rm", "--force", f"{PREFIX}-vpc", check=False)
 
 
 def http_get(
@@ -359,7 +358,7 @@ def test_metrics_and_readiness_are_closed_from_outside(topology) -> None:
         status, body = topology.https(path, "127.0.0.2")
         assert status == 404 and b"moviemind_" not in body, (path, status)
     # The NodeBalancer's probe port answers /readyz, and nothing else.
-    assert http_get(NB_SOURCE, topology.ports[8080], "/metrics", source=NB_SOURCE)[0] == 404
+    assert http_get("127.0.0.1", topology.ports[8080], "/metrics")[0] == 404
     topology.say("ok: /metrics, /metrics/, /readyz/ answer 404 from outside")
 
 

@@ -304,17 +304,16 @@ class Listener:
 
 
 class TcpNodeBalancer:
-    """An edge NodeBalancer port: TCP passthrough with a PROXY v2 header, connecting from
-    `source` (an address of its VPC range) to the node."""
+    """An edge NodeBalancer port: TCP passthrough to the node, with a PROXY v2 header that
+    carries the client's own address (IPv4 or IPv6)."""
 
-    def __init__(self, listen: list[tuple[str, int]], node: tuple[str, int], source: str) -> None:
-        self.node, self.source = node, source
+    def __init__(self, listen: list[tuple[str, int]], node: tuple[str, int]) -> None:
+        self.node = node
         self.listener = Listener(listen, self.handle)
 
     def handle(self, client: socket.socket, peer: tuple) -> None:
         up = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            up.bind((self.source, 0))
             up.connect(self.node)
             local = client.getsockname()
             up.sendall(proxy_v2_header(peer[:2], local[:2]))
