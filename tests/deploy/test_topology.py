@@ -13,8 +13,8 @@ does, with no address conflict and no dropped request.
 What stands in for Akamai here, and nothing else: the two NodeBalancers (tests/deploy/
 topology.py: TCP + PROXY v2 for the edge, HTTPS with /readyz checks for the model tier), the
 API's address assignment (the model server's VPC address is a loopback address the test hands
-out, as the API hands out a free one), the index (the bundle `make index` built, mounted, in
-place of the bucket), the images (the smoke images in place of the registry's, by name), the
+out, as the API hands out a free one), the index (the bundle the smoke test's index_builder
+image built, mounted, in place of the bucket), the images (the smoke images in place of the registry's, by name), the
 host ports (80/443/8080 map to free ports here), the model NodeBalancer's address in the
 edge's extra_hosts (this machine, seen from the container network), and the address Caddy's
 proxy_protocol `allow` names: podman masquerades connections to a published port on one
@@ -69,7 +69,10 @@ SMOKE_IMAGES = {
     "edge": "localhost/moviemind-edge:smoke",
     "model-server": "localhost/moviemind-model:smoke",
     "caddy": "localhost/moviemind-caddy:smoke",
+    "index-builder": "localhost/moviemind-index-builder:smoke",
 }
+SMOKE_INDEX = "mm-smoke-index"  # scripts/container_smoke.sh's index volume
+TOPO_INDEX = "mm-topo-index"
 SITE = "movies.example.com"
 NB_RANGE = "10.78.0.4/30"  # local.edge_vpc_nb_range, as rendered into the Caddyfile
 PREFIX = "mm-topo"
@@ -89,8 +92,6 @@ def missing_prerequisite() -> str | None:
     for image in SMOKE_IMAGES.values():
         if engine("image", "exists", image, check=False).returncode != 0:
             return f"{image} is missing (scripts/container_smoke.sh builds it)"
-    if not (ROOT / "var" / "index" / "manifest.json").is_file():
-        return "var/index is missing (make index)"
     return None
 
 
@@ -159,6 +160,7 @@ class Topology:
         self.model_port = self.values["model_port"]
         self.next_vpc_host = 2  # the "API" hands out free VPC addresses from .2 on
         self.log: list[str] = []
+        self.volumes: list[str] = []
 
     def say(self, text: str) -> None:
         self.log.append(f"[{time.time() - self.t0:5.0f}s] {text}")
@@ -239,11 +241,7 @@ class Topology:
         files["/etc/moviemind/Caddyfile"] = caddyfile.replace(
             f"allow {NB_RANGE}", f"allow {gateway}/32"
         )
-        index = self.tmp / "index"
-        shutil.copytree(ROOT / "var" / "index", index)
-        index.chmod(0o755)
-        for f in index.iterdir():
-            f.chmod(0o644)
+        index = self.index_volume()
         self.caddy_data = self.tmp / "caddy-data"
         self.caddy_data.mkdir()
         os.chown(self.caddy_data, 10001, 10001)
@@ -255,7 +253,7 @@ class Topology:
             workdir=self.tmp / "edge",
             images=self.images(compose),
             host_ports=self.ports,
-            env_overrides={"edge": {"MOVIEMIND_EDGE_INDEX": "/srv/index"}},
+            env_overrides={"edge": {"MOVIEMIND_EDGE_INDEX": "/srv/index/bundle"}},
             extra_volumes={"edge": [f"{index}:/srv/index:ro"]},
             extra_hosts={"edge": hosts},
             host_paths={"/var/lib/moviemind/caddy": str(self.caddy_data)},
@@ -274,6 +272,22 @@ class Topology:
         wait_for("edge ready through the NodeBalancer probe port", self.edge_ready, 180)
         self.say("edge ready (NodeBalancer probe: :8080/readyz through Caddy)")
         wait_for("Caddy's internal root", self.root_ca.is_file, 60)
+
+    def index_volume(self) -> str:
+        """The sample index, built by the smoke test's index_builder image (an index must be
+        embedded by the same MiniLM export as the edge image's). The smoke run leaves its
+        volume for this test; on its own, the test builds one the same way."""
+        if engine("volume", "exists", SMOKE_INDEX, check=False).returncode == 0:
+            return SMOKE_INDEX
+        self.say("index: python -m index_builder build (index_builder image)")
+        engine("volume", "rm", "--force", TOPO_INDEX, check=False)
+        engine("volume", "create", TOPO_INDEX)
+        engine("run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp",
+               "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",
+               "-v", f"{TOPO_INDEX}:/app/var/index", SMOKE_IMAGES["index-builder"],
+               "build", "--out", "/app/var/index/bundle", timeout=900)  # fmt: skip
+        self.volumes.append(TOPO_INDEX)
+        return TOPO_INDEX
 
     @property
     def root_ca(self) -> Path:
@@ -297,6 +311,8 @@ class Topology:
             b.close()
         for host in self.hosts:
             host.down()
+        for volume in self.volumes:
+            engine("volume", "rm", "--force", volume, check=False)
 
 
 def http_get(
