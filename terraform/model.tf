@@ -235,7 +235,7 @@ resource "terraform_data" "model_ready" {
       CONFIG_ID = linode_nodebalancer_config.model[each.value.region].id
       NODE_ID   = linode_nodebalancer_node.model[each.key].id
       TIMEOUT_S = var.model_ready_timeout_s
-      LABEL     = each.key
+      LABEL     = "model server ${each.key}"
     }
   }
 
