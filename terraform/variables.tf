@@ -461,7 +461,7 @@ variable "edge_insecure_http" {
 
 variable "edge_tls_issuer" {
   type        = string
-  description = "Where Caddy gets each edge's certificate: acme (Let's Encrypt, with ZeroSSL as Caddy's fallback) or internal (Caddy's own CA: for staging and tests, browsers will not trust it)."
+  description = "Where Caddy gets each edge's certificate: acme (Let's Encrypt, by HTTP-01 or TLS-ALPN-01 through the NodeBalancer) or internal (Caddy's own CA: for staging and tests, browsers will not trust it)."
   default     = "acme"
 
   validation {
