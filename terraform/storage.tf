@@ -1,5 +1,5 @@
-# The index lives in one Object Storage bucket; `python -m index_builder publish` uploads a
-# bundle and moves <prefix>/latest.json, and every edge polls that pointer.
+# The index and the model file live in one Object Storage bucket; `python -m index_builder
+# publish` uploads a bundle and moves <prefix>/latest.json, and every edge polls that pointer.
 
 resource "linode_object_storage_bucket" "index" {
   region = var.index_region
@@ -11,6 +11,19 @@ resource "linode_object_storage_bucket" "index" {
 # Terraform does not create, so its secret never lands in the state (docs/deployment.md).
 resource "linode_object_storage_key" "edge" {
   label = "${var.project}-edge-read"
+
+  bucket_access {
+    bucket_name = linode_object_storage_bucket.index.label
+    region      = var.index_region
+    permissions = "read_only"
+  }
+}
+
+# The model servers' key: read-only on the same bucket, where the model file lives under
+# models/ (uploaded once with `python -m model_server weights upload`, docs/deployment.md).
+# Every replacement server fetches it from here, next to it, not from an outside host.
+resource "linode_object_storage_key" "model" {
+  label = "${var.project}-model-read"
 
   bucket_access {
     bucket_name = linode_object_storage_bucket.index.label

@@ -4,10 +4,14 @@
 # instances receive the CA certificate (edges) or their region's leaf key and certificate
 # (model servers), never the CA key. Certificates name the model hostnames, not addresses,
 # so they can be issued before any instance exists.
+#
+# RSA throughout: the NodeBalancers terminate this TLS, and NodeBalancers accept RSA
+# certificates only ("Certificates using the ECDSA algorithm are not supported", Linode guide
+# "TLS/SSL Termination on NodeBalancers"). The whole chain is RSA so no part of it is refused.
 
 resource "tls_private_key" "model_ca" {
-  algorithm   = "ECDSA"
-  ecdsa_curve = "P256"
+  algorithm = "RSA"
+  rsa_bits  = 3072
 }
 
 resource "tls_self_signed_cert" "model_ca" {
@@ -25,9 +29,9 @@ resource "tls_self_signed_cert" "model_ca" {
 # One key and certificate per model region, shared by the servers behind its NodeBalancer
 # (which passes TLS through to them).
 resource "tls_private_key" "model" {
-  for_each    = var.model_regions
-  algorithm   = "ECDSA"
-  ecdsa_curve = "P256"
+  for_each  = var.model_regions
+  algorithm = "RSA"
+  rsa_bits  = 2048
 }
 
 resource "tls_cert_request" "model" {

@@ -128,14 +128,34 @@ variable "model_image_tag" {
   }
 }
 
-variable "caddy_image" {
+variable "edge_image_digest" {
   type        = string
-  description = "Caddy image for TLS in front of each edge (ports 80/443) and each model server (model_port)."
-  default     = "caddy:2.10.0-alpine"
+  description = "Digest of the pushed edge image (sha256:...; `docker buildx build --push --metadata-file` or `docker buildx imagetools inspect` prints it). Instances pull <image_registry>/edge:<edge_image_tag>@<digest>: a tag can be moved to other content, a digest cannot."
 
   validation {
-    condition     = can(regex("^[a-z0-9./_-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$", var.caddy_image)) && !endswith(var.caddy_image, ":latest")
-    error_message = "caddy_image must be name:tag (optionally @sha256:digest), not latest."
+    condition     = can(regex("^sha256:[0-9a-f]{64}$", var.edge_image_digest))
+    error_message = "edge_image_digest must be sha256: followed by 64 lowercase hex digits."
+  }
+}
+
+variable "model_image_digest" {
+  type        = string
+  description = "Digest of the pushed model server image (sha256:...), pulled as <image_registry>/model-server:<model_image_tag>@<digest>."
+
+  validation {
+    condition     = can(regex("^sha256:[0-9a-f]{64}$", var.model_image_digest))
+    error_message = "model_image_digest must be sha256: followed by 64 lowercase hex digits."
+  }
+}
+
+variable "caddy_image" {
+  type        = string
+  description = "Caddy image in front of each edge (ports 80/443, and 8080 for the NodeBalancer's readiness probe), pinned by digest. Needs Caddy 2.7 or newer (PROXY protocol listener)."
+  default     = "caddy:2.10.0-alpine@sha256:e2e3a089760c453bc51c4e718342bd7032d6714f15b437db7121bfc2de2654a6"
+
+  validation {
+    condition     = can(regex("^[a-z0-9./_-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@sha256:[0-9a-f]{64}$", var.caddy_image))
+    error_message = "caddy_image must be name:tag@sha256:digest (pinned by digest)."
   }
 }
 
@@ -218,7 +238,7 @@ variable "edge_api_key" {
 
 variable "model_preset" {
   type        = string
-  description = "What the model servers run: mistral-7b-openorca-q4km (the reference model: Mistral-7B-OpenOrca Q4_K_M, fetched and verified at first start; needs an 8 GB plan), smollm2-135m-demo (the 135M demo model inside the image, no download; only when asked for) or custom (model_gguf_url + model_gguf_sha256). Each preset carries its engine, context and timeouts (local.model_presets)."
+  description = "What the model servers run: mistral-7b-openorca-q4km (the reference model: Mistral-7B-OpenOrca Q4_K_M from this deployment's bucket, s3://<index_bucket>/models/mistral-7b-openorca.Q4_K_M.gguf, uploaded once; verified at first start; needs an 8 GB plan), smollm2-135m-demo (the 135M demo model inside the image, no download; only when asked for) or custom (model_gguf_url + model_gguf_sha256). Each preset carries its engine, context and timeouts (local.model_presets)."
   default     = "mistral-7b-openorca-q4km"
 
   validation {
@@ -229,12 +249,12 @@ variable "model_preset" {
 
 variable "model_gguf_url" {
   type        = string
-  description = "With model_preset = custom: HTTPS URL of the GGUF each model server fetches at start (MOVIEMIND_MODEL_URL). Ignored by the other presets, which carry their own."
+  description = "With model_preset = custom: where each model server fetches the GGUF at start (MOVIEMIND_MODEL_URL): s3://<index_bucket>/<key> in this deployment's bucket (signed with the servers' read-only key), or an https:// URL. Ignored by the other presets, which carry their own."
   default     = ""
 
   validation {
-    condition     = var.model_gguf_url == "" || can(regex("^https://[A-Za-z0-9._~:/?#@!&()*+,;=%-]+$", var.model_gguf_url))
-    error_message = "model_gguf_url must be empty or an https:// URL (no spaces or quotes)."
+    condition     = var.model_gguf_url == "" || can(regex("^(https|s3)://[A-Za-z0-9._~:/?#@!&()*+,;=%-]+$", var.model_gguf_url))
+    error_message = "model_gguf_url must be empty, s3://bucket/key or an https:// URL (no spaces or quotes)."
   }
 }
 
@@ -271,38 +291,37 @@ variable "model_context" {
   }
 }
 
-variable "model_hold_regions" {
-  type        = list(string)
-  description = "Rollouts one region at a time: model regions listed here keep running model_previous (their servers are not replaced) while the others get the current settings. Empty: every region runs the current settings. docs/deployment.md, \"Roll out a new model server release\"."
-  default     = []
+variable "model_hold" {
+  type        = map(string)
+  description = "Rollouts one region at a time: model region => the release id it keeps (from `terraform output model_release_ids`, copied before the change). Servers of a held region are not replaced, whatever changes (image, model, threads, slots, monitoring, alert rules); the other regions get the current settings. Empty: every region runs the current settings. docs/deployment.md, \"Roll out a new model server release\"."
+  default     = {}
 
   validation {
-    condition     = length(distinct(var.model_hold_regions)) == length(var.model_hold_regions)
-    error_message = "model_hold_regions must not repeat a region."
+    condition     = alltrue([for r, id in var.model_hold : can(regex("^[0-9a-f]{12}$", id))])
+    error_message = "model_hold values are release ids: 12 hex digits from `terraform output model_release_ids`."
   }
 }
 
-variable "model_previous" {
-  type = object({
-    image_tag   = string
-    preset      = string
-    gguf_url    = optional(string, "")
-    gguf_sha256 = optional(string, "")
-    engine      = optional(string, "")
-  })
-  description = "The release the regions in model_hold_regions keep during a rollout: the previous values of model_image_tag, model_preset, model_gguf_url, model_gguf_sha256 and model_engine. null when no rollout is under way."
-  default     = null
+variable "edge_hold" {
+  type        = map(string)
+  description = "Edge rollouts one region at a time: edge region => the release id it keeps (from `terraform output edge_release_ids`). Held edges are not replaced. docs/deployment.md, \"Roll out a new edge release\"."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for r, id in var.edge_hold : can(regex("^[0-9a-f]{12}$", id))])
+    error_message = "edge_hold values are release ids: 12 hex digits from `terraform output edge_release_ids`."
+  }
 }
 
 variable "model_ready_wait" {
   type        = bool
-  description = "During apply, wait until each new model server's NodeBalancer node is UP (its /readyz check passes) before the server it replaces is destroyed. Needs curl and LINODE_TOKEN where terraform runs."
+  description = "During apply, wait until each new model server's and edge's NodeBalancer node is UP (its /readyz check passes) before the instance it replaces is destroyed. Needs curl and LINODE_TOKEN where terraform runs."
   default     = true
 }
 
 variable "model_ready_timeout_s" {
   type        = number
-  description = "How long apply waits for a new model server to pass its readiness check (boot, image pull and, for the reference model, a 4.4 GB download)."
+  description = "How long apply waits for a new model server or edge to pass its readiness check (boot, image pull and, for the reference model, a 4.4 GB download from Object Storage)."
   default     = 1800
 
   validation {
@@ -335,8 +354,8 @@ variable "model_slots" {
 
 variable "model_queue" {
   type        = number
-  description = "Requests that may wait for a slot (MOVIEMIND_MODEL_QUEUE); beyond it the server answers 429 and the edge tries the next region."
-  default     = 8
+  description = "Requests that may wait for a slot (MOVIEMIND_MODEL_QUEUE); beyond it the server answers 429 at once and the edge tries the next region. The edges' timeouts are derived from it (docs/deployment.md, \"Timeouts and queue sizes\"): each queued 7B request adds about 42 s, and plan refuses a queue whose wait passes 300 s."
+  default     = 1
 
   validation {
     condition     = var.model_queue >= 0 && var.model_queue <= 1000 && floor(var.model_queue) == var.model_queue
@@ -401,6 +420,17 @@ variable "edge_reload_interval_s" {
   }
 }
 
+variable "edge_rate_limit_per_minute" {
+  type        = number
+  description = "Requests per minute each client may make to the edge's API (MOVIEMIND_EDGE_RATE_LIMIT_PER_MINUTE), with a burst of 10 seconds' worth; clients are told apart by the address the NodeBalancer passes on (IPv4 or IPv6). 0: no limit."
+  default     = 600
+
+  validation {
+    condition     = var.edge_rate_limit_per_minute >= 0 && var.edge_rate_limit_per_minute <= 100000 && floor(var.edge_rate_limit_per_minute) == var.edge_rate_limit_per_minute
+    error_message = "edge_rate_limit_per_minute must be a whole number from 0 to 100000."
+  }
+}
+
 variable "edge_cors_origins" {
   type        = list(string)
   description = "Browser origins allowed to call the edge API from other sites (MOVIEMIND_EDGE_CORS_ORIGINS). The bundled web page needs none."
@@ -414,7 +444,7 @@ variable "edge_cors_origins" {
 
 variable "edge_hostnames" {
   type        = map(string)
-  description = "DNS name per edge region, e.g. { \"us-ord\" = \"us.movies.example.com\" }: Caddy obtains a Let's Encrypt certificate for it and serves HTTPS. Every edge region needs one (point its A record at the edge_addresses output) unless edge_insecure_http is true."
+  description = "DNS name per edge region, e.g. { \"us-ord\" = \"us.movies.example.com\" }: Caddy obtains a Let's Encrypt certificate for it and serves HTTPS. Every edge region needs one (point its A and AAAA records at the edge_addresses output) unless edge_insecure_http is true."
   default     = {}
 
   validation {
@@ -429,28 +459,56 @@ variable "edge_insecure_http" {
   default     = false
 }
 
-variable "edge_reserved_ipv4" {
-  type        = bool
-  description = "Give each edge a reserved IPv4 address that survives re-creating the edge, so DNS records stay valid. Reserved IPs are not available on every account yet (ask Akamai support); false uses each instance's own address, which changes whenever the edge is re-created."
-  default     = true
+variable "edge_tls_issuer" {
+  type        = string
+  description = "Where Caddy gets each edge's certificate: acme (Let's Encrypt, by HTTP-01 or TLS-ALPN-01 through the NodeBalancer) or internal (Caddy's own CA: for staging and tests, browsers will not trust it)."
+  default     = "acme"
+
+  validation {
+    condition     = contains(["acme", "internal"], var.edge_tls_issuer)
+    error_message = "edge_tls_issuer must be acme or internal."
+  }
 }
 
 # --------------------------------------------------------------------------------- monitoring
 
 variable "monitoring" {
   type        = bool
-  description = "Run a small Prometheus next to each edge and each model server: it scrapes the tier's /metrics every 15 s, keeps 7 days, evaluates the alert rules in terraform/monitoring/alerts.yml and listens on 127.0.0.1:9090 only (reach it with ssh -L 9090:127.0.0.1:9090)."
+  description = "Run a small Prometheus and Alertmanager next to each edge and each model server: Prometheus scrapes the tier's /metrics every 15 s, keeps 7 days and evaluates the alert rules in terraform/monitoring/alerts.yml; Alertmanager sends the alerts to alert_webhook_url. Both listen on 127.0.0.1 only (9090, 9093; reach them with ssh -L)."
   default     = false
 }
 
 variable "prometheus_image" {
   type        = string
-  description = "Prometheus image for monitoring = true."
-  default     = "prom/prometheus:v3.5.0"
+  description = "Prometheus image for monitoring = true, pinned by digest."
+  default     = "prom/prometheus:v3.5.0@sha256:63805ebb8d2b3920190daf1cb14a60871b16fd38bed42b857a3182bc621f4996"
 
   validation {
-    condition     = can(regex("^[a-z0-9./_-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$", var.prometheus_image)) && !endswith(var.prometheus_image, ":latest")
-    error_message = "prometheus_image must be name:tag (optionally @sha256:digest), not latest."
+    condition     = can(regex("^[a-z0-9./_-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@sha256:[0-9a-f]{64}$", var.prometheus_image))
+    error_message = "prometheus_image must be name:tag@sha256:digest (pinned by digest)."
+  }
+}
+
+variable "alertmanager_image" {
+  type        = string
+  description = "Alertmanager image for monitoring = true, pinned by digest: it routes the alert rules' notifications to alert_webhook_url."
+  default     = "prom/alertmanager:v0.28.1@sha256:27c475db5fb156cab31d5c18a4251ac7ed567746a2483ff264516437a39b15ba"
+
+  validation {
+    condition     = can(regex("^[a-z0-9./_-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@sha256:[0-9a-f]{64}$", var.alertmanager_image))
+    error_message = "alertmanager_image must be name:tag@sha256:digest (pinned by digest)."
+  }
+}
+
+variable "alert_webhook_url" {
+  type        = string
+  description = "Where Alertmanager (monitoring = true) sends every alert: an HTTPS webhook receiving Alertmanager's JSON (e.g. a chat or paging service's incoming webhook). Empty: alerts are evaluated and shown on 127.0.0.1:9090/9093 but reach no one."
+  default     = ""
+  sensitive   = true
+
+  validation {
+    condition     = var.alert_webhook_url == "" || can(regex("^https://[A-Za-z0-9._~:/?#@!&()*+,;=%-]+$", var.alert_webhook_url))
+    error_message = "alert_webhook_url must be empty or an https:// URL."
   }
 }
 
@@ -463,11 +521,12 @@ variable "price_table" {
     instance       = map(object({ hourly = number, monthly = number }))
     nodebalancer   = object({ hourly = number, monthly = number })
     object_storage = object({ hourly = number, monthly = number })
+    volume         = object({ hourly = number, monthly = number })
   })
   description = "USD prices for the cost outputs. Linode bills hourly up to a monthly cap. Dated: override it when prices change (GET https://api.linode.com/v4/linode/types needs no token). Some regions (e.g. id-cgk, br-gru) cost more than these base prices."
   default = {
     as_of  = "2026-09-17"
-    source = "https://api.linode.com/v4/linode/types base prices (nanode, standard, dedicated); NodeBalancer and Object Storage from the Akamai pricing page"
+    source = "https://api.linode.com/v4/linode/types base prices (nanode, standard, dedicated); NodeBalancer, Object Storage and Block Storage from the Akamai pricing page"
     instance = {
       "g6-nanode-1"     = { hourly = 0.0075, monthly = 5 }
       "g6-standard-1"   = { hourly = 0.018, monthly = 12 }
@@ -482,6 +541,8 @@ variable "price_table" {
     }
     nodebalancer   = { hourly = 0.015, monthly = 10 }
     object_storage = { hourly = 0.0075, monthly = 5 }
+    # Block Storage: $0.10 per GB and month; one 10 GB volume (the minimum) per edge region.
+    volume = { hourly = 0.0015, monthly = 1 }
   }
 
   validation {

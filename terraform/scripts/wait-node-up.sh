@@ -1,7 +1,7 @@
 #!/bin/sh
-# Called by terraform_data.model_ready (terraform/model.tf) during apply: waits until the
-# NodeBalancer reports a new model server's node UP, i.e. its /readyz check passes, so the
-# server it replaces is destroyed only once the new one serves. Needs curl and LINODE_TOKEN
+# Called by terraform_data.model_ready and edge_ready (terraform/model.tf, edge.tf) during apply: waits until the
+# NodeBalancer reports a new model server's or edge's node UP, i.e. its /readyz check passes, so the
+# instance it replaces is destroyed only once the new one serves. Needs curl and LINODE_TOKEN
 # (the token terraform itself uses). Environment: NB_ID, CONFIG_ID, NODE_ID, TIMEOUT_S, LABEL.
 set -eu
 : "${LINODE_TOKEN:?LINODE_TOKEN is not set}"
@@ -12,13 +12,13 @@ while :; do
   status=$(curl -fsS --max-time 20 -H "Authorization: Bearer $LINODE_TOKEN" "$url" \
     | sed -n 's/.*"status": *"\([A-Za-z]*\)".*/\1/p' || true)
   if [ "$status" = UP ]; then
-    echo "model server $LABEL: ready (NodeBalancer node UP)"
+    echo "$LABEL: ready (NodeBalancer node UP)"
     exit 0
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "model server $LABEL: not ready after ${TIMEOUT_S}s (node status: ${status:-unknown}); the server it replaces keeps running. Look at its logs (docs/deployment.md, Troubleshooting)." >&2
+    echo "$LABEL: not ready after ${TIMEOUT_S}s (node status: ${status:-unknown}); the instance it replaces keeps running. Look at its logs (docs/deployment.md, Troubleshooting)." >&2
     exit 1
   fi
-  echo "model server $LABEL: waiting for /readyz (node status: ${status:-unknown})"
+  echo "$LABEL: waiting for /readyz (node status: ${status:-unknown})"
   sleep 20
 done

@@ -36,6 +36,7 @@ TEST_SECRETS = {
     "edge_api_key": "",
     "registry_username": "",
     "registry_password": "",
+    "alert_webhook_url": "",
 }
 
 
@@ -631,13 +632,13 @@ def test_model_port_is_never_open_to_the_internet(tf, locals_) -> None:
             model_rules[fw] = sources
             assert not open_world.search(sources), f"{fw}: model port open to the internet"
         if open_world.search(sources):
-            # Only the edges' web ports face the whole internet.
-            assert fw == "edge" and hcl_value(rule["ports"]) in ("80", "443"), (fw, rule)
+            # Only the edge NodeBalancers' web ports face the whole internet.
+            assert fw == "edge_nodebalancer" and hcl_value(rule["ports"]) == "80, 443", (fw, rule)
     # The NodeBalancers admit the edges' addresses; the servers admit only the NodeBalancer's
     # range inside this account's VPC.
     assert set(model_rules) == {"model", "model_nodebalancer"}
-    assert "linode_networking_ip.edge" in model_rules["model_nodebalancer"]
-    assert "10.77.0.252/30" in model_rules["model"], model_rules["model"]
+    assert "linode_instance.edge" in model_rules["model_nodebalancer"]
+    assert "10.77.0.4/30" in model_rules["model"], model_rules["model"]
 
 
 def test_model_servers_are_reached_only_inside_their_vpc(tf, locals_) -> None:
@@ -658,17 +659,15 @@ def test_model_servers_are_reached_only_inside_their_vpc(tf, locals_) -> None:
     purposes = [hcl_value(i["purpose"]) for i in instance["interface"]]
     assert purposes == ["public", "vpc"]
     node = resources(tf, "linode_nodebalancer_node")["model"]
-    assert "vpc_ip" in json.dumps(node["address"]) and "linode_vpc_subnet" in json.dumps(
-        node["subnet_id"]
-    )
-    # Servers sit at .11, .12, ... of the subnet, clear of the NodeBalancer's /30.
-    for ordinal in range(1, 11):
-        assert ipaddress.ip_address(str(subnet[10 + ordinal])) not in nb_range
+    # The node follows the address the API assigned to the server's VPC interface.
+    assert "linode_instance.model[each.key].interface[1].ipv4[0].vpc" in json.dumps(
+        node["address"]
+    ) and "linode_vpc_subnet" in json.dumps(node["subnet_id"])
 
 
 def test_every_firewall_drops_by_default_and_ssh_is_admin_only(tf) -> None:
     firewalls = resources(tf, "linode_firewall")
-    assert set(firewalls) == {"edge", "model", "model_nodebalancer"}
+    assert set(firewalls) == {"edge", "edge_nodebalancer", "model", "model_nodebalancer"}
     for name, fw in firewalls.items():
         assert hcl_value(fw["inbound_policy"]) == "DROP", name
     for fw, _direction, rule in firewall_rules(tf):
@@ -837,7 +836,8 @@ def cost(values: dict[str, Any]) -> tuple[float, float]:
     """Hourly and monthly cost of a configuration, computed independently of locals.tf."""
     prices = values["price_table"]
     servers = sum(values["model_regions"].values())
-    balancers = len(values["model_regions"])  # one NodeBalancer per model region
+    # One NodeBalancer per model region and one per edge region.
+    balancers = len(values["model_regions"]) + len(values["edge_regions"])
     edge = prices["instance"][values["edge_instance_type"]]
     model = prices["instance"][values["model_instance_type"]]
     parts = [
@@ -845,6 +845,7 @@ def cost(values: dict[str, Any]) -> tuple[float, float]:
         (servers, model),
         (balancers, prices["nodebalancer"]),
         (1, prices["object_storage"]),
+        (len(values["edge_regions"]), prices["volume"]),  # Caddy's certificates, per edge
     ]
     return (
         round(sum(n * p["hourly"] for n, p in parts), 6),
@@ -862,10 +863,21 @@ def test_minimal_example_fits_the_budget_and_runs_the_reference_model(variables)
     assert values["model_preset"] == "mistral-7b-openorca-q4km"
 
 
-def named_presets(locals_) -> dict[str, dict]:
+def named_presets(locals_, values: dict[str, Any] | None = None) -> dict[str, dict]:
     """The presets that name their model (custom's URL is an input, not a literal)."""
+    scope = {"var": values or {"index_bucket": "moviemind-index-your-org"}}
     raw = locals_["model_presets"]
-    return {hcl_value(k): hcl_value(v) for k, v in raw.items() if hcl_value(k) != "custom"}
+    return {
+        hcl_value(k): {
+            hcl_value(f) if f.startswith('"') else f: eval_text(x, scope)
+            if isinstance(x, str)
+            else x
+            for f, x in v.items()
+            if not f.startswith("__")
+        }
+        for k, v in raw.items()
+        if hcl_value(k) != "custom"
+    }
 
 
 def test_the_reference_model_is_the_default(variables, locals_) -> None:
@@ -873,10 +885,8 @@ def test_the_reference_model_is_the_default(variables, locals_) -> None:
     assert hcl_value(variables["model_preset"]["default"]) == "mistral-7b-openorca-q4km"
     presets = named_presets(locals_)
     mistral = presets["mistral-7b-openorca-q4km"]
-    assert mistral["url"] == (
-        "https://huggingface.co/TheBloke/Mistral-7B-OpenOrca-GGUF/resolve/main/"
-        "mistral-7b-openorca.Q4_K_M.gguf"
-    )
+    # From the deployment's own bucket (issue 20 defect 7), not from an outside host.
+    assert mistral["url"] == "s3://moviemind-index-your-org/models/mistral-7b-openorca.Q4_K_M.gguf"
     # No published sha256 could be verified: the preset pins none, and model_gguf_sha256 is
     # then required (a precondition; test_real_terraform_rejects_inconsistent_model_settings).
     assert mistral["sha256"] is None
@@ -888,19 +898,15 @@ def test_the_reference_model_is_the_default(variables, locals_) -> None:
 
 
 def test_presets_carry_timeouts_that_suit_their_model(locals_) -> None:
-    """Defect 12: a 7B on 4 vCPUs needs tens of seconds to its first token; the demo, seconds."""
+    """A 7B on 4 vCPUs needs tens of seconds per answer; the demo, seconds (the timeouts
+    themselves are derived: test_issue20.py, defect 11)."""
     presets = named_presets(locals_)
     sizes = hcl_value(locals_["model_sizes"])
     seven_b = sizes[presets["mistral-7b-openorca-q4km"]["size"]]
     demo = sizes[presets["smollm2-135m-demo"]["size"]]
-    assert seven_b["first_token_timeout_s"] >= 45 > demo["first_token_timeout_s"]
-    for s in sizes.values():
-        # The edge gives up before the server's own deadline, and waits longer overall than
-        # for the first token.
-        assert s["first_token_timeout_s"] < s["total_timeout_s"] < s["deadline_s"]
+    assert seven_b["decode_tps"] <= 7 < demo["decode_tps"]
     memory = hcl_value(locals_["plan_memory_mb"])
-    assert seven_b["min_memory_mb"] == 8192 and memory["g6-standard-4"] == 8192
-    assert memory["g6-standard-2"] < seven_b["min_memory_mb"]
+    assert memory["g6-standard-4"] == 8192 and memory["g6-standard-2"] == 4096
 
 
 def test_multi_region_example_shape(variables) -> None:
@@ -921,7 +927,8 @@ def test_deployment_guide_states_each_examples_cost(variables) -> None:
 # ------------------------------------------- the real Terraform, without providers (if present)
 
 STUBS = {
-    "linode_networking_ip.edge": "local.stub_networking_ip_edge",
+    "linode_nodebalancer.edge": "local.stub_linode_nodebalancer_edge",
+    "linode_object_storage_key.model": "local.stub_key",
     "linode_instance.edge": "local.stub_linode_instance_edge",
     "linode_instance.model": "local.stub_linode_instance_model",
     "linode_nodebalancer.model": "local.stub_linode_nodebalancer_model",
@@ -933,9 +940,9 @@ STUBS = {
 }
 STUB_LOCALS = r"""
 locals {
-  stub_networking_ip_edge        = { for i, e in var.edge_regions : e => { address = "203.0.113.${10 + i}" } }
+  stub_linode_nodebalancer_edge  = { for i, e in var.edge_regions : e => { id = 400 + i, ipv4 = "198.51.100.${10 + i}", ipv6 = "2001:db8:e::${10 + i}" } }
   stub_linode_instance_edge      = { for i, e in var.edge_regions : e => { id = 100 + i, ipv4 = ["203.0.113.${10 + i}"], ipv6 = "2001:db8::${10 + i}/128" } }
-  stub_linode_instance_model     = { for i, k in keys(local.model_servers) : k => { id = 200 + i } }
+  stub_linode_instance_model     = { for i, k in keys(local.model_servers) : k => { id = 200 + i, interface = [{}, { ipv4 = [{ vpc = "10.77.0.${20 + i}" }] }] } }
   stub_linode_nodebalancer_model = { for i, r in sort(keys(var.model_regions)) : r => { id = 300 + i, ipv4 = "192.0.2.${10 + i}" } }
   stub_bucket                    = { label = var.index_bucket, s3_endpoint = "${var.index_region}-1.linodeobjects.com" }
   stub_key                       = { access_key = "STUBACCESSKEY", secret_key = "stub-secret-key" }
@@ -1048,14 +1055,12 @@ def test_real_terraform_evaluates_each_example(harness, variables, locals_, exam
     assert outputs["estimated_cost"]["price_table_as_of"] == values["price_table"]["as_of"]
     for r, n in values["model_regions"].items():
         endpoint = outputs["model_endpoints"][r]
-        assert endpoint["servers"] == {f"{r}-{i + 1}": f"10.77.0.{11 + i}" for i in range(n)}
+        assert set(endpoint["servers"]) == {f"{r}-{i + 1}" for i in range(n)}
         assert endpoint["url"] == f"https://mm-{r}.moviemind.internal:{values['model_port']}"
-        assert endpoint["release"] == {
-            "image_tag": values["model_image_tag"],
-            "preset": values["model_preset"],
-        }
+        assert re.fullmatch(r"[0-9a-f]{12}", outputs["model_release_ids"][r])
     assert set(outputs["harness_edge_user_data"]) == set(values["edge_regions"])
-    assert len(outputs["harness_model_user_data"]) == sum(values["model_regions"].values())
+    # One document per model region: its servers run the same (addresses are found at boot).
+    assert set(outputs["harness_model_user_data"]) == set(values["model_regions"])
     shown = json.dumps({k: v for k, v in outputs.items() if not k.startswith("harness_")})
     for secret in (TEST_SECRETS["model_token"], "stub-secret-key", "PRIVATE KEY"):
         assert secret not in shown
@@ -1081,7 +1086,13 @@ def test_real_terraform_rejects_a_bad_region(harness, tmp_path) -> None:
 def plan_error(harness: Path, tmp_path: Path, *extra: str) -> str:
     """Plan the minimal example with extra -var flags; the error text ('' when it plans)."""
     proc = terraform(
-        ["plan", "-input=false", f"-state={tmp_path / 's'}", f"-var-file={EXAMPLES[0]}"]
+        [
+            "plan",
+            "-input=false",
+            "-no-color",
+            f"-state={tmp_path / 's'}",
+            f"-var-file={EXAMPLES[0]}",
+        ]
         + secret_args()
         + list(extra),
         harness,
@@ -1109,50 +1120,15 @@ def test_real_terraform_rejects_inconsistent_model_settings(harness, tmp_path) -
         == ""
     )
     # The 7B does not fit 4 GB.
-    assert "needs a plan with at least 8192 MB" in plan_error(
+    assert "needs 5650 MB" in plan_error(
         harness, tmp_path, "-var=model_instance_type=g6-standard-2"
     )
     assert "model_preset = custom needs model_gguf_url" in plan_error(
         harness, tmp_path, "-var=model_preset=custom"
     )
-    assert "needs model_previous" in plan_error(
-        harness, tmp_path, '-var=model_hold_regions=["us-ord"]'
+    assert "model_hold must name model regions" in plan_error(
+        harness, tmp_path, '-var=model_hold={"eu-central" = "0123456789ab"}'
     )
-
-
-def test_a_rollout_holds_back_the_listed_regions(harness, tmp_path) -> None:
-    """Defect 4: a new model release leaves every edge untouched (they call the NodeBalancers'
-    stable addresses), and regions in model_hold_regions keep model_previous."""
-    example = TF / "examples" / "multi-region.tfvars"
-
-    def user_data(*extra: str) -> tuple[dict[str, str], dict[str, str]]:
-        state = tmp_path / f"s{len(list(tmp_path.iterdir()))}"
-        terraform(
-            ["apply", "-auto-approve", "-input=false", f"-state={state}", f"-var-file={example}"]
-            + secret_args()
-            + list(extra),
-            harness,
-        )
-        out = json.loads(terraform(["output", "-json", f"-state={state}"], harness).stdout)
-        return out["harness_edge_user_data"]["value"], out["harness_model_user_data"]["value"]
-
-    edges, before = user_data()
-    sha = TEST_SECRETS["model_gguf_sha256"]
-    previous = (
-        '-var=model_previous={image_tag = "0.1.0", preset = "mistral-7b-openorca-q4km", '
-        f'gguf_sha256 = "{sha}"}}'
-    )
-    rollout_edges, rollout = user_data(
-        "-var=model_image_tag=0.2.0", previous, '-var=model_hold_regions=["eu-central"]'
-    )
-    assert rollout_edges == edges, "a model rollout re-creates no edge"
-    assert rollout["eu-central-1"] == before["eu-central-1"], "held region untouched"
-    for k in ("us-ord-1", "us-ord-2"):
-        assert rollout[k] != before[k] and "/model-server:0.2.0" in rollout[k]
-    done_edges, done = user_data("-var=model_image_tag=0.2.0")
-    assert done_edges == edges
-    assert done["eu-central-1"] != before["eu-central-1"]
-    assert done["us-ord-1"] == rollout["us-ord-1"], "finishing the rollout leaves us-ord alone"
 
 
 # ------------------------------------------------------------ the review's remaining defects
@@ -1172,7 +1148,7 @@ def test_nodebalancer_node_labels_fit_the_api_limit(tf, locals_) -> None:
     label = node["label"].strip('"')
     longest_key = max(hcl_value(locals_["regions"]), key=len) + "-10"
     rendered = re.sub(r"\$\{each\.key\}", longest_key, label)
-    rendered = re.sub(r"\$\{nonsensitive\(substr\(sha256\([^}]*\), 0, 6\)\)\}", "x" * 6, rendered)
+    rendered = re.sub(r"\$\{substr\([^}]*, 0, 6\)\}", "x" * 6, rendered)
     assert "${" not in rendered, rendered
     assert len(rendered) <= 32, rendered
     nb = resources(tf, "linode_nodebalancer")["model"]
