@@ -128,6 +128,10 @@ class Scheduler:
         # Slots kept for an answer's next request: answer -> (engine, expiry timer).
         self._hold_s = hold_s
         self._held: dict[str, tuple[Engine, asyncio.TimerHandle]] = {}
+        # Answers generating now, and those among them said to be done meanwhile (their slot
+        # is not kept when the generation returns).
+        self._running: set[str] = set()
+        self._ended: set[str] = set()
         metrics.slots_total.set(len(engines))
         self._update_gauges()
 
@@ -163,14 +167,21 @@ class Scheduler:
         engine = self._take_held(hold) or await self._acquire(prompt_ids, deadline)
         gen = Generation(loop, deadline)
         self._active.add(gen)
+        if hold is not None:
+            self._running.add(hold.answer)
         fut = loop.run_in_executor(self._pool, self._run, engine, list(prompt_ids), opts, gen)
 
         def finished(_: object) -> None:
             self._active.discard(gen)
+            ended = False
+            if hold is not None:
+                self._running.discard(hold.answer)
+                ended = hold.answer in self._ended
+                self._ended.discard(hold.answer)
             # Kept however the request ended (a stop string or the client closing the stream
             # also count as cancelling): the answer's next request comes, or it says it is
             # done, or `hold_s` runs out.
-            if hold is not None and hold.more and self._hold_s > 0:
+            if hold is not None and hold.more and self._hold_s > 0 and not ended:
                 self._keep(engine, hold.answer)
             else:
                 self._release(engine)
@@ -203,6 +214,8 @@ class Scheduler:
         time); False when none is kept."""
         held = self._held.pop(answer, None)
         if held is None:
+            if answer in self._running:  # said while its last request still winds down
+                self._ended.add(answer)
             return False
         held[1].cancel()
         self._release(held[0])

@@ -83,6 +83,10 @@ class ModelCalls:
                 if isinstance(ev, StreamStarted):
                     model = ev.model
                     self._served_by = ev.url
+                    if more and self.answer_id is not None:
+                        # From here the server will keep a slot once this call ends, even if
+                        # the edge abandons the call: `end` must reach it either way.
+                        self._kept_by = ev.url
                     self._first_token(t0)
                 elif isinstance(ev, TokenDelta):
                     parts.append(ev.text)

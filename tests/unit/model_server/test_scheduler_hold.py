@@ -135,3 +135,23 @@ def test_over_http_the_answer_keeps_its_slot_until_it_says_it_is_done(
             assert client.delete("/v1/answers/a1").json() == {"released": True}
             assert chat(client, None) == 200
         assert client.delete("/v1/answers/a1").json() == {"released": False}
+
+
+def test_an_answer_said_done_while_its_request_winds_down_keeps_no_slot() -> None:
+    """The edge abandons a pick (client gone, stream broken) and says the answer is done before
+    the engine has noticed: the slot goes on when the generation returns, not `hold_s` later."""
+
+    async def scenario() -> None:
+        loaded = threading.Event()
+        loaded.set()
+        slow = ScriptedEngine([5], 0.05, loaded, 64)
+        sched = Scheduler([slow], queue_limit=0, metrics=Metrics(), hold_s=30.0)
+        loop = asyncio.get_running_loop()
+        gen = await sched.start([1, 2, 3], OPTS, loop.time() + 30, Hold("answer-a", more=True))
+        assert sched.release_hold("answer-a") is False  # nothing kept yet: still generating
+        assert len([t async for t in gen.tokens()]) == 3
+        await asyncio.sleep(0.05)
+        await _run(sched, None)  # free, though the request said more would follow
+        sched.close()
+
+    asyncio.run(scenario())
