@@ -43,6 +43,27 @@ SSE_HEADERS = {
 }
 
 
+def _queue_full(state: ServerState, retry_after: int) -> HttpErrorReply:
+    return HttpErrorReply(
+        429,
+        "queue_full",
+        f"all {state.settings.slots} slot(s) busy and {state.settings.queue} request(s) "
+        "queued; retry later",
+        {"Retry-After": str(retry_after)},
+    )
+
+
+def refuse_when_full(state: ServerState, req: _GenerationFields) -> None:
+    """429 at once when the request could not get a slot or a queue place anyway: before the
+    template, the tokenizer and guided choice's tables are put to work for it. A full server
+    answers "busy" in the time it takes to read the request, and spends its CPU on the
+    generations it has."""
+    scheduler = ready_scheduler(state)
+    answer = req.moviemind_answer.id if req.moviemind_answer is not None else None
+    if scheduler.full(answer):
+        raise _queue_full(state, scheduler.retry_after())
+
+
 def ready_scheduler(state: ServerState) -> Scheduler:
     """The scheduler, or 503 while the model is still loading."""
     if state.scheduler is None:
@@ -168,13 +189,7 @@ async def start(
             400, "client_disconnected", "the client hung up while queued"
         ) from None
     except QueueFull as exc:
-        raise HttpErrorReply(
-            429,
-            "queue_full",
-            f"all {state.settings.slots} slot(s) busy and {state.settings.queue} request(s) "
-            "queued; retry later",
-            {"Retry-After": str(exc.retry_after)},
-        ) from None
+        raise _queue_full(state, exc.retry_after) from None
     except DeadlineExceeded:
         raise HttpErrorReply(
             504, "deadline_exceeded", f"no slot became free within {state.settings.deadline_s} s"

@@ -35,7 +35,7 @@ from model_server.generation import (
     TextRun,
     budget,
     collect,
-    ready_scheduler,
+    refuse_when_full,
     sampling,
     sse_response,
     start,
@@ -189,7 +189,7 @@ async def chat_completions(request: Request) -> Any:
     started = time.perf_counter()
     state = server_state(request)
     req: ChatCompletionRequest = await decode(request, ChatCompletionRequest)
-    ready_scheduler(state)
+    refuse_when_full(state, req)
     messages = [
         {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
         for m in req.messages
@@ -212,7 +212,7 @@ async def completions(request: Request) -> Any:
     started = time.perf_counter()
     state = server_state(request)
     req: CompletionRequest = await decode(request, CompletionRequest)
-    ready_scheduler(state)
+    refuse_when_full(state, req)
     prompt_text = ""
     if isinstance(req.prompt, str):
         prompt_text = req.prompt

@@ -130,7 +130,7 @@ class Scheduler:
         self._held: dict[str, tuple[Engine, asyncio.TimerHandle]] = {}
         # Answers generating now, and those among them said to be done meanwhile (their slot
         # is not kept when the generation returns).
-        self._running: set[str] = set()
+        self._running: dict[str, asyncio.Event] = {}
         self._ended: set[str] = set()
         metrics.slots_total.set(len(engines))
         self._update_gauges()
@@ -149,6 +149,16 @@ class Scheduler:
         self._metrics.slots_busy.set(self.busy)
         self._metrics.queue_depth.set(self.waiting)
 
+    def full(self, answer: str | None = None) -> bool:
+        """Whether a request (of `answer`) would be refused now: no slot kept for its answer,
+        none free, and the queue at its limit. A hint for refusing before any work; `start`
+        decides."""
+        if answer is not None and (answer in self._held or answer in self._running):
+            return False
+        if self._free and not self.waiting:
+            return False
+        return self.waiting >= self._queue_limit
+
     def retry_after(self) -> int:
         """Seconds until a slot is likely free for one more request (a rough estimate)."""
         est = self._avg_job_s * (self.waiting + 1) / len(self._engines)
@@ -164,18 +174,24 @@ class Scheduler:
         """Take a slot (the one kept for `hold`'s answer, else a free one, waiting until
         `deadline`, loop time) and start generating."""
         loop = asyncio.get_running_loop()
+        if hold is not None and hold.answer in self._running:
+            # The answer's previous request is still winding down: its reply is out, but the
+            # worker has not handed the slot back yet. Its slot is this request's.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self._running[hold.answer].wait()
         engine = self._take_held(hold) or await self._acquire(prompt_ids, deadline)
         gen = Generation(loop, deadline)
         self._active.add(gen)
+        running = asyncio.Event()
         if hold is not None:
-            self._running.add(hold.answer)
+            self._running[hold.answer] = running
         fut = loop.run_in_executor(self._pool, self._run, engine, list(prompt_ids), opts, gen)
 
         def finished(_: object) -> None:
             self._active.discard(gen)
             ended = False
             if hold is not None:
-                self._running.discard(hold.answer)
                 ended = hold.answer in self._ended
                 self._ended.discard(hold.answer)
             # Kept however the request ended (a stop string or the client closing the stream
@@ -185,6 +201,9 @@ class Scheduler:
                 self._keep(engine, hold.answer)
             else:
                 self._release(engine)
+            if hold is not None and self._running.get(hold.answer) is running:
+                del self._running[hold.answer]
+            running.set()
 
         fut.add_done_callback(finished)
         return gen

@@ -135,6 +135,20 @@ def test_over_http_the_answer_keeps_its_slot_until_it_says_it_is_done(
             assert client.delete("/v1/answers/a1").json() == {"released": True}
             assert chat(client, None) == 200
         assert client.delete("/v1/answers/a1").json() == {"released": False}
+        # A refused request costs no prompt work: it is turned away before the tokenizer runs.
+        assert chat(client, {"id": "a2", "more": True}) == 200
+        encoded: list[str] = []
+        encode = tok.encode
+        state.tokenizer.encode = lambda text, **kw: encoded.append(text) or encode(text, **kw)  # type: ignore[method-assign]
+        try:
+            assert chat(client, None) == 429
+            r = client.post("/v1/completions", json={"prompt": "a", "max_tokens": 1})
+            assert r.status_code == 429 and r.headers["retry-after"]
+            assert encoded == []
+            assert chat(client, {"id": "a2", "more": False}) == 200  # its own answer gets in
+            assert len(encoded) == 1
+        finally:
+            del state.tokenizer.encode
 
 
 def test_an_answer_said_done_while_its_request_winds_down_keeps_no_slot() -> None:
@@ -152,6 +166,29 @@ def test_an_answer_said_done_while_its_request_winds_down_keeps_no_slot() -> Non
         assert len([t async for t in gen.tokens()]) == 3
         await asyncio.sleep(0.05)
         await _run(sched, None)  # free, though the request said more would follow
+        sched.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_next_pick_waits_for_its_own_slot_while_the_last_one_winds_down() -> None:
+    """The reply is out (a stop string matched) but the worker has not handed the slot back
+    yet when the answer's next request arrives: it gets that slot, not a 429."""
+
+    async def scenario() -> None:
+        loaded = threading.Event()
+        loaded.set()
+        slow = ScriptedEngine([5], 0.05, loaded, 64)
+        sched = Scheduler([slow], queue_limit=0, metrics=Metrics(), hold_s=5.0)
+        loop = asyncio.get_running_loop()
+        opts = SamplingOptions(max_tokens=50, temperature=0.0)
+        gen = await sched.start([1, 2, 3], opts, loop.time() + 30, Hold("answer-a", more=True))
+        tokens = gen.tokens()
+        await tokens.__anext__()
+        gen.abort("stop")  # the HTTP layer saw its stop string; the engine stops at its next token
+        await tokens.aclose()
+        assert sched.full() and not sched.full("answer-a")
+        await _run(sched, Hold("answer-a", more=False))
         sched.close()
 
     asyncio.run(scenario())
