@@ -122,6 +122,13 @@ def test_over_http_the_answer_keeps_its_slot_until_it_says_it_is_done(
             body |= {"stream": True, "stop": [" movie"]}  # ends by a stop string
         return client.post("/v1/chat/completions", json=body).status_code
 
+    def idle() -> None:
+        """Wait until the last reply's worker has handed its slot back (it may lag the reply)."""
+        assert state.scheduler is not None
+        deadline = time.monotonic() + 10
+        while state.scheduler.busy and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     with TestClient(create_app(state)) as client:
         deadline = time.monotonic() + 30
         while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
@@ -129,13 +136,17 @@ def test_over_http_the_answer_keeps_its_slot_until_it_says_it_is_done(
         caps = client.get("/v1/models").json()["data"][0]["capabilities"]
         assert caps["answer_hold"] is True
         for stream in (False, True):
+            idle()
             assert chat(client, {"id": "a1", "more": True}, stream) == 200
             assert chat(client, None) == 429  # a newcomer between two picks
             assert chat(client, {"id": "a1", "more": True}, stream) == 200
-            assert client.delete("/v1/answers/a1").json() == {"released": True}
+            # Released now, or (its worker still winding down) as soon as the worker is back.
+            assert client.delete("/v1/answers/a1").status_code == 200
+            idle()
             assert chat(client, None) == 200
         assert client.delete("/v1/answers/a1").json() == {"released": False}
         # A refused request costs no prompt work: it is turned away before the tokenizer runs.
+        idle()
         assert chat(client, {"id": "a2", "more": True}) == 200
         encoded: list[str] = []
         encode = tok.encode
