@@ -1,15 +1,20 @@
-"""`make demo`: the model server and the edge in this terminal until Ctrl-C, SIGTERM or SIGHUP.
+"""`make demo` (`python -m devstack.foreground`): the model server and the edge in this terminal
+until Ctrl-C, SIGTERM or SIGHUP, or until the process that started it (make) is gone.
 
-A service manager, `timeout` or CI stops a program with SIGTERM; the servers run in their own
-sessions (so a Ctrl-C reaches only this process, which then stops each one once), so this
-process must turn every stop signal into stopping them, or they outlive it.
+The one launcher of the demo. A service manager, `timeout` or CI stops a program with SIGTERM; the
+servers run in their own sessions (so a Ctrl-C reaches only this process, which then stops each
+one once), so this process must turn every stop signal into stopping them, or they outlive it.
+`timeout make demo` signals make alone, which dies without passing it on: the launcher then
+finds itself orphaned and stops the servers too.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
+import webbrowser
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import FrameType
@@ -91,14 +96,16 @@ def run_in_foreground(
     on_ready: Callable[[], None] | None = None,
     say: Callable[[str], None] = say_now,
     poll_s: float = 0.5,
+    stop_when_orphaned: bool = False,
 ) -> int:
     """Start the servers in order, each ready before the next; then call on_ready and block.
 
-    Returns 0 once Ctrl-C, SIGTERM or SIGHUP stopped them, 1 when a server failed to start or
-    exited by itself. Every server is stopped (SIGTERM, then SIGKILL) in reverse order before it
-    returns, whatever happened.
+    Returns 0 once Ctrl-C, SIGTERM or SIGHUP stopped them (or, with stop_when_orphaned, once the
+    parent process is gone), 1 when a server failed to start or exited by itself. Every server
+    is stopped (SIGTERM, then SIGKILL) in reverse order before it returns, whatever happened.
     """
     started: list[ServerProcess] = []
+    parent = os.getppid()
     with stop_signals_raise():
         try:
             for server, timeout in servers:
@@ -108,6 +115,9 @@ def run_in_foreground(
             if on_ready is not None:
                 on_ready()
             while all(s.running for s in started):
+                if stop_when_orphaned and os.getppid() != parent:
+                    say("\n==> stopping (the process that started the demo is gone)")
+                    return 0
                 time.sleep(poll_s)
             gone = next(s for s in started if not s.running)
             say(
@@ -129,3 +139,32 @@ def run_in_foreground(
             for server in reversed(started):
                 server.stop()
             signal.signal(signal.SIGINT, previous_int)
+
+
+def demo_banner(environ: Mapping[str, str]) -> str:
+    """What the model server will run, in one line (engine and weights come from the settings)."""
+    engine = environ.get("MOVIEMIND_MODEL_ENGINE") or "ctransformers"
+    if (environ.get("MOVIEMIND_MODEL_WEIGHTS") or "as_is") == "f16":
+        engine += ", f16 weights"
+    return f"==> moviemind demo: SmolLM2-135M-Instruct ({engine}) + the edge over var/index"
+
+
+def main() -> int:
+    """`make demo`: both tiers on loopback until stopped; the URL printed (and opened on a desktop)."""
+    servers = demo_servers()
+    edge = servers[-1][0]
+
+    def ready() -> None:
+        url = edge.url + "/"
+        say_now(
+            f"\n  moviemind is running: {url}\n  API: {url}schema   Ctrl-C stops both servers.\n"
+        )
+        if os.environ.get("DISPLAY") or sys.platform == "darwin":
+            webbrowser.open(url)
+
+    say_now(demo_banner(os.environ))
+    return run_in_foreground(servers, on_ready=ready, stop_when_orphaned=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,8 +15,10 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from edge.feedback.writer import FeedbackWriter
 from edge.http.catalog import CatalogController
 from edge.http.errors import EXCEPTION_HANDLERS
+from edge.http.feedback import FeedbackController, describe_schema
 from edge.http.observe import request_metrics
 from edge.http.openapi import fix_schema
 from edge.http.ops import OpsController, PageController
@@ -50,12 +52,19 @@ def create_app(
     pool = upstream or UpstreamPool(settings.upstream, metrics)
     state = EdgeState(settings, store, Recommender(settings, pool, metrics), metrics)
     background = Background(state, pool)
+    feedback = FeedbackWriter(settings.feedback, metrics.feedback)
 
     app = Litestar(
-        route_handlers=[RecommendController, CatalogController, OpsController, PageController],
+        route_handlers=[
+            RecommendController,
+            CatalogController,
+            FeedbackController,
+            OpsController,
+            PageController,
+        ],
         dependencies={"edge": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
-        on_startup=[background.start],
-        on_shutdown=[background.stop],
+        on_startup=[background.start, feedback.start],
+        on_shutdown=[background.stop, feedback.stop],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
         if settings.cors_origins
@@ -66,7 +75,9 @@ def create_app(
         debug=False,
     )
     app.state.edge = state
+    app.state.feedback = feedback
     fix_schema(app)
+    describe_schema(app)
     return app
 
 

@@ -157,7 +157,7 @@ class IndexStore:
             )
         return Snapshot(
             bundle,
-            Priors(bundle.movies, self.bayes_votes),
+            Priors(bundle.movies, self.bayes_votes, bundle.vectors),
             TitleIndex(bundle.movies, bundle.titles),
             embedder,
             catalog_vocabulary(bundle.movies, embedder.tokenizer.get_vocab()),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from edge.feedback.metrics import FeedbackMetrics
+
 _FAST = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -81,6 +83,7 @@ class EdgeMetrics:
         self.rate_limited = Counter(
             "moviemind_edge_rate_limited", "requests refused by the rate limit", registry=r
         )
+        self.feedback = FeedbackMetrics(r)
 
     # The UpstreamMetrics callbacks the upstream pool reports through.
     def failover(self, url: str, reason: str) -> None:

@@ -9,6 +9,7 @@ from typing import Protocol
 import msgspec
 
 from moviemind_core.catalog import Movie
+from moviemind_core.lexicon import lexicon
 
 # Identical on every request, and first, so the model server's prefix cache always hits.
 SYSTEM_PROMPT = (
@@ -161,7 +162,7 @@ def reason_facts(m: Movie, plot: bool = True) -> str:
     """What a reason about `m` is made of: its label, genres, keywords and (unless `plot` is
     False) plot, one per line."""
     lines = [display_label(m)]
-    genres = [g for g in m.genres if g != "IMAX"]
+    genres = lexicon().spoken_genres(m.genres)  # not IMAX: a screen format, not a genre
     if genres:
         lines.append("Genres: " + ", ".join(genres[:3]).lower())
     if m.keywords:

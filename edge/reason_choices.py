@@ -5,7 +5,8 @@ model finishes it with one of these continuations (" a darkly funny crime thrill
 Coen."). The model chooses, token by token, which descriptor, which genre phrase and which fact to
 tell; every continuation is assembled from the catalog (its genres, keywords, rating, director,
 cast and plot) so none can invent a fact, name a stranger or drift into a list. The reason gate
-still judges what comes back.
+still judges what comes back. The English (genre nouns and modifiers, tone words, which keywords
+are topics) is the lexicon's: moviemind_core/lexicon/data/*/genres.toml, tone.toml, choices.toml.
 """
 
 from __future__ import annotations
@@ -19,141 +20,17 @@ from edge.index_store import catalog_people
 from edge.prompt import short_title
 from edge.reason_gate import MIN_WORDS, forbidden_words
 from moviemind_core.catalog import Movie
+from moviemind_core.lexicon import lexicon
+from moviemind_core.lexicon.normalise import alternation
+from moviemind_core.lexicon.schema import Genre
 
-# Keywords that describe a film's tone, as the word that goes before its genre ("a quirky
-# comedy"). Other keywords are what a film is about ("about kidnapping").
-TONE_WORDS = {
-    "violent": "violent", "dark": "dark", "classic": "classic", "feel-good": "feel-good",
-    "tense": "tense", "bittersweet": "bittersweet", "silly": "silly", "gory": "gory",
-    "slow burn": "slow-burning", "quirky": "quirky", "gentle": "gentle", "epic": "epic",
-    "heartwarming": "heartwarming", "stylish": "stylish", "disturbing": "disturbing",
-    "witty": "witty", "campy": "campy", "surreal": "surreal", "whimsical": "whimsical",
-    "raunchy": "raunchy", "absurd": "absurd", "mind-bending": "mind-bending", "gritty": "gritty",
-    "bleak": "bleak", "inspirational": "inspirational", "emotional": "emotional",
-    "lighthearted": "lighthearted", "gothic": "gothic", "intense": "intense",
-    "melancholy": "melancholy", "melancholic": "melancholic", "sentimental": "sentimental",
-    "deadpan": "deadpan", "harrowing": "harrowing", "colorful": "colorful",
-    "nostalgic": "nostalgic", "creepy": "creepy", "psychological": "psychological",
-    "irreverent": "irreverent", "visually stunning": "visually stunning",
-    "visually striking": "visually striking", "brutal": "brutal", "uplifting": "uplifting",
-    "charming": "charming", "spiritual": "spiritual", "philosophical": "philosophical",
-    "talky": "talky", "dark comedy": "darkly funny", "satire": "satirical",
-    "cult classic": "cult", "coming of age": "coming-of-age",
-    "black and white": "black-and-white", "stylized": "stylized", "tragic": "tragic",
-    "scary": "scary", "suspense": "suspenseful", "neo-noir": "neo-noir", "ensemble": "ensemble",
-    "screwball": "screwball", "low budget": "low-budget", "slapstick": "slapstick",
-    "family friendly": "family-friendly", "haunting": "haunting", "moving": "moving",
-    "poignant": "poignant", "thought-provoking": "thought-provoking", "atmospheric": "atmospheric",
-    "suspenseful": "suspenseful", "romantic": "romantic", "funny": "funny", "hilarious": "hilarious",
-    "clever": "clever", "touching": "touching", "action-packed": "action-packed",
-}  # fmt: skip
-# What a genre promises, said as a descriptor ("a tense thriller").
-GENRE_WORDS = {
-    "Comedy": ("funny",), "Thriller": ("tense", "gripping"), "Drama": ("moving",),
-    "Horror": ("scary",), "Action": ("action-packed",), "Adventure": ("rousing",),
-    "Fantasy": ("imaginative",), "Mystery": ("intriguing",), "Musical": ("tuneful",),
-    "Children": ("family-friendly",), "Family": ("family-friendly",),
-}  # fmt: skip
-# A genre as the noun a phrase ends with, and as the word before another genre's noun.
-HEADS = {
-    "Thriller": "thriller", "Comedy": "comedy", "Drama": "drama", "Western": "western",
-    "Musical": "musical", "Documentary": "documentary", "Mystery": "mystery",
-    "Romance": "romance", "Adventure": "adventure", "Fantasy": "fantasy",
-    "Horror": "horror film", "War": "war film", "Action": "action film", "Crime": "crime film",
-    "Sci-Fi": "sci-fi film", "Science Fiction": "sci-fi film", "Animation": "animated film",
-    "Children": "family film", "Family": "family film", "Film-Noir": "film noir",
-}  # fmt: skip
-MODIFIERS = {
-    "Crime": "crime", "Action": "action", "Sci-Fi": "sci-fi", "Science Fiction": "sci-fi",
-    "War": "war", "Horror": "horror", "Fantasy": "fantasy", "Adventure": "adventure",
-    "Mystery": "mystery", "Romance": "romantic", "Animation": "animated", "Children": "family",
-    "Family": "family", "Western": "western", "Musical": "musical", "Film-Noir": "noir",
-    "History": "historical", "Comedy": "comic",
-}  # fmt: skip
-# Genres from the most telling of a film to the least: a western comedy is first a western.
-_SPECIFICITY = {
-    g: i
-    for i, g in enumerate(
-        ("Documentary", "Animation", "Musical", "Western", "War", "Film-Noir", "Sci-Fi",
-         "Science Fiction", "Horror", "Fantasy", "Crime", "Mystery", "Thriller", "History",
-         "Romance", "Adventure", "Action", "Children", "Family", "Comedy", "Drama")
-    )
-}  # fmt: skip
-# Genres from here on are broad: alone they make "comedy-drama" the best name for a film.
-_BROAD = _SPECIFICITY["Romance"]
-# Genres only a modifier says well: "crime thriller", not "thriller crime film".
-_WEAK_HEADS = frozenset({"Crime", "Action", "Animation", "Children", "Family", "Sci-Fi"})
-_SPECIAL = {frozenset({"Comedy", "Drama"}): "comedy-drama"}
-# Keywords that restate a genre or talk about the film as a product: not what it is about.
-_NOT_TOPICS = frozenset(
-    {g.lower() for g in (*HEADS, *MODIFIERS)}
-    | {"sci-fi", "animated", "romantic comedy", "period drama", "action comedy", "comedy-drama",
-       "sequel", "remake", "prequel", "disney", "pixar", "marvel", "blockbuster", "indie", "meta",
-       "cult", "anime", "biopic", "biography", "true story", "based on true story", "tearjerker",
-       "literary adaptation", "stage adaptation", "tv adaptation", "video game adaptation",
-       "independent", "live action", "silent film", "b-movie", "character study", "classic",
-       # how a film is made or told, not what it is about ("about battle scenes")
-       "explosions", "stunts", "flashbacks", "interconnected stories", "interwoven stories",
-       "special effects", "long takes", "battle scenes", "nonlinear storytelling", "twists",
-       "miniseries", "sight gags", "vignettes", "musical numbers", "decades", "centuries",
-       "dreamworks", "coen brothers", "dickens", "wales"}
-)  # fmt: skip
-# Tone words that classify rather than praise: they go straight before the genre ("an acclaimed
-# coming-of-age comedy"), never in a comma pair ("acclaimed, coming-of-age").
-_CLASSIFIERS = frozenset(
-    {"coming-of-age", "black-and-white", "cult", "ensemble", "low-budget", "neo-noir",
-     "psychological", "screwball", "slapstick", "family-friendly", "satirical", "gothic",
-     "classic", "epic", "action-packed"}
-)  # fmt: skip
-# Topics said without an article ("about revenge"): plurals and -ing words need none, and these.
-_MASS_NOUNS = frozenset(
-    {"revenge", "friendship", "love", "unrequited love", "first love", "jealousy", "grief",
-     "redemption", "survival", "obsession", "paranoia", "betrayal", "ambition", "identity",
-     "racism", "corruption", "politics", "magic", "nostalgia", "faith", "guilt", "isolation",
-     "loneliness", "time travel", "espionage", "terrorism", "infidelity", "greed", "honor",
-     "honour", "courage", "justice", "family", "marriage", "childhood", "adolescence",
-     "mental illness", "addiction", "war", "romance", "music", "dance", "art", "fame", "power",
-     "freedom", "slavery", "poverty", "class", "death", "memory", "religion", "sacrifice",
-     "loyalty", "rivalry", "culture clash", "mistaken identity", "artificial intelligence",
-     "space travel", "space exploration", "immigration", "aging", "parenthood", "divorce"}
-)  # fmt: skip
-# Places the catalog's keywords spell in lower case; "about new york" reads as a slip.
-_PLACE_WORDS = frozenset(
-    {"new york", "los angeles", "london", "san francisco", "chicago", "paris", "texas",
-     "las vegas", "hollywood", "brooklyn", "africa", "mexico", "miami", "new jersey", "washington",
-     "california", "new orleans", "england", "italy", "france", "hong kong", "florida",
-     "mississippi", "boston", "detroit", "baltimore", "europe", "ireland", "australia",
-     "seattle", "japan", "maine", "snowy midwest", "midwest", "suburbia"}
-)  # fmt: skip
+_LEX = lexicon()
+_CH = _LEX.choices
 # Plots that open with their subject ("A desperate car salesman arranges ...").
-_SUBJECT_LEADS = frozenset(
-    {"a", "an", "the", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"}
-)
+_SUBJECT_LEADS = _CH.subject_leads
 # First words of a plot that are lower case after "in which" or a colon (anything else is a
 # name: "James").
-_LOWER_LEADS = frozenset({w.capitalize() for w in _SUBJECT_LEADS}) | frozenset(
-    {"In", "After", "When", "During", "On", "As", "Over", "While", "Aboard", "At", "Across", "To",
-     "Years", "Several", "Some", "Young", "Former", "Before", "Following", "With", "From",
-     "Inspired", "Based", "Set", "Having", "Once", "Decades", "Centuries", "Until"}
-)  # fmt: skip
-# Nouns in -ing that are not activities: "about wedding" needs an article.
-_ING_NOUNS = frozenset(
-    {"wedding", "king", "ring", "thing", "building", "painting", "evening", "morning", "spring",
-     "string", "sibling", "darling", "duckling", "offspring", "pudding", "ceiling", "viking",
-     "ending", "clothing", "wing", "swing", "sting", "earring", "uprising", "offering",
-     "beginning", "being", "setting", "meeting"}
-)  # fmt: skip
-# Adjectives in -ing ("about birds and unsettling"): how a film feels, not what it is about.
-_ING_ADJECTIVES = frozenset(
-    {"unsettling", "haunting", "gripping", "thrilling", "charming", "disturbing", "moving",
-     "touching", "amazing", "exciting", "terrifying", "inspiring", "uplifting", "captivating",
-     "compelling", "engaging", "entertaining", "fascinating", "interesting", "stunning",
-     "striking", "devastating", "harrowing", "chilling", "shocking", "satisfying", "absorbing",
-     "mind-bending", "heartbreaking", "heartwarming", "rousing", "sweeping", "stirring",
-     "unflinching", "thought-provoking", "sprawling", "slow-moving", "fast-moving",
-     "fast-paced", "unrelenting", "understated", "disarming", "riveting", "enduring", "loving",
-     "demanding", "challenging", "surprising", "shimmering", "dazzling", "lingering"}
-)  # fmt: skip
+_LOWER_LEADS = frozenset({w.capitalize() for w in _SUBJECT_LEADS}) | _CH.lower_leads
 # How many of each part a pick offers: enough for the model to choose, few enough that the
 # request stays small (about a thousand sentences at most).
 MAX_DESCRIPTORS = 6
@@ -170,33 +47,38 @@ def _article(phrase: str) -> str:
     return "an" if phrase[:1].lower() in "aeiou" else "a"
 
 
+def _genres(m: Movie) -> list[Genre]:
+    """The lexicon's genres of `m`, in the catalog's order, each once."""
+    return [g for n in _LEX.canonical_genres(m.genres) if (g := _LEX.genre(n)) is not None]
+
+
 def genre_phrases(m: Movie) -> list[str]:
     """Noun phrases for the movie's genres, the most telling first: "crime thriller" before
     "comedy-drama" for Fargo (MovieLens lists genres alphabetically, so their order says
     nothing). A phrase reads best with the more telling genre as its modifier ("war drama",
     not "dramatic war film"); at most two phrases share a modifier, so that a film tagged with
     one odd genre is not described by it alone."""
-    genres = sorted(
-        (g for g in m.genres if g in HEADS or g in MODIFIERS), key=_SPECIFICITY.__getitem__
-    )
+    spec = _LEX.specificity
+    genres = sorted((g for g in _genres(m) if g.head or g.modifier), key=lambda g: spec[g.id])
+    pairs = {p.genres: p.phrase for p in _LEX.genre_pairs}
     found: dict[str, tuple[int, int, int]] = {}
     # "comedy-drama" or "comedy" alone only names a film that nothing more telling describes:
     # Pulp Fiction is a crime film before it is a comedy.
-    telling = any(_SPECIFICITY[g] < _BROAD for g in genres)
-    for pair, phrase in _SPECIAL.items():
-        if pair <= set(genres) and not telling:
-            found[phrase] = (0, *sorted(_SPECIFICITY[g] for g in pair))
+    telling = any(not g.broad for g in genres)
+    for pair, phrase in pairs.items():
+        if pair <= {g.id for g in genres} and not telling:
+            found[phrase] = (0, *sorted(spec[g] for g in pair))
     for head in genres:
-        if head not in HEADS or head in _WEAK_HEADS:
+        if not head.head or head.weak_head:
             continue
         for mod in genres:
-            if mod != head and mod in MODIFIERS and frozenset({mod, head}) not in _SPECIAL:
-                backwards = int(_SPECIFICITY[mod] > _SPECIFICITY[head])
-                key = (backwards, _SPECIFICITY[mod], _SPECIFICITY[head])
-                found.setdefault(f"{MODIFIERS[mod]} {HEADS[head]}", key)
+            if mod is not head and mod.modifier and frozenset({mod.id, head.id}) not in pairs:
+                backwards = int(spec[mod.id] > spec[head.id])
+                key = (backwards, spec[mod.id], spec[head.id])
+                found.setdefault(f"{mod.modifier} {head.head}", key)
     for g in genres:
-        if g in HEADS and not (telling and _SPECIFICITY[g] >= _BROAD):
-            found.setdefault(HEADS[g], (0, _SPECIFICITY[g], len(_SPECIFICITY)))
+        if g.head and not (telling and g.broad):
+            found.setdefault(g.head, (0, spec[g.id], len(spec)))
     out: list[str] = []
     per_modifier: dict[str, int] = {}
     for phrase in sorted(found, key=found.__getitem__):
@@ -204,8 +86,9 @@ def genre_phrases(m: Movie) -> list[str]:
         if per_modifier.get(first, 0) < 2:
             per_modifier[first] = per_modifier.get(first, 0) + 1
             out.append(phrase)
-    if "Animation" in genres:
-        out = [p if "anim" in p else f"animated {p}" for p in out]
+    for g in genres:
+        if g.always_named:  # "an animated comedy", never a bare "comedy" for a cartoon
+            out = [p if g.modifier in p else f"{g.modifier} {p}" for p in out]
     return list(dict.fromkeys(out))[:MAX_GENRE_PHRASES]
 
 
@@ -213,14 +96,15 @@ def descriptors(m: Movie, wanted: frozenset[str] = frozenset()) -> list[str]:
     """Words that may go before the genre: tone keywords, what its genres promise, acclaim.
     With `wanted` (the word forms a mood asks for), only those that answer it, however many
     the movie has ("tense" for a thriller that is also darkly funny, quirky and acclaimed)."""
-    tones = [TONE_WORDS[k.lower()] for k in m.keywords if k.lower() in TONE_WORDS]
-    promised = [w for g in m.genres for w in GENRE_WORDS.get(g, ())]
+    tone = _LEX.tone
+    tones = [tone.words[k.lower()] for k in m.keywords if k.lower() in tone.words]
+    promised = [w for g in _genres(m) for w in g.promises]
     rated = []
     if m.vote_average >= ACCLAIMED_RATING and m.vote_count >= ACCLAIMED_VOTES:
         rated.append("acclaimed")
     singles = list(dict.fromkeys([*tones, *rated, *promised]))
-    praise = [t for t in tones if t not in _CLASSIFIERS]
-    kinds = [t for t in tones if t in _CLASSIFIERS]
+    praise = [t for t in tones if t not in tone.classifiers]
+    kinds = [t for t in tones if t in tone.classifiers]
     pairs = [f"{a}, {b}" for a in (rated + praise[:2]) for b in praise[:3] if a != b]
     pairs += [f"{a} {b}" for a in (rated + praise[:2]) for b in kinds[:2]]
     if wanted:
@@ -236,7 +120,7 @@ def topics(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
     people = people | catalog_people((m,))
     for k in m.keywords:
         low = k.lower()
-        if low in _NOT_TOPICS or low in TONE_WORDS or low in _PLACE_WORDS or low in people:
+        if low in _LEX.not_topics or low in _LEX.tone.words or low in _CH.places or low in people:
             continue
         if _words(k) & banned:
             continue
@@ -244,8 +128,8 @@ def topics(m: Movie, people: frozenset[str] = frozenset()) -> list[str]:
             continue
         last = low.split()[-1] if low.split() else ""
         plural = last.endswith("s") and not last.endswith(("ss", "us", "is"))  # "crisis", "bus"
-        gerund = last.endswith("ing") and last not in _ING_NOUNS | _ING_ADJECTIVES
-        bare = low in _MASS_NOUNS or plural or gerund
+        gerund = last.endswith("ing") and last not in _CH.ing_nouns | _CH.ing_adjectives
+        bare = low in _CH.mass_nouns or plural or gerund
         # A keyword the plot spells with capitals is a name ("about titanic"): left out.
         if bare and (low not in m.overview.lower() or k in m.overview):
             found.append(k)
@@ -286,9 +170,7 @@ def _first_sentence(text: str) -> str:
 # A plot that opens "A documentary about ..." or "A series of ..." names the film, not a scene:
 # it has no verb to follow "in which".
 _NOUN_PLOT = re.compile(
-    r"^an? (?:series|collection|portrait|documentary|look|chronicle|profile|compilation|"
-    r"anthology|study)(?: film)? (?:of|about|on|that|examining|investigating|following|"
-    r"exploring|revisiting|chronicling)\b"
+    rf"^an? (?:{alternation(_CH.noun_plots)})(?: film)? (?:{alternation(_CH.noun_plot_links)})\b"
 )
 
 
@@ -365,14 +247,16 @@ NO_FOCUS = Focus()
 def focus_of(wanted: mood.Mood, liked: Sequence[Movie] = ()) -> Focus:
     """The Focus of a request: its parsed mood and the movies the person enjoyed."""
     words = mood.word_forms(wanted.wanted)
-    genres = {
+    named = {
         g
         for w in re.findall(r"[a-z\-]+", wanted.wanted.lower())
-        for g in mood.GENRE_WORDS.get(w, ())
+        for n in mood.genres_named(w)
+        if (g := _LEX.genre(n)) is not None
     }
+    # "horror film" names horror; "film" names nothing (it is a filler word).
     genre_words = {
-        w for g in genres for w in (HEADS.get(g, ""), MODIFIERS.get(g, "")) for w in w.split()
-    } - {"film"}
+        w for g in named for w in f"{g.head} {g.modifier}".split()
+    } - _LEX.mood.negation.fillers
     return Focus(
         wanted=frozenset(words),
         topics=frozenset(words | mood.word_forms(" ".join(k for lm in liked for k in lm.keywords))),

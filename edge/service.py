@@ -13,15 +13,10 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import msgspec
-
-from edge.errors import NoCandidates, NothingToGoOn, UnresolvedTitles
 from edge.events import AnswerEvent, Degraded, Failure, Reason, Result
-from edge.index_store import Snapshot
 from edge.metrics import EdgeMetrics
-from edge.mood import Mood, parse_mood, word_forms, word_groups
+from edge.preparation import Preparation, Prepared, ms
 from edge.prompt import REASON_SYSTEM_PROMPT, TokenCounter, build_prompt
 from edge.reasons.catalog import closest_liked, metadata_reason
 from edge.reasons.choose import writer_for
@@ -29,26 +24,12 @@ from edge.reasons.draft import Draft
 from edge.reasons.protocol import ModelTier
 from edge.reasons.tokens import ModelTokens
 from edge.settings import EdgeSettings
-from edge.titles import Resolved, pick_in_context
 from edge.upstream import UpstreamBroken, UpstreamTimeout, UpstreamUnavailable
-from edge.wire import (
-    LikedRef,
-    MovieOut,
-    Recommendation,
-    RecommendRequest,
-    RecommendResponse,
-    ResolvedLiked,
-    SearchHit,
-    Timings,
-)
+from edge.wire import LikedRef, MovieOut, Recommendation, RecommendRequest, RecommendResponse
 from moviemind_core.catalog import Movie
-from moviemind_core.ranking import RankingSettings, Scored, rank, taste_profile
+from moviemind_core.ranking import Scored
 
 __all__ = ["Draft", "Prepared", "Recommender", "closest_liked", "metadata_reason", "movie_out"]
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
 
 
 def movie_out(m: Movie) -> MovieOut:
@@ -56,22 +37,6 @@ def movie_out(m: Movie) -> MovieOut:
 
 
 log = logging.getLogger("moviemind.edge.service")
-
-
-@dataclass
-class Prepared:
-    """A recommend request after retrieval, before (or without) the model."""
-
-    snapshot: Snapshot
-    request: RecommendRequest
-    liked: list[Movie]
-    resolved: list[ResolvedLiked]
-    unresolved: list[str]
-    ranked: list[Scored]
-    timings: Timings
-    started: float
-    mood: Mood
-    model_started: float = 0.0
 
 
 class Recommender:
@@ -82,6 +47,10 @@ class Recommender:
         self.upstream = upstream
         self.metrics = metrics
         self.tokens = ModelTokens(upstream)
+        # Resolve, parse, build the RankQuery and rank: edge/preparation.py.
+        self.preparation = Preparation(settings, metrics)
+        self.search = self.preparation.search
+        self.prepare = self.preparation.prepare
 
     async def token_counter(self, *, wait: bool = False) -> TokenCounter:
         """The model's own tokenizer once the upstream has served it; an estimate until then
@@ -109,149 +78,6 @@ class Recommender:
             len(self.settings.upstream.urls),
         )
         return primed
-
-    def search(self, snap: Snapshot, q: str, k: int) -> tuple[list[SearchHit], Timings]:
-        t0 = time.perf_counter()
-        vec = snap.embedder.embed_one(q)
-        t1 = time.perf_counter()
-        # Plain search is similarity with a light quality prior; no exclusions.
-        hits = rank(snap.bundle, snap.priors, None, k, mood=vec, settings=self.settings.ranking)
-        t2 = time.perf_counter()
-        self.metrics.embed.observe(t1 - t0)
-        self.metrics.search.observe(t2 - t1)
-        out = [
-            SearchHit(
-                id=s.movie.id,
-                title=s.movie.title,
-                year=s.movie.year,
-                genres=list(s.movie.genres),
-                score=round(s.score, 4),
-            )
-            for s in hits
-        ]
-        return out, Timings(embed=ms(t1 - t0), search=ms(t2 - t1), total=ms(t2 - t0))
-
-    def prepare(self, snap: Snapshot, req: RecommendRequest) -> Prepared:
-        """Resolve liked movies, embed the query, retrieve and rank candidates."""
-        started = time.perf_counter()
-        liked: list[Movie] = []
-        resolved: list[ResolvedLiked] = []
-        unresolved: list[str] = []
-        seen: set[int] = set()
-        ambiguous: dict[int, Resolved] = {}
-        for mid in req.liked_ids:
-            m = snap.bundle.movie(mid)
-            if m is None:
-                unresolved.append(str(mid))
-            elif mid not in seen:
-                seen.add(mid)
-                liked.append(m)
-                resolved.append(ResolvedLiked(input=str(mid), id=m.id, title=m.title, year=m.year))
-        for text in req.liked:
-            r = snap.titles.resolve(text)
-            if r is None:
-                unresolved.append(text)
-            elif r.id in seen:
-                # Still accounted for, so every input appears in resolved or unresolved.
-                resolved.append(
-                    ResolvedLiked(
-                        input=text,
-                        id=r.id,
-                        title=r.title,
-                        year=r.year,
-                        note="same movie as an earlier entry",
-                    )
-                )
-            else:
-                seen.add(r.id)
-                m = snap.bundle.movie(r.id)
-                assert m is not None
-                liked.append(m)
-                if r.alternatives:
-                    ambiguous[len(resolved)] = r
-                resolved.append(
-                    ResolvedLiked(input=text, id=r.id, title=r.title, year=r.year, note=r.note)
-                )
-        liked, resolved = self._in_context(snap, liked, resolved, ambiguous)
-        query = req.query.strip()
-        if not liked and not query:
-            if unresolved:
-                raise UnresolvedTitles(
-                    "none of the liked movies are in the catalog: "
-                    + ", ".join(repr(u) for u in unresolved[:10])
-                    + "; look titles up with GET /v1/movies?title=",
-                )
-            raise NothingToGoOn("name at least one liked movie (liked or liked_ids) or a query")
-        t0 = time.perf_counter()
-        # "nothing too dark": embed what is wanted; what is excluded pushes away (or filters).
-        mood = parse_mood(query, snap.priors.genre_bit)
-        qvec = snap.embedder.embed_one(mood.wanted) if mood.wanted else None
-        negative = snap.embedder.embed_one(", ".join(mood.excluded)) if mood.excluded else None
-        avoid = snap.priors.rows_described_as(word_forms(" ".join(mood.excluded)))
-        asked = snap.priors.keyword_share(word_groups(mood.wanted))
-        t1 = time.perf_counter()
-        filters = req.filters
-        if mood.genres_none:
-            extra = [g for g in mood.genres_none if g not in filters.genres_none]
-            filters = msgspec.structs.replace(filters, genres_none=[*filters.genres_none, *extra])
-        rows = [snap.bundle.row_of[m.id] for m in liked]
-        rs: RankingSettings = self.settings.ranking
-        profile = taste_profile(snap.bundle.vectors[rows])
-        want = max(req.k, min(self.settings.candidates, req.k * 4)) if req.explain else req.k
-        ranked = rank(
-            snap.bundle,
-            snap.priors,
-            profile,
-            want,
-            liked_rows=rows,
-            mood=qvec,
-            negative=negative,
-            avoid_rows=avoid,
-            keyword_share=asked,
-            exclude=seen | {m.id for m in liked},
-            filters=filters,
-            settings=rs,
-        )
-        t2 = time.perf_counter()
-        if query:
-            self.metrics.embed.observe(t1 - t0)
-        self.metrics.search.observe(t2 - t1)
-        if not ranked:
-            raise NoCandidates("no movie in the catalog passes these filters")
-        timings = Timings(embed=ms(t1 - t0) if query else 0.0, search=ms(t2 - t1))
-        return Prepared(snap, req, liked, resolved, unresolved, ranked, timings, started, mood)
-
-    @staticmethod
-    def _in_context(
-        snap: Snapshot,
-        liked: list[Movie],
-        resolved: list[ResolvedLiked],
-        ambiguous: dict[int, Resolved],
-    ) -> tuple[list[Movie], list[ResolvedLiked]]:
-        """Re-resolve titles several movies share against the other liked movies ("Robin Hood"
-        beside "Troy" and "Kingdom of Heaven" is the 2010 film, not the 1973 cartoon).
-        `ambiguous` maps positions in `resolved` to the title lookups that had alternatives."""
-        if not ambiguous or len(liked) < 2:
-            return liked, resolved
-        index_of = {m.id: i for i, m in enumerate(liked)}
-        liked, resolved = list(liked), list(resolved)
-        for i, lookup in ambiguous.items():
-            r = resolved[i]
-            pos = index_of.get(r.id)
-            if pos is None:
-                continue
-            others = [snap.bundle.row_of[m.id] for j, m in enumerate(liked) if j != pos]
-            chosen = pick_in_context(snap.bundle, lookup, others)
-            if chosen.id != r.id and chosen.id not in index_of:
-                movie = snap.bundle.movie(chosen.id)
-                assert movie is not None
-                liked[pos] = movie
-                del index_of[r.id]
-                index_of[chosen.id] = pos
-                resolved[i] = msgspec.structs.replace(
-                    r, id=chosen.id, title=chosen.title, year=chosen.year, note=chosen.note
-                )
-        return liked, resolved
 
     def _recommendation(self, p: Prepared, s: Scored, reason: str | None) -> Recommendation:
         m = s.movie

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from edge.feedback.settings import PREFIX as FEEDBACK
+from edge.feedback.settings import FeedbackSettings
 from edge.upstream import UpstreamSettings
 from moviemind_core.config import SettingsError, env_names, read_env, reject_unknown
 from moviemind_core.ranking import RankingSettings
@@ -72,6 +74,7 @@ class EdgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     upstream: UpstreamSettings = UpstreamSettings()
     ranking: RankingSettings = RankingSettings()
     s3: S3Settings = S3Settings()
+    feedback: FeedbackSettings = FeedbackSettings()
 
     def __post_init__(self) -> None:
         # RankingSettings is shared with the offline evaluation; its ranges for serving are here.
@@ -96,10 +99,11 @@ def variables() -> dict[str, object]:
         (EdgeSettings, PREFIX, None),
         (UpstreamSettings, PREFIX, UPSTREAM_NAMES),
         (RankingSettings, PREFIX + RANK, None),
+        (FeedbackSettings, PREFIX + FEEDBACK, None),
     ):
         defaults = cls()
         for field, suffix in env_names(cls, names).items():
-            if field not in ("upstream", "ranking", "s3"):
+            if field not in ("upstream", "ranking", "s3", "feedback"):
                 out[prefix + suffix] = getattr(defaults, field)
     return out
 
@@ -115,8 +119,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> EdgeSettings:
         EdgeSettings,
         env,
         PREFIX,
-        skip=("upstream", "ranking", "s3"),
+        skip=("upstream", "ranking", "s3", "feedback"),
         upstream=upstream,
         ranking=ranking,
+        feedback=read_env(FeedbackSettings, env, PREFIX + FEEDBACK),
         s3=S3Settings.from_env(dict(env)),
     )

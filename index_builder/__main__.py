@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -16,10 +18,16 @@ from index_builder.interactions import Ratings
 from index_builder.sources import SourceStats
 from moviemind_core.bundle import BundleError
 
+if TYPE_CHECKING:  # httpx (the build extra) only when a TMDB source runs
+    from index_builder.sources.tmdb_api import TmdbReport
+
 CollabDefaults = CollabSettings()
 
 DEFAULT_MODELS = Path("var/models")
 DEFAULT_INDEX = Path("var/index")
+DEFAULT_TMDB_CHECKPOINT = Path("var/cache/tmdb_checkpoint.json")
+# A separate default: the two TMDB listings keep separate checkpoints (each refuses the other's).
+DEFAULT_TMDB_IDS_CHECKPOINT = Path("var/cache/tmdb_ids_checkpoint.json")
 
 
 def _ratings(args: argparse.Namespace) -> Ratings | None:
@@ -49,6 +57,8 @@ def _ratings(args: argparse.Namespace) -> Ratings | None:
 
 
 def _movies(args: argparse.Namespace, stats: SourceStats, ratings: Ratings | None) -> list:
+    if args.refresh and args.source == "movielens":
+        raise SystemExit("error: --refresh is for TMDB sources (tmdb-api, a daily ID export)")
     if args.source == "movielens" and args.movielens_dir:
         from index_builder.sources.movielens import iter_movielens_dir
 
@@ -60,21 +70,111 @@ def _movies(args: argparse.Namespace, stats: SourceStats, ratings: Ratings | Non
         movies = list(iter_movielens(stats, ratings=ratings))
     elif args.source == "tmdb-export":
         from index_builder.sources.tmdb_export import iter_tmdb_export
+        from index_builder.sources.tmdb_id_export import is_id_export
 
         if not args.input:
             raise SystemExit("error: --source tmdb-export needs --input FILE (.csv or .jsonl)")
-        movies = list(iter_tmdb_export(Path(args.input), stats))
+        if is_id_export(Path(args.input)):
+            movies = _tmdb_id_export(args, stats)
+        else:
+            if args.refresh:
+                raise SystemExit("error: --refresh needs --source tmdb-api or a daily ID export")
+            movies = list(iter_tmdb_export(Path(args.input), stats))
     else:
-        from index_builder.sources.tmdb_api import TmdbSettings, iter_tmdb_api
+        from index_builder.sources.tmdb_api import TmdbReport, TmdbSettings, iter_tmdb_api
 
         settings = TmdbSettings.from_env()
-        checkpoint = Path(args.checkpoint)
-        movies = list(iter_tmdb_api(settings, checkpoint, stats, fresh=args.tmdb_fresh))
+        report = TmdbReport()
+        progress = _Progress("TMDB discover", report)
+        movies = list(
+            iter_tmdb_api(
+                settings,
+                Path(args.checkpoint or DEFAULT_TMDB_CHECKPOINT),
+                stats,
+                progress,
+                fresh=args.tmdb_fresh,
+                refresh=args.refresh,
+                report=report,
+            )
+        )
+        progress.end()
     if args.limit:
-        # Keep the most-voted movies, so a small test index still has the well-known titles.
-        movies = sorted(movies, key=lambda m: (-m.vote_count, m.id))[: args.limit]
+        # Keep the most popular movies (every source has popularity; a daily ID export has
+        # nothing else), so a small index still has the well-known titles.
+        movies = sorted(movies, key=lambda m: (-m.popularity, -m.vote_count, m.id))[: args.limit]
         movies.sort(key=lambda m: m.id)
     return movies
+
+
+def _tmdb_id_export(args: argparse.Namespace, stats: SourceStats) -> list:
+    """TMDB's daily ID export: the (--limit most popular) ids, fetched through the API."""
+    from index_builder.sources.tmdb_api import TmdbReport, TmdbSettings, iter_tmdb_ids
+    from index_builder.sources.tmdb_id_export import read_id_export
+
+    try:
+        settings = TmdbSettings.from_env()
+    except ValueError as exc:
+        raise SystemExit(
+            f"error: {args.input} is TMDB's daily ID export (ids only, no titles); its details "
+            f"come from the API, which needs settings: {exc}"
+        ) from None
+    print(f"  reading {args.input} ...", file=sys.stderr, flush=True)
+    chosen = read_id_export(Path(args.input), limit=args.limit)
+    print(f"  {chosen.summary()}")
+    for reason, count in (
+        ("adult", chosen.adult),
+        ("video", chosen.video),
+        ("bad_row", chosen.bad),
+    ):
+        if count:  # left out on purpose (adult, video) or unreadable: the summary says why
+            stats.skipped += count
+            stats.reasons[reason] = stats.reasons.get(reason, 0) + count
+    report = TmdbReport()
+    progress = _Progress("TMDB ids", report)
+    movies = list(
+        iter_tmdb_ids(
+            settings,
+            chosen.ids,
+            Path(args.checkpoint or DEFAULT_TMDB_IDS_CHECKPOINT),
+            stats,
+            progress,
+            fresh=args.tmdb_fresh,
+            refresh=args.refresh,
+            report=report,
+        )
+    )
+    progress.end()
+    return movies
+
+
+class _Progress:
+    """A TMDB run's progress on stderr (at most every 2 s) and its summary line at the end."""
+
+    def __init__(self, label: str, report: TmdbReport) -> None:
+        self.label = label
+        self.report = report
+        self.started = time.monotonic()
+        # The first line after 2 s, when the rate means something.
+        self.shown = self.started
+        self.done = self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        now = time.monotonic()
+        if now - self.shown >= 2.0:
+            self.shown = now
+            rate = done / max(now - self.started, 1e-9)
+            left = (total - done) / rate if rate > 0 and total > done else 0.0
+            print(
+                f"  {self.label}: {done:,}/{total:,} ({rate:,.1f}/s, ~{left:,.0f} s left)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def end(self) -> None:
+        """Print the summary: what was listed, fetched, replayed, changed; requests made."""
+        took = time.monotonic() - self.started
+        print(f"  {self.report.summary()} in {took:,.1f} s")
 
 
 def _collab_settings(args: argparse.Namespace) -> CollabSettings:
@@ -113,8 +213,11 @@ def cmd_build(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {exc}") from None
     ids = np.asarray([m.id for m in movies], dtype=np.int64)
     related = {m.id: m.related for m in movies if m.related}
+    from index_builder.feedback import with_feedback
+
+    interactions = with_feedback(ratings, args.feedback, ids, args.feedback_min_support)
     neighbours, collab = neighbours_for(
-        ids, ratings if args.collab != "none" else None, _collab_settings(args), related
+        ids, interactions if args.collab != "none" else None, _collab_settings(args), related
     )
     build(
         [msgspec.structs.replace(m, related=()) if m.related else m for m in movies],
@@ -223,7 +326,9 @@ How it cannot leak (`index_builder/evaluate.py`):
 - Every method ranks the whole catalog with only the input excluded (none sees the rest of the
   user's history): HR@10 and NDCG@10 of the held-out movie, Recall@20 of all the user's liked
   movies from the held-out time on, catalog coverage of all top-10 lists; mean ± standard error
-  over users. The edge's rows run `moviemind_core.ranking.rank`, the code the edge serves with.
+  over users. The edge's rows build their RankQuery with `moviemind_core.ranking.build_query` and
+  run `Pipeline.run`, the calls the edge serves with (tests/unit/edge/test_preparation.py compares
+  the two on recorded requests).
 
 """
 
@@ -267,20 +372,43 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument(
         "--source", choices=["movielens", "tmdb-export", "tmdb-api"], default="movielens"
     )
-    b.add_argument("--input", help="export file for --source tmdb-export")
-    b.add_argument("--checkpoint", default="var/cache/tmdb_checkpoint.json")
+    b.add_argument(
+        "--input",
+        help="export file for --source tmdb-export (CSV/JSON Lines, or TMDB's daily ID export "
+        "movie_ids_MM_DD_YYYY.json.gz, whose ids are fetched through the API)",
+    )
+    b.add_argument(
+        "--checkpoint",
+        help=f"TMDB checkpoint (default {DEFAULT_TMDB_CHECKPOINT}; daily ID exports "
+        f"{DEFAULT_TMDB_IDS_CHECKPOINT})",
+    )
     b.add_argument(
         "--tmdb-fresh", action="store_true", help="ignore a finished TMDB checkpoint and refetch"
+    )
+    b.add_argument(
+        "--refresh",
+        action="store_true",
+        help="TMDB: refetch only movies /movie/changes lists as edited since the checkpoint's "
+        "last finished run (plus new ones); without it a finished checkpoint is replayed as is",
     )
     b.add_argument("--out", default=str(DEFAULT_INDEX))
     b.add_argument("--models", default=str(DEFAULT_MODELS / "minilm"))
     b.add_argument("--variant", choices=["fp32", "int8"], default="fp32")
     b.add_argument("--dtype", choices=["f32", "f16", "i8"], default="f16")
     b.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    b.add_argument("--limit", type=int, default=0, help="keep only the N most-voted movies")
+    b.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="keep only the N most popular movies (a daily ID export: fetch only those)",
+    )
     b.add_argument("--full", action="store_true", help="re-embed everything")
     b.add_argument("--template", default=TEMPLATE_VERSION, help="document template to embed")
     _interaction_args(b)
+    b.add_argument(
+        "--feedback", help="also learn from visitors' likes: SQLite path or postgresql:// URL"
+    )
+    b.add_argument("--feedback-min-support", type=int, default=3, help="visitors a film needs")
     b.set_defaults(func=cmd_build)
 
     u = sub.add_parser("publish", help="upload a bundle to S3-compatible storage, move latest")

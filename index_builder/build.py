@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from index_builder.collaborative import Neighbours
@@ -22,6 +23,7 @@ from moviemind_core.bundle import (
 )
 from moviemind_core.catalog import Movie
 from moviemind_core.embedder import Embedder
+from moviemind_core.lexicon import canonical_genres
 
 
 def previous_vectors(out: Path, embedder_sha: str, log=print) -> dict[str, np.ndarray]:
@@ -57,6 +59,9 @@ def build(
     from tqdm import tqdm
 
     t0 = time.perf_counter()
+    # Genres as the lexicon's canonical ids ("Science Fiction" -> "Sci-Fi"): the edge never
+    # sees a source's own spelling.
+    movies = [msgspec.structs.replace(m, genres=canonical_genres(m.genres)) for m in movies]
     texts = [document_text(m, template) for m in movies]
     hashes = [content_hash(t, embedder.model_sha256, template) for t in texts]
     reuse = previous_vectors(out, embedder.model_sha256, log) if incremental else {}

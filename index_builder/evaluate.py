@@ -29,7 +29,7 @@ import numpy as np
 from index_builder.collaborative import CollabSettings, item_weights, learn_neighbours
 from index_builder.interactions import Ratings
 from moviemind_core.bundle import Bundle, CollabInfo
-from moviemind_core.ranking import Priors, RankingSettings, rank, taste_profile
+from moviemind_core.ranking import Pipeline, Priors, RankingSettings, build_query
 
 K = 10
 K_RECALL = 20
@@ -204,6 +204,7 @@ class Methods:
             m.id for m in sorted(bundle.movies, key=lambda m: (-m.vote_count, m.id))
         ]
         self._ease: np.ndarray | None = None
+        self._priors: dict[float, Priors] = {}
 
     def random(self, c: Case) -> list[int]:
         picks = self.rng.choice(len(self.bundle), K_RECALL + len(c.inputs), replace=False)
@@ -214,25 +215,24 @@ class Methods:
         return [i for i in self.by_popularity[: K_RECALL + len(inputs)] if i not in inputs]
 
     def ranked(self, settings: RankingSettings) -> Method:
-        """The edge's own ranking (moviemind_core.ranking) with the given weights."""
+        """The edge's own ranking with the given weights: the RankQuery made by the same
+        `build_query` call the edge makes (liked ids; MovieLens has no moods), run through the
+        same Pipeline (moviemind_core.ranking)."""
         b = self.bundle
-        priors = Priors(b.movies, settings.bayes_votes)
+        priors = self.priors(settings.bayes_votes)
+        pipeline = Pipeline(settings)
 
         def method(c: Case) -> list[int]:
-            rows = [b.row_of[i] for i in c.inputs if i in b.row_of]
-            profile = taste_profile(b.vectors[rows])
-            out = rank(
-                b,
-                priors,
-                profile,
-                K_RECALL,
-                liked_rows=rows,
-                exclude=c.inputs,
-                settings=settings,
-            )
-            return [s.movie.id for s in out]
+            query = build_query(b, priors, K_RECALL, liked_ids=c.inputs, exclude=c.inputs)
+            return [s.movie.id for s in pipeline.run(b, priors, query)]
 
         return method
+
+    def priors(self, bayes_votes: float) -> Priors:
+        """The bundle's priors (one per Bayesian prior strength, as the edge holds one)."""
+        if bayes_votes not in self._priors:
+            self._priors[bayes_votes] = Priors(self.bundle.movies, bayes_votes, self.bundle.vectors)
+        return self._priors[bayes_votes]
 
     def ease_reference(self, c: Case) -> list[int]:
         """The untruncated learner over the same training ratings: a reference, not the edge."""
@@ -256,6 +256,10 @@ def _dense_ease(train: Ratings, bundle: Bundle, s: CollabSettings) -> np.ndarray
         full[np.ix_(items, items)] = weights
     return full
 
+
+# The single-signal methods measure one signal alone: without the coherence and popularity
+# calibration terms, which read the liked movies' genres, years and popularity.
+PLAIN = {"w_coherence": 0.0, "w_calibration": 0.0}
 
 # Weights tried on the validation users (w_collab is fixed at 1: only ratios matter).
 GRID = {
@@ -332,7 +336,7 @@ def run_eval(
     methods = Methods(bundle, train, collab, seed)
     learners: dict[str, MethodResult] = {}
     collab_only = RankingSettings(
-        w_collab=1.0, w_similarity=0.0, w_quality=0.0, w_popularity=0.0, hub_discount=0.0
+        w_collab=1.0, w_similarity=0.0, w_quality=0.0, w_popularity=0.0, hub_discount=0.0, **PLAIN
     )
     shipped = (bundle.neighbour_rows, bundle.neighbour_weights)
     for variant in collab_variants:
@@ -343,8 +347,10 @@ def run_eval(
         log(f"  learner {name}: collaborative-only HR@10 {r.hr10.mean:.4f} (validation)")
     bundle.neighbour_rows, bundle.neighbour_weights = shipped
     tuned, tried = tune(methods, val, log)
-    tuned_content, _ = tune(methods, val, log, CONTENT_GRID, {"w_collab": 0.0})
-    content = RankingSettings(w_collab=0.0, w_similarity=1.0, w_quality=0.0, w_popularity=0.0)
+    tuned_content, _ = tune(methods, val, log, CONTENT_GRID, {"w_collab": 0.0, **PLAIN})
+    content = RankingSettings(
+        w_collab=0.0, w_similarity=1.0, w_quality=0.0, w_popularity=0.0, **PLAIN
+    )
     default = RankingSettings()
     runs: dict[str, Method] = {
         "random": methods.random,
@@ -355,6 +361,9 @@ def run_eval(
         f"EASE reference (full matrix, lambda {collab.ease_lambda:g})": methods.ease_reference,
         "edge blend without the hub and thin-document discounts": methods.ranked(
             msgspec.structs.replace(default, hub_discount=0.0, thin_discount=0.0)
+        ),
+        "edge blend without coherence and popularity calibration (before issue 21)": (
+            methods.ranked(msgspec.structs.replace(default, **PLAIN))
         ),
         "edge blend (shipped defaults)": methods.ranked(default),
         "edge blend (tuned on validation)": methods.ranked(tuned),

@@ -1,75 +1,74 @@
 """Where the GGUF comes from: a local path, the embedded SmolLM2, or a URL fetched into the cache.
 
-A fetched file is verified against the configured sha256 before it is used; it is stored under
-its sha256, so a second start with the same settings does not download again.
+A URL is `https://...` (a plain GET) or `s3://BUCKET/KEY` in the deployment's own Object
+Storage bucket (SigV4-signed GETs, model_server/s3_signing.py). Either way the file is
+downloaded resumably and verified against the configured sha256 before it is used
+(model_server/download.py); it is stored under its sha256, so a later start does not download
+again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import urllib.error
-import urllib.request
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
+from model_server.download import DownloadError, Source, fetch
+from model_server.download_progress import Progress
 from model_server.gguf_file import sha256_file
+from model_server.s3_signing import S3Object, parse_s3_url, region_for, signed_headers
 from model_server.settings import Settings, embedded_model_path
 
 log = logging.getLogger("model_server.source")
 
-DOWNLOAD_TIMEOUT_S = 60  # per socket operation, not for the whole file
+__all__ = ["ModelSourceError", "cached_sha256", "download_source", "fetch", "resolve_model"]
+
+# A download problem is a model source problem; `python -m model_server` reports both as one line.
+ModelSourceError = DownloadError
 
 
-class ModelSourceError(ValueError):
-    """The model cannot be obtained; one line for a person."""
+def download_source(settings: Settings) -> Source:
+    """The URL to GET for `settings.url`, signed when it names an object in S3 storage."""
+    if not settings.url.startswith("s3://"):
+        return Source(url=settings.url, display=settings.url)
+    bucket, key = parse_s3_url(settings.url)
+    obj = S3Object(
+        endpoint=settings.s3_endpoint.rstrip("/"),
+        bucket=bucket,
+        key=key,
+        region=settings.s3_region or region_for(settings.s3_endpoint),
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+    )
+    signer = partial(_sign, obj) if obj.access_key else None
+    return Source(url=obj.url, display=obj.display, signer=signer)
 
 
-def resolve_model(settings: Settings) -> tuple[Path, str | None]:
+def _sign(obj: S3Object, method: str, headers: Mapping[str, str]) -> Mapping[str, str]:
+    return signed_headers(obj, method, headers)
+
+
+def needs_download(settings: Settings) -> bool:
+    """True when the model comes from a URL (it may take minutes, or be cached already)."""
+    return bool(settings.url)
+
+
+def resolve_model(settings: Settings, progress: Progress | None = None) -> tuple[Path, str | None]:
     """The local GGUF path to serve, and its sha256 when already known (fetched files)."""
     cache = Path(settings.cache_dir)
     if settings.url:
-        return fetch(settings.url, settings.sha256.lower(), cache), settings.sha256.lower()
+        sha = settings.sha256.lower()
+        path = fetch(
+            download_source(settings), sha, cache, progress, attempts=settings.download_attempts
+        )
+        return path, sha
     if settings.path:
         return Path(settings.path).expanduser(), None
     return embedded_model_path(), None
-
-
-def fetch(url: str, sha256: str, cache_dir: Path) -> Path:
-    """Download `url` into `cache_dir/downloads/<sha256>.gguf` unless it is there already."""
-    dest = cache_dir / "downloads" / f"{sha256}.gguf"
-    if dest.is_file():
-        log.info("model %s already fetched to %s", url, dest)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part{os.getpid()}")
-    log.info("fetching model from %s into %s", url, dest)
-    h = hashlib.sha256()
-    size = 0
-    try:
-        with (
-            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp,
-            open(tmp, "wb") as out,
-        ):
-            while block := resp.read(1 << 20):
-                h.update(block)
-                out.write(block)
-                size += len(block)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
-        raise ModelSourceError(f"cannot fetch model from {url}: {reason}") from None
-    got = h.hexdigest()
-    if got != sha256:
-        tmp.unlink(missing_ok=True)
-        raise ModelSourceError(
-            f"model fetched from {url} has sha256 {got}, expected {sha256}; not using it"
-        )
-    os.replace(tmp, dest)
-    log.info("fetched %d bytes, sha256 verified", size)
-    return dest
 
 
 def cached_sha256(path: Path, cache_dir: Path) -> str:

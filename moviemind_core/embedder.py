@@ -78,6 +78,7 @@ class Embedder:
         *,
         variant: Variant = "fp32",
         threads: int = 1,
+        spin: bool = False,
         verify: bool = False,
     ) -> None:
         self.model_dir = Path(model_dir)
@@ -112,6 +113,12 @@ class Embedder:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # ONNX Runtime's worker threads spin-wait between operators by default. A query is ~100
+        # tiny operators: with 2 threads on a 2-core machine the spinning worker takes the core
+        # the HTTP loop, the tokenizer and the ranking need, and each operator's join waits for
+        # a worker the kernel has just descheduled (measured 2 threads 8.1 ms vs 1 thread 4.3 ms
+        # per query, docs/benchmarks/edge.md). Off unless asked for (batch document embedding).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = ort.InferenceSession(
             str(model_file), sess_options=opts, providers=["CPUExecutionProvider"]
         )
@@ -133,7 +140,13 @@ class Embedder:
 
     def embed_one(self, text: str) -> np.ndarray:
         """Embed one text; returns float32 (dim,)."""
-        return self._embed_batch([text])[0]
+        # encode(), not encode_batch(): the batch call hands one text to the tokenizers' rayon
+        # thread pool, whose threads then spin beside ONNX Runtime (measured 0.48 vs 0.02 ms for
+        # the tokenization alone on a busy 2-core machine).
+        enc = self.tokenizer.encode(text)
+        return self._run(
+            np.asarray([enc.ids], np.int64), np.asarray([enc.attention_mask], np.int64)
+        )[0]
 
     def count_tokens(self, text: str) -> int:
         """Tokens the encoder sees for this text (after truncation)."""
@@ -143,6 +156,10 @@ class Embedder:
         encs = self.tokenizer.encode_batch(texts)
         ids = np.asarray([e.ids for e in encs], dtype=np.int64)
         mask = np.asarray([e.attention_mask for e in encs], dtype=np.int64)
+        return self._run(ids, mask)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Encoder, mean pooling over the mask, L2 normalisation."""
         feeds: dict[str, np.ndarray] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)

@@ -59,3 +59,26 @@ def edge(logs: Path, sample_index: Path, model_server: ServerProcess) -> Iterato
         yield s
     finally:
         s.stop()
+
+
+# ---- skipped checks: `make test` ends with one line naming every one -------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--skip-report",
+        metavar="FILE",
+        help="write one line per skipped test (node id: reason) to FILE",
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    target = terminalreporter.config.getoption("--skip-report")
+    if not target:
+        return
+    lines = []
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        lines.append(f"{report.nodeid}: {reason.removeprefix('Skipped: ')}\n")
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text("".join(lines))

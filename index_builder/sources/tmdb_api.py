@@ -1,279 +1,119 @@
-"""The TMDB v3 API as a catalog source: discover pagination, details and a resumable checkpoint.
+"""The TMDB v3 API as a catalog source: which ids, their details, a resumable checkpoint, refresh.
 
-TMDB itself is never reached in tests; `tests/support/fake_tmdb.py` speaks its JSON shapes on loopback.
+Two ways to choose ids: `/discover/movie` pages by popularity (`iter_tmdb_api`), or a list of
+ids such as TMDB's daily ID export (`iter_tmdb_ids`). Either way each id's details come from
+`/movie/{id}` with everything else appended in the same request, and the checkpoint lets a rerun
+replay what it has. `refresh=True` asks `/movie/changes` which ids TMDB edited since the last
+finished run and fetches only those (plus ids new to the list); a plain rerun asks nothing.
 
-Over 400 lines on purpose: settings, the retrying client, the checkpoint and the iterator share
-the checkpoint's state and its resume rules; split, each part would need the others' internals.
+TMDB itself is never reached in tests; `tests/support/fake_tmdb.py` speaks its JSON shapes on
+loopback. HTTP, authentication and retries live in `tmdb_client`.
+
+Over 400 lines on purpose: the checkpoint, the listing and the refresh share the checkpoint's
+state and its resume rules; split, each part would need the others' internals.
 """
 
 from __future__ import annotations
 
-import email.utils
 import os
-import random
-import re
-import time
-from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 
 from index_builder.sources import SourceStats
+from index_builder.sources.tmdb_client import (
+    MAX_PAGE,
+    TmdbAuthError,
+    TmdbClient,
+    TmdbError,
+    TmdbSettings,
+    TmdbSettingsError,
+    TmdbUnavailableError,
+)
 from index_builder.sources.tmdb_export import RowError, movie_from_tmdb
+from index_builder.sources.tmdb_id_export import ExportedId
 from moviemind_core.catalog import Movie
-from moviemind_core.config import SettingsError, env_names, reject_unknown
 
 __all__ = [
     "TmdbAuthError",
     "TmdbCheckpointError",
     "TmdbError",
+    "TmdbReport",
     "TmdbSettings",
     "TmdbSettingsError",
     "TmdbUnavailableError",
     "iter_tmdb_api",
+    "iter_tmdb_ids",
 ]
 
-# TMDB refuses discover pages above 500.
-_MAX_DISCOVER_PAGE = 500
-# 2: movies carry TMDB's recommendation/similar lists (`Movie.related`); older checkpoints lack
-# them, so they are refused with a message instead of silently building without neighbours.
-_CHECKPOINT_VERSION = 2
-_ENV_PREFIX = "MOVIEMIND_TMDB_"
-_LANGUAGE = re.compile(r"^[a-z]{2}(-[A-Z]{2})?$")
-# A v3 "API key" is 32 hex digits; Bearer auth needs the longer v4 "API Read Access Token".
-_V3_KEY = re.compile(r"^[0-9a-f]{32}$")
+# 3: movies carry poster_path, tmdb/imdb ids, original and alternative titles; a version-2
+# checkpoint would build a catalog without them, so it is refused with a message instead.
+_CHECKPOINT_VERSION = 3
+# What each details request appends (same request, no extra calls). TMDB takes up to 20.
+_APPEND = (
+    "keywords",
+    "credits",
+    "recommendations",
+    "similar",
+    "external_ids",
+    "alternative_titles",
+)
+_MAX_APPEND = 20
+if len(_APPEND) > _MAX_APPEND:  # pragma: no cover - a guard for whoever edits _APPEND
+    raise RuntimeError(f"TMDB's append_to_response takes at most {_MAX_APPEND} parts")
+# /movie/changes answers at most 14 days per request. 13-day windows that share their edge
+# day stay within that whichever way TMDB counts the ends, and miss no day.
+_CHANGES_WINDOW = timedelta(days=13)
 
-# Indirection so tests can observe (and shorten) the waits without patching time.sleep globally.
-_sleep: Callable[[float], None] = time.sleep
-
-
-class TmdbSettingsError(ValueError):
-    """A TMDB setting is missing or invalid; the message is one line naming the variable."""
-
-
-class TmdbError(RuntimeError):
-    """TMDB answered in a way the source cannot continue from."""
-
-
-class TmdbAuthError(TmdbError):
-    """TMDB rejected the token (HTTP 401). Retrying cannot help."""
-
-
-class TmdbUnavailableError(TmdbError):
-    """TMDB kept failing (5xx, 429, connection errors) after every allowed retry."""
+_now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731 - patched by tests
 
 
 class TmdbCheckpointError(TmdbError):
     """The checkpoint file is unreadable or belongs to a different query."""
 
 
-class TmdbSettings(msgspec.Struct, frozen=True):
-    """How to reach TMDB and how much to fetch. Read from `MOVIEMIND_TMDB_*` by `from_env`."""
+class TmdbReport(msgspec.Struct, kw_only=True):
+    """What a run did, for the build log: requests made, details fetched vs. replayed."""
 
-    token: str
-    base_url: str = "https://api.themoviedb.org/3"
-    pages: int = 5
-    language: str = "en-US"
-    min_vote_count: int = 0
-    timeout_s: float = 10.0
-    max_retries: int = 5
-    # First retry waits about backoff_s, doubling per retry up to backoff_max_s (with jitter).
-    backoff_s: float = 0.5
-    backoff_max_s: float = 30.0
-    # A Retry-After beyond this is capped, so a confused server cannot park the build for hours.
-    retry_after_max_s: float = 120.0
-    checkpoint_every: int = 20
+    listed: int = 0  # ids in the listing (discover pages or the id list)
+    fetched: int = 0  # details requested from TMDB this run
+    replayed: int = 0  # movies taken from the checkpoint without a request
+    changed: int = 0  # catalog ids TMDB edited since the last finished run (refetched)
+    requests: int = 0  # every HTTP attempt, retries included
+    notes: list[str] = []
 
-    def __post_init__(self) -> None:
-        def bad(field: str, why: str, value: object) -> TmdbSettingsError:
-            return TmdbSettingsError(f"{_ENV_PREFIX}{field.upper()} {why} (got {value!r})")
-
-        if not self.token.strip():
-            raise TmdbSettingsError(
-                f"{_ENV_PREFIX}TOKEN is not set: use your TMDB API Read Access Token"
-            )
-        if any(c.isspace() for c in self.token.strip()):
-            raise TmdbSettingsError(f"{_ENV_PREFIX}TOKEN must not contain whitespace")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise bad("base_url", "must start with http:// or https://", self.base_url)
-        if not 1 <= self.pages <= _MAX_DISCOVER_PAGE:
-            raise bad("pages", f"must be between 1 and {_MAX_DISCOVER_PAGE}", self.pages)
-        if not _LANGUAGE.match(self.language):
-            raise bad("language", "must look like en or en-US", self.language)
-        if self.min_vote_count < 0:
-            raise bad("min_vote_count", "must be >= 0", self.min_vote_count)
-        if not 0 < self.timeout_s <= 600:
-            raise bad("timeout_s", "must be > 0 and <= 600", self.timeout_s)
-        if not 0 <= self.max_retries <= 20:
-            raise bad("max_retries", "must be between 0 and 20", self.max_retries)
-        if not 0 <= self.backoff_s <= 60:
-            raise bad("backoff_s", "must be between 0 and 60", self.backoff_s)
-        if not self.backoff_s <= self.backoff_max_s <= 600:
-            raise bad("backoff_max_s", "must be >= BACKOFF_S and <= 600", self.backoff_max_s)
-        if not 0 <= self.retry_after_max_s <= 3600:
-            raise bad("retry_after_max_s", "must be between 0 and 3600", self.retry_after_max_s)
-        if self.checkpoint_every < 1:
-            raise bad("checkpoint_every", "must be >= 1", self.checkpoint_every)
-
-    def __repr__(self) -> str:
-        # The token is a credential: keep it out of logs and tracebacks.
-        fields = ", ".join(
-            f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "token"
+    def summary(self) -> str:
+        """One line for the build log."""
+        line = (
+            f"TMDB: {self.listed:,} listed, {self.fetched:,} fetched, "
+            f"{self.replayed:,} from the checkpoint, {self.changed:,} changed since the last "
+            f"run, {self.requests:,} requests"
         )
-        return f"TmdbSettings(token='***', {fields})"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> TmdbSettings:
-        """Build settings from `MOVIEMIND_TMDB_*`; raise `TmdbSettingsError` on a bad value."""
-        env = os.environ if environ is None else environ
-        try:  # a misspelt name would otherwise silently leave its default
-            reject_unknown(env, _ENV_PREFIX, env_names(cls).values())
-        except SettingsError as exc:
-            raise TmdbSettingsError(str(exc)) from None
-        kwargs: dict[str, Any] = {"token": env.get(f"{_ENV_PREFIX}TOKEN", "")}
-        for info in msgspec.structs.fields(cls):
-            name, kind = info.name, info.type
-            if name == "token":
-                continue
-            raw = env.get(f"{_ENV_PREFIX}{name.upper()}")
-            if raw is None or not raw.strip():
-                continue
-            raw = raw.strip()
-            if kind is str:
-                kwargs[name] = raw
-                continue
-            try:
-                kwargs[name] = int(raw) if kind is int else float(raw)
-            except ValueError:
-                noun = "an integer" if kind is int else "a number"
-                raise TmdbSettingsError(
-                    f"{_ENV_PREFIX}{name.upper()} must be {noun} (got {raw!r})"
-                ) from None
-        return cls(**kwargs)
+        return "; ".join([line, *self.notes])
 
 
 # ---------------------------------------------------------------------------------------------
-# HTTP with retries.
+# Details.
 
 
-class _Client:
-    """A TMDB GET with the retry policy: 429 waits Retry-After, 5xx and transport errors back
-    off exponentially with jitter, 401 and other 4xx fail at once."""
-
-    def __init__(self, settings: TmdbSettings) -> None:
-        self._settings = settings
-        self._http = httpx.Client(
-            base_url=settings.base_url.rstrip("/") + "/",
-            headers={
-                "Authorization": f"Bearer {settings.token.strip()}",
-                "Accept": "application/json",
-            },
-            timeout=settings.timeout_s,
-        )
-
-    def __enter__(self) -> _Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.close()
-
-    def _backoff(self, attempt: int) -> float:
-        s = self._settings
-        ceiling = min(s.backoff_max_s, s.backoff_s * (2**attempt))
-        # Half fixed, half random: retries from parallel builders spread out but never hammer.
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        value = response.headers.get("Retry-After", "").strip()
-        if not value:
-            return None
-        try:
-            seconds = float(value)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            seconds = (when - datetime.now(UTC)).total_seconds()
-        return min(max(seconds, 0.0), self._settings.retry_after_max_s)
-
-    def get(self, path: str, params: Mapping[str, str | int], *, missing_ok: bool = False) -> Any:
-        """GET `path` under the base URL and decode its JSON; None for a 404 when `missing_ok`."""
-        attempts = self._settings.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                response = self._http.get(path, params=dict(params))
-            except httpx.TransportError as err:
-                problem = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-                delay = self._backoff(attempt)
-            else:
-                status = response.status_code
-                if status == 200:
-                    try:
-                        return msgspec.json.decode(response.content)
-                    except msgspec.DecodeError:
-                        # A proxy cutting the body short looks like this; worth another try.
-                        problem, delay = "reply was not valid JSON", self._backoff(attempt)
-                elif status == 401:
-                    raise TmdbAuthError(self._auth_message(response))
-                elif status == 404 and missing_ok:
-                    return None
-                elif status == 429:
-                    problem = "rate limited (HTTP 429)"
-                    retry_after = self._retry_after(response)
-                    delay = self._backoff(attempt) if retry_after is None else retry_after
-                elif status >= 500:
-                    problem, delay = f"HTTP {status}", self._backoff(attempt)
-                else:
-                    raise TmdbError(f"TMDB {path} answered HTTP {status}: {_message(response)}")
-            if attempt + 1 < attempts:
-                _sleep(delay)
-        raise TmdbUnavailableError(
-            f"TMDB {path} failed after {attempts} attempt{'s' if attempts > 1 else ''}: {problem}"
-        )
-
-    def _auth_message(self, response: httpx.Response) -> str:
-        text = "TMDB rejected the token (401): check MOVIEMIND_TMDB_TOKEN"
-        if _V3_KEY.match(self._settings.token.strip()):
-            text += " (it looks like a v3 API key; Bearer auth needs the API Read Access Token)"
-        said = _message(response)
-        return f"{text}; TMDB says: {said}" if said else text
-
-
-def _message(response: httpx.Response) -> str:
-    """TMDB's own words from an error body ({status_code, status_message} or {errors: [...]})."""
-    try:
-        body = msgspec.json.decode(response.content)
-    except msgspec.DecodeError:
-        return response.text[:200].strip()
-    if isinstance(body, dict):
-        if isinstance(body.get("status_message"), str):
-            return body["status_message"]
-        if isinstance(body.get("errors"), list):
-            return "; ".join(str(e) for e in body["errors"])
-    return ""
-
-
-def _fetch_movie(client: _Client, movie_id: int, settings: TmdbSettings) -> Movie | str:
-    """Details with keywords, credits and TMDB's related lists as a `Movie`, or the reason it
-    cannot be one. The lists come in the same request (append_to_response): no extra calls."""
+def _fetch_movie(client: TmdbClient, movie_id: int, settings: TmdbSettings) -> Movie | str:
+    """Details with everything in `_APPEND` as a `Movie`, or the reason it cannot be one."""
     data = client.get(
         f"/movie/{movie_id}",
-        {
-            "append_to_response": "keywords,credits,recommendations,similar",
-            "language": settings.language,
-        },
+        {"append_to_response": ",".join(_APPEND), "language": settings.language},
         missing_ok=True,
     )
     if data is None:
         return "not_found"
     if not isinstance(data, dict):
         return "bad_reply"
+    if data.get("adult") is True:
+        # Ids from /movie/changes or an old export can turn out adult; the catalog never shows
+        # them (discover asks include_adult=false, the export reader drops adult rows).
+        return "adult"
     try:
         movie = movie_from_tmdb(data)
     except RowError as err:
@@ -295,13 +135,19 @@ def related_ids(details: dict) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _int_id(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoint.
 
 
 class _Checkpoint(msgspec.Struct, kw_only=True):
     """What a run has done so far. Movies and skips are keyed by TMDB id, so a resumed run
-    replays them instead of asking TMDB again."""
+    replays them instead of asking TMDB again. `started_at` is when the current pass began
+    (its oldest data); `synced_at` the start of the last finished pass, which `refresh` asks
+    /movie/changes about."""
 
     version: int = _CHECKPOINT_VERSION
     query: dict[str, str | int]
@@ -312,23 +158,22 @@ class _Checkpoint(msgspec.Struct, kw_only=True):
     movies: dict[int, Movie] = {}
     skipped: dict[int, str] = {}
     complete: bool = False
+    started_at: str = ""
+    synced_at: str = ""
     updated_at: str = ""
 
 
-def _query_of(settings: TmdbSettings) -> dict[str, str | int]:
-    # `pages` is not part of the query: asking for more pages extends a finished checkpoint.
-    return {
-        "base_url": settings.base_url.rstrip("/"),
-        "sort_by": "popularity.desc",
-        "language": settings.language,
-        "min_vote_count": settings.min_vote_count,
-    }
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _load_checkpoint(path: Path, settings: TmdbSettings) -> _Checkpoint:
-    query = _query_of(settings)
+def _new_checkpoint(query: dict[str, str | int]) -> _Checkpoint:
+    return _Checkpoint(query=query, started_at=_stamp(_now()))
+
+
+def _load_checkpoint(path: Path, query: dict[str, str | int]) -> _Checkpoint:
     if not path.exists():
-        return _Checkpoint(query=query)
+        return _new_checkpoint(query)
     try:
         state = msgspec.json.decode(path.read_bytes(), type=_Checkpoint)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as err:
@@ -350,6 +195,8 @@ def _load_checkpoint(path: Path, settings: TmdbSettings) -> _Checkpoint:
             f"TMDB checkpoint {path} was written for a different query ({diff}); "
             "delete it or use another checkpoint path"
         )
+    if not state.started_at:
+        state.started_at = _stamp(_now())
     return state
 
 
@@ -377,7 +224,7 @@ class _CheckpointWriter:
     def save(self) -> None:
         if not self._dirty:
             return
-        self.state.updated_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.state.updated_at = _stamp(_now())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
@@ -393,6 +240,166 @@ class _CheckpointWriter:
 
 
 # ---------------------------------------------------------------------------------------------
+# Changes since the last run.
+
+
+def changed_ids(client: TmdbClient, since: datetime, until: datetime) -> tuple[set[int], int]:
+    """Ids TMDB's /movie/changes lists between `since` and `until` (dates, both included), and
+    how many windows had to stop at page 500 (their later pages are out of TMDB's reach).
+
+    The range is cut into windows TMDB accepts (at most 14 days); a window whose changes run
+    past page 500 is halved until it fits or is a single day.
+    """
+    ids: set[int] = set()
+    truncated = 0
+    windows = []
+    last = until.astimezone(UTC).date()
+    start = min(since.astimezone(UTC).date(), last)
+    while True:
+        end = min(start + _CHANGES_WINDOW, last)
+        windows.append((start, end))
+        if end >= last:
+            break
+        start = end
+    while windows:
+        start, end = windows.pop(0)
+        first = _changes_page(client, start, end, 1)
+        total = first.get("total_pages") if isinstance(first.get("total_pages"), int) else 1
+        if total > MAX_PAGE and end > start:
+            middle = start + (end - start) // 2
+            windows[:0] = [(start, middle), (middle + timedelta(days=1), end)]
+            continue
+        if total > MAX_PAGE:
+            truncated += 1
+        ids.update(_change_ids(first))
+        for page in range(2, min(total, MAX_PAGE) + 1):
+            ids.update(_change_ids(_changes_page(client, start, end, page)))
+    return ids, truncated
+
+
+def _changes_page(client: TmdbClient, start: date, end: date, page: int) -> dict:
+    data = client.get(
+        "/movie/changes",
+        {"start_date": start.isoformat(), "end_date": end.isoformat(), "page": page},
+    )
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise TmdbError(f"TMDB /movie/changes {start}..{end} page {page} has no results list")
+    return data
+
+
+def _change_ids(data: dict) -> Iterator[int]:
+    for item in data["results"]:
+        ident = _int_id(item.get("id")) if isinstance(item, dict) else None
+        if ident is not None:
+            yield ident
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared engine: a listing of ids -> movies, through the checkpoint.
+
+
+class _Run:
+    """One pass over a listing: replays what the checkpoint holds, fetches the rest."""
+
+    def __init__(
+        self,
+        settings: TmdbSettings,
+        checkpoint: Path,
+        query: dict[str, str | int],
+        stats: SourceStats,
+        report: TmdbReport,
+        *,
+        fresh: bool,
+    ) -> None:
+        self.settings = settings
+        self.stats = stats
+        self.report = report
+        self.path = Path(checkpoint)
+        self.state = _new_checkpoint(query) if fresh else _load_checkpoint(self.path, query)
+        self.writer = _CheckpointWriter(self.path, self.state, settings.checkpoint_every)
+        if fresh:
+            self.writer.note()
+        self.client = TmdbClient(settings)
+        self.seen: set[int] = set()
+
+    def refresh(self) -> bool:
+        """Forget what TMDB changed since the last finished pass, so this pass refetches it.
+        False (and a note) when there is no finished pass to refresh: the run just resumes."""
+        state = self.state
+        if not state.complete or not state.synced_at:
+            self.report.notes.append(
+                "nothing to refresh yet (the checkpoint has no finished run): resumed instead"
+            )
+            return False
+        started = _now()
+        ids, truncated = changed_ids(self.client, datetime.fromisoformat(state.synced_at), started)
+        stale = [i for i in ids if i in state.movies or i in state.skipped]
+        for ident in stale:
+            state.movies.pop(ident, None)
+            state.skipped.pop(ident, None)
+        self.report.changed = len(stale)
+        if truncated:
+            self.report.notes.append(
+                f"{truncated} day(s) had more changes than TMDB pages through (500 pages); "
+                "rerun with --tmdb-fresh to be sure nothing is stale"
+            )
+        state.started_at = _stamp(started)
+        state.complete = False
+        self.writer.note()
+        return True
+
+    def movie(self, movie_id: int, listed: dict[str, float] | None = None) -> Movie | None:
+        """The movie for a listed id (replayed or fetched), or None when skipped; counts it."""
+        state = self.state
+        if movie_id in self.seen:
+            # Popularity shifts while paging, so an id can show up on two pages.
+            self.stats.skip("duplicate_id")
+            return None
+        self.seen.add(movie_id)
+        self.report.listed += 1
+        if movie_id in state.movies or movie_id in state.skipped:
+            self.report.replayed += 1
+        else:
+            result = _fetch_movie(self.client, movie_id, self.settings)
+            self.report.fetched += 1
+            if isinstance(result, Movie):
+                state.movies[movie_id] = result
+            else:
+                state.skipped[movie_id] = result
+            self.writer.note()
+        movie = state.movies.get(movie_id)
+        if movie is None:
+            self.stats.skip(state.skipped[movie_id])
+            return None
+        if listed:
+            # Listings carry today's popularity (and discover today's votes): newer than a
+            # replayed record's, and free, so an unchanged movie never needs a request for them.
+            fresh = {k: v for k, v in listed.items() if getattr(movie, k) != v}
+            if fresh:
+                movie = msgspec.structs.replace(movie, **fresh)
+                state.movies[movie_id] = movie
+                self.writer.note()
+        self.stats.yielded += 1
+        return movie
+
+    def finish(self) -> None:
+        """Mark the pass complete: the next refresh asks for changes since it began."""
+        state = self.state
+        if not state.complete:
+            state.complete = True
+            state.synced_at = state.started_at
+            self.writer.note()
+
+    def close(self) -> None:
+        """Save the checkpoint and close the client (also when the consumer stops early)."""
+        try:
+            self.writer.save()
+        finally:
+            self.report.requests += self.client.requests
+            self.client.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # Sources.
 
 
@@ -403,88 +410,89 @@ def iter_tmdb_api(
     progress: Callable[[int, int], None] | None = None,
     *,
     fresh: bool = False,
+    refresh: bool = False,
+    report: TmdbReport | None = None,
 ) -> Iterator[Movie]:
     """Yield the most popular movies from TMDB's /discover/movie, with full details.
 
-    Fetches `settings.pages` discover pages (sort_by=popularity.desc), then
-    /movie/{id}?append_to_response=keywords,credits,recommendations,similar for each id. Progress is kept in the JSON
-    file `checkpoint`: a rerun after a crash or interruption replays what was fetched and only
-    asks TMDB for the rest; a finished run marks it complete, and rerunning then needs no
-    requests at all (pass `fresh=True` to ignore it and fetch everything again). Asking for more
-    pages than a checkpoint holds extends it. Movies TMDB no longer has (404) and records that
-    cannot be mapped are skipped and counted, as are ids repeated across pages.
+    Fetches `settings.pages` discover pages (sort_by=popularity.desc, no adult or video
+    titles), then /movie/{id} with keywords, credits, recommendations, similar, external ids
+    and alternative titles appended for each id. Progress is kept in the JSON file
+    `checkpoint`: a rerun after a crash replays what was fetched and only asks TMDB for the
+    rest; a finished run needs no requests at all when run again. `refresh=True` re-reads the
+    discover pages (today's popularity and votes, new titles) and refetches only the movies
+    /movie/changes lists as edited since the last finished run; `fresh=True` ignores the
+    checkpoint. Asking for more pages than a checkpoint holds extends it. TMDB serves at most
+    500 pages (10,000 movies); past that the run stops cleanly with a note in `report`.
+    Movies TMDB no longer has (404), adult ones and records that cannot be mapped are skipped
+    and counted, as are ids repeated across pages.
 
-    `progress(done, total)` is called after each discover result is handled; `total` is TMDB's
-    result count for the requested pages. Raises `TmdbAuthError` on 401,
-    `TmdbUnavailableError` when retries run out, `TmdbCheckpointError` for a foreign checkpoint.
+    `progress(done, total)` is called after each listed id; `total` is TMDB's result count for
+    the requested pages. Raises `TmdbAuthError` on 401, `TmdbUnavailableError` when retries
+    run out, `TmdbCheckpointError` for a foreign checkpoint.
     """
-    checkpoint = Path(checkpoint)
-    state = (
-        _Checkpoint(query=_query_of(settings)) if fresh else _load_checkpoint(checkpoint, settings)
-    )
-    writer = _CheckpointWriter(checkpoint, state, settings.checkpoint_every)
-    if fresh:
-        writer.note()
-    seen: set[int] = set()
+    report = TmdbReport() if report is None else report
+    query: dict[str, str | int] = {
+        # `pages` is not part of the query: asking for more pages extends a finished checkpoint.
+        "base_url": settings.base_url.rstrip("/"),
+        "sort_by": "popularity.desc",
+        "language": settings.language,
+        "min_vote_count": settings.min_vote_count,
+    }
+    run = _Run(settings, checkpoint, query, stats, report, fresh=fresh)
+    state = run.state
     done = 0
 
     def planned_pages() -> int:
         known = state.total_pages if state.total_pages is not None else settings.pages
-        return min(settings.pages, known, _MAX_DISCOVER_PAGE)
+        return min(settings.pages, known, MAX_PAGE)
 
     def planned_total() -> int:
         per_page = len(state.page_ids.get(1, ())) or 20
         estimate = planned_pages() * per_page
         return min(estimate, state.total_results) if state.total_results is not None else estimate
 
-    with _Client(settings) as client:
-        try:
-            page = 1
-            while page <= planned_pages():
-                ids = state.page_ids.get(page)
-                if ids is None:
-                    ids = _discover_page(client, settings, page, state)
-                    state.complete = False
-                    writer.note()
-                for movie_id in ids:
-                    if movie_id in seen:
-                        # Popularity shifts while paging, so an id can show up on two pages.
-                        stats.skip("duplicate_id")
-                    else:
-                        seen.add(movie_id)
-                        if movie_id not in state.movies and movie_id not in state.skipped:
-                            result = _fetch_movie(client, movie_id, settings)
-                            if isinstance(result, Movie):
-                                state.movies[movie_id] = result
-                            else:
-                                state.skipped[movie_id] = result
-                            writer.note()
-                        movie = state.movies.get(movie_id)
-                        if movie is None:
-                            stats.skip(state.skipped[movie_id])
-                        else:
-                            stats.yielded += 1
-                            yield movie
-                    done += 1
-                    if progress is not None:
-                        progress(done, planned_total())
-                if page not in state.pages_done:
-                    state.pages_done.append(page)
-                    writer.note()
-                if not ids:
-                    break
-                page += 1
-            if not state.complete:
-                state.complete = True
-                writer.note()
-        finally:
-            # Runs on success, on an exception, and when the consumer stops early (close()).
-            writer.save()
+    try:
+        if refresh and not fresh and run.refresh():
+            # Re-read the listing: today's order, popularity and votes, and new titles.
+            state.page_ids.clear()
+            state.pages_done.clear()
+        page = 1
+        while page <= planned_pages():
+            listed: dict[int, dict[str, float]] = {}
+            ids = state.page_ids.get(page)
+            if ids is None:
+                ids, listed = _discover_page(run.client, settings, page, state)
+                state.complete = False
+                run.writer.note()
+            for movie_id in ids:
+                movie = run.movie(movie_id, listed.get(movie_id))
+                if movie is not None:
+                    yield movie
+                done += 1
+                if progress is not None:
+                    progress(done, planned_total())
+            if page not in state.pages_done:
+                state.pages_done.append(page)
+                run.writer.note()
+            if not ids:
+                break
+            page += 1
+        if settings.pages >= MAX_PAGE and (state.total_pages or 0) > MAX_PAGE:
+            report.notes.append(
+                f"TMDB lists {state.total_results or 0:,} movies but discover stops at page "
+                f"{MAX_PAGE} ({MAX_PAGE * 20:,} movies); for more, build from the daily ID "
+                "export (--source tmdb-export --input movie_ids_MM_DD_YYYY.json.gz)"
+            )
+        run.finish()
+    finally:
+        run.close()
 
 
 def _discover_page(
-    client: _Client, settings: TmdbSettings, page: int, state: _Checkpoint
-) -> list[int]:
+    client: TmdbClient, settings: TmdbSettings, page: int, state: _Checkpoint
+) -> tuple[list[int], dict[int, dict[str, float]]]:
+    """One discover page: its ids (recorded in the checkpoint) and each id's listed figures."""
     params: dict[str, str | int] = {
         "sort_by": "popularity.desc",
         "page": page,
@@ -501,10 +509,60 @@ def _discover_page(
         state.total_pages = data["total_pages"]
     if isinstance(data.get("total_results"), int):
         state.total_results = data["total_results"]
-    ids = [
-        r["id"]
-        for r in data["results"]
-        if isinstance(r, dict) and isinstance(r.get("id"), int) and not isinstance(r["id"], bool)
-    ]
+    ids: list[int] = []
+    listed: dict[int, dict[str, float]] = {}
+    for item in data["results"]:
+        ident = _int_id(item.get("id")) if isinstance(item, dict) else None
+        if ident is None:
+            continue
+        ids.append(ident)
+        figures = {}
+        for key, kind in (("popularity", float), ("vote_average", float), ("vote_count", int)):
+            value = item.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                figures[key] = kind(value)
+        listed[ident] = figures
     state.page_ids[page] = ids
-    return ids
+    return ids, listed
+
+
+def iter_tmdb_ids(
+    settings: TmdbSettings,
+    ids: Iterable[ExportedId],
+    checkpoint: Path,
+    stats: SourceStats,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    fresh: bool = False,
+    refresh: bool = False,
+    report: TmdbReport | None = None,
+) -> Iterator[Movie]:
+    """Yield a movie per id of `ids` (e.g. `read_id_export`), in their order, with details.
+
+    The same details, checkpoint and skip rules as `iter_tmdb_api`. An id the checkpoint holds
+    is replayed, with the listing's popularity (today's, in a daily export); a new id is
+    fetched. `refresh=True` also refetches the ids /movie/changes lists as edited since the
+    last finished run. So a nightly build over the day's export asks TMDB only about new and
+    changed movies, and a rerun over the same export asks nothing.
+    """
+    report = TmdbReport() if report is None else report
+    query: dict[str, str | int] = {
+        "base_url": settings.base_url.rstrip("/"),
+        "listing": "ids",
+        "language": settings.language,
+    }
+    listing = list(ids)
+    run = _Run(settings, checkpoint, query, stats, report, fresh=fresh)
+    try:
+        if refresh and not fresh:
+            run.refresh()
+        for done, row in enumerate(listing, 1):
+            figures = {"popularity": row.popularity} if row.popularity > 0 else None
+            movie = run.movie(row.id, figures)
+            if movie is not None:
+                yield movie
+            if progress is not None:
+                progress(done, len(listing))
+        run.finish()
+    finally:
+        run.close()

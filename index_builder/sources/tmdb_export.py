@@ -1,7 +1,8 @@
 """TMDB-format exports (CSV or JSON Lines) -> `Movie` records.
 
 Also home of the one mapping from TMDB's `/movie/{id}` details shape to `Movie`, which the API
-source reuses, so a movie looks the same whichever way it was obtained.
+source reuses, so a movie looks the same whichever way it was obtained. TMDB's daily ID export
+holds no movie data, only ids to fetch: `tmdb_id_export`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ TMDB_GENRES: dict[int, str] = {
 }
 
 _CAST_LIMIT = 3
+_ALT_TITLE_LIMIT = 30
+_IMDB_ID = re.compile(r"^(?:tt)?(\d{7,10})$")
+_POSTER_PATH = re.compile(r"^/[\w.-]+\.(?:jpe?g|png|webp|svg)$", re.IGNORECASE)
 _YEAR = re.compile(r"^\s*(\d{4})(?:\D|$)")
 # Month/day/two-digit-year dates, as in the widely copied "tmdb-movies.csv" (6/9/15).
 _US_DATE = re.compile(r"^\s*\d{1,2}/\d{1,2}/(\d{2}|\d{4})\s*$")
@@ -228,12 +232,15 @@ def movie_from_tmdb(record: Mapping[str, Any]) -> Movie:
     overview = record.get("overview")
     credits = record.get("credits")
     source_ids: dict[str, int | str] = {"tmdb": ident}
-    imdb_id = record.get("imdb_id")
-    if isinstance(imdb_id, str) and imdb_id.strip():
-        source_ids["imdb"] = imdb_id.strip()
+    imdb_id = _imdb_id(record)
+    if imdb_id is not None:
+        source_ids["imdb"] = imdb_id
+    title = " ".join(title.split())
+    original = record.get("original_title")
+    original = " ".join(original.split()) if isinstance(original, str) else ""
     return Movie(
         id=ident,
-        title=" ".join(title.split()),
+        title=title,
         year=_parse_year(record.get("release_date"), record.get("release_year")),
         genres=_dedupe(_names(genres, "genres")),
         overview=overview.strip() if isinstance(overview, str) else "",
@@ -246,7 +253,50 @@ def movie_from_tmdb(record: Mapping[str, Any]) -> Movie:
         vote_average=_parse_float(record.get("vote_average"), "vote_average", 0.0, 10.0),
         vote_count=_parse_count(record.get("vote_count"), "vote_count"),
         source_ids=source_ids,
+        original_title=original or None,
+        alt_titles=_alt_titles(record.get("alternative_titles"), {title, original}),
+        poster_path=_poster_path(record.get("poster_path")),
+        tmdb_id=ident,
+        imdb_id=imdb_id,
     )
+
+
+def _imdb_id(record: Mapping[str, Any]) -> str | None:
+    """`imdb_id` of the details, else of appended `external_ids`; TMDB sends null or "" when it
+    has none, and exports sometimes carry the bare number ("0133093")."""
+    external = record.get("external_ids")
+    for value in (
+        record.get("imdb_id"),
+        external.get("imdb_id") if isinstance(external, dict) else None,
+    ):
+        if isinstance(value, str) and (m := _IMDB_ID.match(value.strip())):
+            return f"tt{m.group(1)}"
+    return None
+
+
+def _poster_path(value: Any) -> str | None:
+    # A path under TMDB's image base ("/abc.jpg"); null, "" or anything else means no poster.
+    if isinstance(value, str) and _POSTER_PATH.match(value.strip()):
+        return value.strip()
+    return None
+
+
+def _alt_titles(value: Any, known: set[str]) -> tuple[str, ...]:
+    """Titles from appended `alternative_titles` ({"titles": [{iso_3166_1, title, type}]}),
+    without the title and original title and repeats, in TMDB's order, at most a few dozen
+    (a famous film has over a hundred, mostly transliterations nobody types)."""
+    value = _structured(value)
+    titles = value.get("titles") if isinstance(value, dict) else value
+    if not isinstance(titles, list):
+        return ()
+    out: dict[str, None] = {}
+    for item in titles:
+        text = item.get("title") if isinstance(item, dict) else item
+        if isinstance(text, str):
+            text = " ".join(text.split())
+            if text and text not in known:
+                out.setdefault(text, None)
+    return tuple(out)[:_ALT_TITLE_LIMIT]
 
 
 # ---------------------------------------------------------------------------------------------

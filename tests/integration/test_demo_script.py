@@ -1,4 +1,5 @@
-"""scripts/demo.py (`make demo`): a SIGTERM stops both servers it started, not only the script."""
+"""`make demo`'s launcher (devstack.foreground) with the real servers: Ctrl-C and SIGTERM stop both,
+even when it was started in the background with SIGINT ignored."""
 
 from __future__ import annotations
 
@@ -40,7 +41,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigterm_stops_both_servers(sample_index: Path, tmp_path: Path) -> None:
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_stops_both_servers(
+    sample_index: Path, tmp_path: Path, signum: signal.Signals
+) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MOVIEMIND_")},
         "MOVIEMIND_MODEL_PORT": str(free_port()),
@@ -51,8 +59,14 @@ def test_sigterm_stops_both_servers(sample_index: Path, tmp_path: Path) -> None:
     }
     log = tmp_path / "demo.log"
     with open(log, "wb") as out:
+        # Started as a script's `cmd &` starts it: SIGINT inherited as ignored.
         demo = subprocess.Popen(
-            [sys.executable, "scripts/demo.py"], cwd=ROOT, env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "devstack.foreground"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+            preexec_fn=ignore_sigint,  # noqa: PLW1509 (no threads here)
         )
     servers: list[int] = []
     try:
@@ -63,7 +77,7 @@ def test_sigterm_stops_both_servers(sample_index: Path, tmp_path: Path) -> None:
             time.sleep(0.5)
         servers = children(demo.pid)
         assert len(servers) == 2, servers
-        demo.send_signal(signal.SIGTERM)
+        demo.send_signal(signum)
         demo.wait(40)
         deadline = time.monotonic() + 10
         while any(alive(p) for p in servers) and time.monotonic() < deadline:

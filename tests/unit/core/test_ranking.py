@@ -148,7 +148,7 @@ def test_rank_filters(axis_bundle, filters: Filters, allowed: set[int]) -> None:
 def test_rank_survives_strict_filters_and_exclusions_with_ann_and_exact_scan(
     monkeypatch: pytest.MonkeyPatch, exact_scan_max: int
 ) -> None:
-    monkeypatch.setattr(ranking, "EXACT_SCAN_MAX", exact_scan_max)
+    monkeypatch.setattr(ranking.run, "EXACT_SCAN_MAX", exact_scan_max)
     rng = np.random.default_rng(7)
     n, dim = 400, 16
     vectors = rng.normal(size=(n, dim)).astype(np.float32)

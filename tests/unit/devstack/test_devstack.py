@@ -168,10 +168,12 @@ FOREGROUND = textwrap.dedent(
 
     def ready():
         print("pids", *(s.pid for s, _ in servers), flush=True)
-        if len(sys.argv) > 2:  # a server dies by itself
+        if "kill-first" in sys.argv:  # a server dies by itself
             servers[0][0].kill()
 
-    sys.exit(run_in_foreground(servers, on_ready=ready, poll_s=0.1))
+    sys.exit(run_in_foreground(
+        servers, on_ready=ready, poll_s=0.1, stop_when_orphaned="orphan" in sys.argv
+    ))
     """
 )
 
@@ -238,6 +240,29 @@ def test_demo_servers_take_ports_and_settings_from_the_environment() -> None:
     assert model.env["MOVIEMIND_MODEL_ENGINE"] == "llama_cpp"  # the user's settings reach both
     assert model.log_path is None and edge.log_path is None  # output stays in the terminal
     assert model_timeout > edge_timeout > 0
+
+
+def test_foreground_runner_stops_every_server_when_its_parent_dies(tmp_path: Path) -> None:
+    # `timeout make demo` signals make alone; make dies without passing the signal on.
+    parent = subprocess.Popen(
+        ["sh", "-c", '"$@"; :', "sh", sys.executable, "-c", FOREGROUND, str(tmp_path), "orphan"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert parent.stdout is not None
+    line = ""
+    for line in parent.stdout:
+        if line.startswith("pids "):
+            break
+    pids = [int(p) for p in line.split()[1:]]
+    assert len(pids) == 2 and not any(gone(p, timeout=0.2) for p in pids)
+    parent.kill()
+    parent.wait(10)
+    rest = parent.stdout.read()
+    assert all(gone(p) for p in pids), f"a server outlived its launcher's parent: {rest}"
+    assert "the process that started the demo is gone" in rest
 
 
 def test_foreground_runner_stops_the_rest_when_a_server_dies(tmp_path: Path) -> None:

@@ -51,3 +51,18 @@ def test_word_groups_keep_one_group_per_word_that_says_something() -> None:
     assert len(groups) == 1 and {"gore", "gory", "bloody"} <= groups[0]
     assert word_groups("zombies") == [{"zombies", "zombie", "zombi"}]
     assert word_groups("a good movie for the night") == []
+
+
+def test_genre_exclusions_use_canonical_ids_or_the_catalogs_own_spelling() -> None:
+    # Without a catalog (and with a canonical one) every spelling of a genre names one id.
+    assert parse_mood("no family films") == Mood("", (), ("Children",))
+    assert parse_mood("not science fiction") == Mood("", (), ("Sci-Fi",))
+    # An index built before genre ids were canonical (TMDB's "Family") keeps working.
+    assert parse_mood("no kids stuff", ["family", "drama"]) == Mood("", (), ("Family",))
+    assert parse_mood("no musicals", ["musical", "music"]) == Mood("", (), ("Musical", "Music"))
+
+
+def test_negation_cues_of_more_than_one_word() -> None:
+    assert parse_mood("I don't want horror", GENRES) == Mood("I", (), ("Horror",))
+    assert parse_mood("rather not too scary") == Mood("", (), ("Horror",))
+    assert parse_mood("war films but no more war") == Mood("war films", (), ("War",))

@@ -301,3 +301,20 @@ def test_credits_only_sentences_give_way_after_two_in_one_answer() -> None:
     # A movie with nothing but credits keeps them.
     bare = [" a thriller starring Al Pacino."]
     assert varied(bare, shown) == bare
+
+
+def test_a_tmdb_spelled_movie_reads_like_its_movielens_twin() -> None:
+    tmdb = Movie(id=2, title="Cube", year=1997, genres=("Science Fiction", "Family", "Horror"))
+    lens = Movie(id=2, title="Cube", year=1997, genres=("Sci-Fi", "Children", "Horror"))
+    assert genre_phrases(tmdb) == genre_phrases(lens)
+    assert genre_phrases(lens) == [
+        "sci-fi horror film",
+        "sci-fi film",
+        "horror film",
+        "family horror film",
+    ]
+    assert descriptors(tmdb) == descriptors(lens)
+    assert reason_choices(tmdb) == reason_choices(lens)
+    # A genre only MovieLens files as one (IMAX, a screen format) names nothing.
+    imax = Movie(id=3, title="Dunkirk", year=2017, genres=("War", "IMAX"))
+    assert genre_phrases(imax) == ["war film"]

@@ -272,3 +272,21 @@ def test_no_junk_from_the_corpus_passes(rec: dict, vocabulary: frozenset[str]) -
 @pytest.mark.parametrize("rec", [r for r in corpus() if not r["junk"]], ids=lambda r: r["raw"][:40])
 def test_good_sentences_from_the_corpus_pass(rec: dict, vocabulary: frozenset[str]) -> None:
     assert _verdict(rec, vocabulary) is None, f"good reason rejected: {rec['raw']!r}"
+
+
+def test_the_rules_are_named_predicates_tried_in_order() -> None:
+    names = [name for name, _ in g.RULES]
+    assert len(set(names)) == len(names) and set(g.REJECTIONS) == {g.TRUNCATED, *names}
+    assert names[0] == g.EMPTY and names[-1] == g.REPEAT  # cheapest first, the slowest last
+    draft = g.Draft("A funny heist movie with a shootout in the city streets.", HEAT, CTX)
+    broken = [name for name, rule in g.RULES if rule(draft)]
+    assert broken[0] == g.check(draft.reason, HEAT, CTX) == g.WRONG_GENRE
+
+
+def test_a_genre_claim_is_judged_by_the_genre_whatever_its_spelling() -> None:
+    # TMDB's "Science Fiction" backs "sci-fi" as MovieLens' "Sci-Fi" does; "Family" backs "kids".
+    tmdb = Movie(id=9, title="Contact", year=1997, genres=("Science Fiction", "Family", "Drama"))
+    lens = Movie(id=9, title="Contact", year=1997, genres=("Sci-Fi", "Children", "Drama"))
+    for m in (tmdb, lens):
+        lacks = set(g.forbidden_words(m))
+        assert not lacks & {"sci-fi", "kids", "drama"} and {"horror", "funny"} <= lacks

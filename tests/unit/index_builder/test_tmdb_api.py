@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from index_builder.sources import SourceStats, tmdb_api
+from index_builder.sources import SourceStats, tmdb_client
 from index_builder.sources.tmdb_api import (
     TmdbAuthError,
     TmdbCheckpointError,
@@ -43,6 +43,7 @@ def settings_for(fake: FakeTmdb, **overrides: object) -> TmdbSettings:
         "backoff_s": 0.001,
         "backoff_max_s": 0.01,
         "checkpoint_every": 4,
+        "requests_per_s": 0,
     }
     values.update(overrides)
     return TmdbSettings(**values)  # type: ignore[arg-type]
@@ -63,7 +64,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         seen.append(seconds)
         time.sleep(seconds)
 
-    monkeypatch.setattr(tmdb_api, "_sleep", sleep)
+    monkeypatch.setattr(tmdb_client, "_sleep", sleep)
     return seen
 
 
@@ -122,7 +123,9 @@ def test_discover_pagination_and_details_mapping(fake: FakeTmdb, tmp_path: Path)
     assert all(q["sort_by"] == "popularity.desc" and q["language"] == "en-US" for q in discover)
     assert sorted(fake.detail_requests()) == [1000 + i for i in range(45)]
     details = fake.queries("/movie/1003")
-    assert details[0]["append_to_response"] == "keywords,credits,recommendations,similar"
+    assert details[0]["append_to_response"] == (
+        "keywords,credits,recommendations,similar,external_ids,alternative_titles"
+    )
     assert set(fake.auth_headers) == {f"Bearer {TOKEN}"}
 
     m = movies[3]
@@ -141,8 +144,15 @@ def test_discover_pagination_and_details_mapping(fake: FakeTmdb, tmp_path: Path)
         source_ids={"tmdb": 1003, "imdb": "tt9000003"},
         # TMDB's recommendations first, then similar; the index builder keeps the ones it holds.
         related=(1004, 1005, 1006, 99_999_999),
+        original_title="Fake Movie 3",
+        # The US alternative title repeats the title, so only the others are kept.
+        alt_titles=("Film factice 3", "Falscher Film 3"),
+        poster_path="/poster1003.jpg",
+        tmdb_id=1003,
+        imdb_id="tt9000003",
     )
     assert movies[4].source_ids == {"tmdb": 1004}  # no imdb_id
+    assert (movies[4].imdb_id, movies[4].poster_path, movies[4].tmdb_id) == (None, None, 1004)
 
 
 def test_min_vote_count_and_page_limit(fake: FakeTmdb, tmp_path: Path) -> None:
@@ -244,7 +254,9 @@ def test_401_is_a_clear_error_without_retries(fake: FakeTmdb, tmp_path: Path) ->
     with pytest.raises(TmdbAuthError) as err:
         run(settings, tmp_path / "ck.json")
     message = str(err.value)
-    assert message.startswith("TMDB rejected the token (401): check MOVIEMIND_TMDB_TOKEN")
+    assert message.startswith(
+        "TMDB rejected the credential (401), sent as a Bearer token: check MOVIEMIND_TMDB_TOKEN"
+    )
     assert "Invalid API key" in message and "wrong-token" not in message
     assert len(fake.requests) == 1
 
@@ -335,13 +347,13 @@ def test_checkpoint_for_another_query_is_refused(fake: FakeTmdb, tmp_path: Path)
         run(settings_for(fake, pages=1), checkpoint)
 
 
-def test_checkpoint_from_before_related_lists_is_refused(fake: FakeTmdb, tmp_path: Path) -> None:
-    """Version 1 checkpoints hold movies without TMDB's related lists: resuming one would build
-    a bundle with neighbours for only part of the catalog."""
+def test_checkpoint_from_before_posters_is_refused(fake: FakeTmdb, tmp_path: Path) -> None:
+    """Version 2 checkpoints hold movies without posters and TMDB/IMDb ids: resuming one would
+    build a catalog with them for only part of the movies."""
     checkpoint = tmp_path / "tmdb.json"
     run(settings_for(fake, pages=1), checkpoint)
     state = json.loads(checkpoint.read_text())
-    state["version"] = 1
+    state["version"] = 2
     checkpoint.write_text(json.dumps(state))
-    with pytest.raises(TmdbCheckpointError, match="has version 1, expected 2"):
+    with pytest.raises(TmdbCheckpointError, match="has version 2, expected 3"):
         run(settings_for(fake, pages=1), checkpoint)

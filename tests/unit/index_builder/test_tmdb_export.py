@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from index_builder.sources import SourceStats
-from index_builder.sources.tmdb_export import iter_tmdb_export
+from index_builder.sources.tmdb_export import iter_tmdb_export, movie_from_tmdb
 from moviemind_core.catalog import Movie
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "tmdb"
@@ -39,6 +39,8 @@ def test_csv_with_json_list_columns_and_credits() -> None:
         vote_average=8.2,
         vote_count=20000,
         source_ids={"tmdb": 603},
+        original_title="The Matrix",
+        tmdb_id=603,
     )
     assert movies[862].keywords == () and movies[862].director is None and movies[862].cast == ()
 
@@ -85,7 +87,7 @@ def test_malformed_csv_rows_are_counted_not_fatal() -> None:
     assert sorted(movies) == [1, 2, 10]
     assert movies[1].title == "Good One"  # the first of the duplicate ids wins
     assert movies[1].keywords == ("love", "loss") and movies[1].cast == ("A", "B", "C")
-    assert movies[2] == Movie(id=2, title="Sparse", source_ids={"tmdb": 2})
+    assert movies[2] == Movie(id=2, title="Sparse", source_ids={"tmdb": 2}, tmdb_id=2)
     assert movies[10].genres == ("Comedy",) and movies[10].year == 1999
     assert stats.reasons == {
         "no_id": 1,
@@ -165,3 +167,41 @@ def test_empty_and_unsupported_files(tmp_path: Path) -> None:
     bad_array.write_text('[{"id": 1, "title": "x"},')
     movies, stats = load(bad_array)
     assert movies == {} and stats.reasons == {"bad_json": 1}
+
+
+def test_poster_imdb_and_alternative_titles_from_details_shapes() -> None:
+    record = {
+        "id": 603,
+        "title": "The Matrix",
+        "original_title": "The Matrix",
+        "poster_path": "/f89U3ADr1oiB1s9GkdPOEpXUk5H.jpg",
+        "imdb_id": "",
+        "external_ids": {"imdb_id": "tt0133093", "wikidata_id": "Q83495"},
+        "alternative_titles": {
+            "titles": [
+                {"iso_3166_1": "US", "title": "The Matrix", "type": ""},
+                {"iso_3166_1": "FR", "title": "Matrix", "type": ""},
+                {"iso_3166_1": "BR", "title": " Matrix ", "type": ""},
+                {"iso_3166_1": "JP", "title": "マトリックス", "type": ""},
+            ]
+        },
+    }
+    m = movie_from_tmdb(record)
+    assert (m.poster_path, m.imdb_id, m.tmdb_id) == (
+        "/f89U3ADr1oiB1s9GkdPOEpXUk5H.jpg",
+        "tt0133093",
+        603,
+    )
+    assert m.source_ids == {"tmdb": 603, "imdb": "tt0133093"}
+    assert m.alt_titles == ("Matrix", "マトリックス") and m.original_title == "The Matrix"
+    # TMDB's nulls and empty strings are absent values, never empty strings.
+    bare = movie_from_tmdb(
+        {"id": 7, "title": "X", "poster_path": None, "imdb_id": None, "alternative_titles": None}
+    )
+    assert (bare.poster_path, bare.imdb_id, bare.alt_titles) == (None, None, ())
+    assert (
+        movie_from_tmdb({"id": 8, "title": "Y", "poster_path": "", "imdb_id": "n/a"}).imdb_id
+        is None
+    )
+    # Kaggle-style exports carry the IMDb number without "tt".
+    assert movie_from_tmdb({"id": 9, "title": "Z", "imdb_id": "0133093"}).imdb_id == "tt0133093"

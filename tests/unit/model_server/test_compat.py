@@ -25,6 +25,7 @@ from model_server.settings import embedded_model_path, load_settings
 from model_server.tokenizer import ServerTokenizer
 from tests.support.model_server_helpers import (
     embedded_info,
+    free_port,
     model_env,
     model_server,
     run_cli,
@@ -229,7 +230,7 @@ def test_fetch_verifies_sha256_and_downloads_once(file_server, tmp_path: Path) -
         fetch(f"{base}/tiny.gguf", "0" * 64, cache)
     assert not (cache / "downloads" / f"{'0' * 64}.gguf").exists()
     assert list((cache / "downloads").glob(".*part*")) == []
-    with pytest.raises(ModelSourceError, match="cannot fetch"):
+    with pytest.raises(ModelSourceError, match="cannot download .* HTTP 404"):
         fetch(f"{base}/missing.gguf", "1" * 64, cache)
 
 
@@ -245,5 +246,6 @@ def test_server_fetches_its_model_from_a_url(file_server, tmp_path: Path, cache:
         assert models["data"][0]["id"] == "SmolLM2-135M-Instruct.Q4_1"
         assert "sha256 verified" in server.log()
     assert (cache / "downloads" / f"{sha}.gguf").is_file()
-    bad = run_cli([], model_env(tmp_path / "cache2", url=url, sha256="f" * 64, port=1))
+    # A URL source opens the port before downloading, so this one needs a port it can bind.
+    bad = run_cli([], model_env(tmp_path / "cache2", url=url, sha256="f" * 64, port=free_port()))
     _one_line_exit_2(bad, "expected " + "f" * 64)

@@ -1,0 +1,1 @@
+"""Visitor feedback at the edge: a bounded queue written in batches, a disk spool for outages."""
