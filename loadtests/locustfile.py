@@ -354,6 +354,12 @@ class OverloadUser(EdgeUser):
             if not data.get("recommendations"):
                 r.failure("no recommendations")
                 return
+            # Where the time went, as the edge measured it: its whole answer and the part spent
+            # waiting on the model tier (the rest of the client's time is the network and queues).
+            timings = data.get("timings_ms") or {}
+            r.request_meta["context"].update(
+                {"edge_ms": timings.get("total"), "model_ms": timings.get("llm_total")}
+            )
             if data.get("degraded"):
                 reason = (data.get("degraded_reason") or "").split(":")[0]
                 r.request_meta["context"].update(

@@ -61,6 +61,14 @@ class StreamOptions(msgspec.Struct, kw_only=True):
     include_usage: bool = False
 
 
+class AnswerHold(msgspec.Struct, kw_only=True):
+    """moviemind's extension: the answer a request belongs to, and whether more of its
+    requests follow (then the slot waits for them; see model_server/scheduler.py)."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=128)]
+    more: bool = False
+
+
 class _GenerationFields(msgspec.Struct, kw_only=True):
     model: str | None = None
     max_tokens: MaxTokens | None = None
@@ -80,6 +88,7 @@ class _GenerationFields(msgspec.Struct, kw_only=True):
     user: str | None = None
     ignore_eos: bool = False
     cache_prompt: bool = True
+    moviemind_answer: AnswerHold | None = None
 
     def stop_list(self) -> list[str]:
         """Stop sequences as a list."""
@@ -207,6 +216,7 @@ class ModelCapabilities(msgspec.Struct, kw_only=True):
 
     continue_final_message: bool = True  # a final assistant message is continued (prefill)
     guided_choice: bool = True  # `guided_choice`: the reply is one of the given strings
+    answer_hold: bool = True  # `moviemind_answer`: a slot waits for the answer's next request
 
 
 class ModelCard(msgspec.Struct, kw_only=True):

@@ -6,6 +6,11 @@ release the GIL while they compute, so the event loop keeps serving. A request t
 depth; a full queue is refused at once. Tokens travel from the worker thread to the request's
 asyncio queue. Cancelling (client gone, deadline, stop sequence) sets an event the engine checks
 between tokens; the slot is handed on as soon as the worker returns.
+
+An answer written in several requests (the edge asks for one reason per pick) may name itself
+(`Hold`): when such a request ends and more of the answer follow, its slot is kept for the
+answer's next request for up to `hold_s` instead of going to a newcomer, so a full server turns
+new answers away at their first request rather than breaking answers it has half written.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from model_server.engines.base import Cancelled, Engine, GenerationStats, common_prefix
 from model_server.metrics import Metrics
@@ -43,6 +49,14 @@ class DeadlineExceeded(Exception):
 
 class GenerationFailed(Exception):
     """The engine raised; the message is safe to log, not to send."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The answer a request belongs to, and whether more of its requests follow."""
+
+    answer: str
+    more: bool
 
 
 class Generation:
@@ -93,7 +107,13 @@ class Generation:
 class Scheduler:
     """Hands engines (slots) to requests; at most `queue_limit` requests wait."""
 
-    def __init__(self, engines: Sequence[Engine], queue_limit: int, metrics: Metrics):
+    def __init__(
+        self,
+        engines: Sequence[Engine],
+        queue_limit: int,
+        metrics: Metrics,
+        hold_s: float = 0.0,
+    ):
         if not engines:
             raise ValueError("at least one engine")
         self._engines = list(engines)
@@ -105,6 +125,13 @@ class Scheduler:
         self._avg_job_s = 5.0
         self._active: set[Generation] = set()
         self._closed = False
+        # Slots kept for an answer's next request: answer -> (engine, expiry timer).
+        self._hold_s = hold_s
+        self._held: dict[str, tuple[Engine, asyncio.TimerHandle]] = {}
+        # Answers generating now, and those among them said to be done meanwhile (their slot
+        # is not kept when the generation returns).
+        self._running: dict[str, asyncio.Event] = {}
+        self._ended: set[str] = set()
         metrics.slots_total.set(len(engines))
         self._update_gauges()
 
@@ -122,27 +149,96 @@ class Scheduler:
         self._metrics.slots_busy.set(self.busy)
         self._metrics.queue_depth.set(self.waiting)
 
+    def full(self, answer: str | None = None) -> bool:
+        """Whether a request (of `answer`) would be refused now: no slot kept for its answer,
+        none free, and the queue at its limit. A hint for refusing before any work; `start`
+        decides."""
+        if answer is not None and (answer in self._held or answer in self._running):
+            return False
+        if self._free and not self.waiting:
+            return False
+        return self.waiting >= self._queue_limit
+
     def retry_after(self) -> int:
         """Seconds until a slot is likely free for one more request (a rough estimate)."""
         est = self._avg_job_s * (self.waiting + 1) / len(self._engines)
         return max(1, min(60, math.ceil(est)))
 
     async def start(
-        self, prompt_ids: Sequence[int], opts: SamplingOptions, deadline: float
+        self,
+        prompt_ids: Sequence[int],
+        opts: SamplingOptions,
+        deadline: float,
+        hold: Hold | None = None,
     ) -> Generation:
-        """Take a slot (waiting until `deadline`, loop time) and start generating."""
+        """Take a slot (the one kept for `hold`'s answer, else a free one, waiting until
+        `deadline`, loop time) and start generating."""
         loop = asyncio.get_running_loop()
-        engine = await self._acquire(prompt_ids, deadline)
+        if hold is not None and hold.answer in self._running:
+            # The answer's previous request is still winding down: its reply is out, but the
+            # worker has not handed the slot back yet. Its slot is this request's.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self._running[hold.answer].wait()
+        engine = self._take_held(hold) or await self._acquire(prompt_ids, deadline)
         gen = Generation(loop, deadline)
         self._active.add(gen)
+        running = asyncio.Event()
+        if hold is not None:
+            self._running[hold.answer] = running
         fut = loop.run_in_executor(self._pool, self._run, engine, list(prompt_ids), opts, gen)
 
         def finished(_: object) -> None:
             self._active.discard(gen)
-            self._release(engine)
+            ended = False
+            if hold is not None:
+                ended = hold.answer in self._ended
+                self._ended.discard(hold.answer)
+            # Kept however the request ended (a stop string or the client closing the stream
+            # also count as cancelling): the answer's next request comes, or it says it is
+            # done, or `hold_s` runs out.
+            if hold is not None and hold.more and self._hold_s > 0 and not ended:
+                self._keep(engine, hold.answer)
+            else:
+                self._release(engine)
+            if hold is not None and self._running.get(hold.answer) is running:
+                del self._running[hold.answer]
+            running.set()
 
         fut.add_done_callback(finished)
         return gen
+
+    def _take_held(self, hold: Hold | None) -> Engine | None:
+        """The slot kept for `hold`'s answer, if it still is."""
+        if hold is None or hold.answer not in self._held:
+            return None
+        engine, timer = self._held.pop(hold.answer)
+        timer.cancel()
+        return engine
+
+    def _keep(self, engine: Engine, answer: str) -> None:
+        """Keep `engine` for `answer`'s next request, for `hold_s` at most."""
+        if self._closed:
+            self._release(engine)
+            return
+        previous = self._held.pop(answer, None)
+        if previous is not None:  # not expected (one request at a time per answer); be safe
+            previous[1].cancel()
+            self._release(previous[0])
+        timer = asyncio.get_running_loop().call_later(self._hold_s, self.release_hold, answer)
+        self._held[answer] = (engine, timer)
+
+    def release_hold(self, answer: str) -> bool:
+        """Hand on the slot kept for `answer` (its answer is done, or it did not come back in
+        time); False when none is kept."""
+        held = self._held.pop(answer, None)
+        if held is None:
+            if answer in self._running:  # said while its last request still winds down
+                self._ended.add(answer)
+            return False
+        held[1].cancel()
+        self._release(held[0])
+        return True
 
     async def _acquire(self, prompt_ids: Sequence[int], deadline: float) -> Engine:
         if self._free and not self.waiting:
@@ -226,6 +322,10 @@ class Scheduler:
         self._closed = True
         for gen in list(self._active):
             gen.abort("shutdown")
+        for engine, timer in self._held.values():
+            timer.cancel()
+            engine.close()
+        self._held.clear()
         for engine in self._free:
             engine.close()
         self._free.clear()

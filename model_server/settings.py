@@ -57,6 +57,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cache_dir: str = "var/cache/model_server"
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 1 << 20
     deadline_s: Annotated[float, msgspec.Meta(ge=0.1, le=86_400)] = 120.0
+    # How long a slot waits for the next request of an answer that said more follow (the edge's
+    # next pick) before it goes to another request; 0 turns the hold off.
+    answer_hold_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
     chat_template: ChatTemplateChoice = "auto"
     log_level: LogLevel = "info"
 

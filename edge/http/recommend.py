@@ -10,12 +10,13 @@ from litestar import Controller, Request, Response, post
 from litestar.params import JSONBody
 from litestar.response import Stream
 
+from edge.events import Failure, Reason, Result, Token
 from edge.http.errors import error_response
 from edge.http.guards import API_GUARDS
 from edge.http.openapi import error_specs
 from edge.http.state import Edge, EdgeState
 from edge.service import Prepared
-from edge.wire import RecommendRequest
+from edge.wire import RecommendRequest, RecommendResponse
 from moviemind_core.disconnect import ClientGone, cancel_on_disconnect
 
 
@@ -37,16 +38,18 @@ async def sse_events(edge: EdgeState, p: Prepared) -> AsyncIterator[bytes]:
             **rec.catalog_notes(p),
         },
     )
-    result = None
-    async for kind, data in rec.answer(p):
-        if kind == "token":
-            yield sse("token", {"text": data})
-        elif kind == "reason":
-            yield sse("reason", data)
-        elif kind == "error":
-            yield sse("error", data)
-        else:
-            result = data
+    result: RecommendResponse | None = None
+    async for ev in rec.answer(p):
+        match ev:
+            case Token(text=text):
+                yield sse("token", {"text": text})
+            case Reason(event=reason):
+                yield sse("reason", reason)
+            case Failure(type=kind, message=message):
+                yield sse("error", {"type": kind, "message": message})
+            case Result(response=response):
+                result = response
+    assert result is not None, "answer() always ends with a Result"
     yield sse("recommendations", result)
     yield sse("done", {"timings_ms": result.timings_ms, "degraded": result.degraded})
 

@@ -59,11 +59,16 @@ class Endpoint:
         self.chat_url = f"{base}/v1/chat/completions"
         self.models_url = f"{base}/v1/models"
         self.tokenizer_url = f"{base}/v1/tokenizer"
+        self._base = base
         self._model: str | None = None
         self.model_known = False
         # What GET /v1/models advertises beyond the OpenAI API (prefill, guided choice); None
         # until the server has been asked.
         self.capabilities: dict[str, bool] | None = None
+
+    def answer_url(self, answer: str) -> str:
+        """Where to say that an answer (named in its requests' `moviemind_answer`) is done."""
+        return f"{self._base}/v1/answers/{answer}"
 
     async def model(self, deadline: float) -> str | None:
         """The "model" to send: the configured one, else the first this server lists (cached)."""

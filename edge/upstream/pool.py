@@ -143,8 +143,12 @@ class UpstreamPool:
         stop: list[str] | None = None,
         seed: int | None = None,
         extra: dict | None = None,
+        prefer: str | None = None,
     ) -> AsyncIterator[UpstreamEvent]:
         """Stream a chat completion: StreamStarted, TokenDelta..., StreamEnded.
+
+        `prefer`: the URL of an upstream to try first (the one that served the same answer's
+        previous call and may be keeping a slot for it); the rest follow in their order.
 
         Raises UpstreamUnavailable (or its UpstreamTimeout) before anything is yielded when no
         upstream produced a first token, and UpstreamBroken after StreamStarted if the chosen
@@ -173,7 +177,10 @@ class UpstreamPool:
         # (url, kind) of the failure we are failing over from, reported when the next one is tried
         previous: tuple[str, str] | None = None
 
-        for up in self._upstreams:
+        order = self._upstreams
+        if prefer is not None:
+            order = sorted(order, key=lambda u: u.url != prefer)  # stable: the rest keep order
+        for up in order:
             if loop.time() >= call_deadline:
                 attempts.append((up.url, f"{TOTAL_TIMEOUT}: not tried, total budget spent"))
                 tried_kinds.append(TOTAL_TIMEOUT)
@@ -295,6 +302,23 @@ class UpstreamPool:
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
         )
+
+    async def end_answer(self, url: str, answer: str) -> bool:
+        """Tell the upstream at `url` that `answer` is done, so the slot it keeps for the
+        answer's next call is free at once (the keep expires by itself otherwise). Best effort:
+        False on any failure, which is not the upstream's health and is not counted."""
+        up = next((u for u in self._upstreams if u.url == url), None)
+        if up is None:
+            return False
+        try:
+            async with asyncio.timeout(self._settings.connect_timeout_s * 2):
+                resp = await up.endpoint.client.delete(
+                    up.endpoint.answer_url(answer), headers=up.endpoint.headers
+                )
+        except (TimeoutError, httpx.HTTPError) as exc:
+            log.debug("ending answer %s on %s failed: %s", answer, url, exc)
+            return False
+        return resp.is_success
 
     async def tokenizer_json(self) -> bytes | None:
         """The model's HF tokenizer.json from GET {url}/v1/tokenizer, in upstream order.

@@ -77,7 +77,11 @@ def _tokens(client: httpx.Client, text: str) -> int:
 
 def test_models_advertise_prefill(client: httpx.Client) -> None:
     card = client.get("/v1/models").json()["data"][0]
-    assert card["capabilities"] == {"continue_final_message": True, "guided_choice": True}
+    assert card["capabilities"] == {
+        "continue_final_message": True,
+        "guided_choice": True,
+        "answer_hold": True,
+    }
 
 
 def test_final_assistant_message_is_continued_streamed_and_not(client: httpx.Client) -> None:

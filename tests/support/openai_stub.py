@@ -87,6 +87,7 @@ class Recorded:
     headers: dict[str, str]
     body: dict | None
     connection: int
+    at: float = 0.0  # time.monotonic() when it arrived (one clock for every process here)
 
 
 @dataclass
@@ -206,7 +207,9 @@ class OpenAIStub:
                         headers[k.strip().lower()] = v.strip()
                 raw = await reader.readexactly(int(headers.get("content-length", "0") or 0))
                 body = json.loads(raw) if raw else None
-                self.requests.append(Recorded(method, path, headers, body, conn.id))
+                self.requests.append(
+                    Recorded(method, path, headers, body, conn.id, time.monotonic())
+                )
                 keep = await self._route(conn, method, path, body)
                 if not keep or headers.get("connection", "").lower() == "close":
                     return
