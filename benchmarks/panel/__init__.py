@@ -16,8 +16,9 @@ from pathlib import Path
 
 import msgspec
 
+from index_builder.sources.movielens_titles import split_movielens_title
 from moviemind_core.bundle import Bundle, title_keys
-from moviemind_core.catalog import split_title_year
+from moviemind_core.catalog import lookup_key, split_title_year
 
 PANEL = Path(__file__).with_name("requests.toml")
 TOP = 10
@@ -75,7 +76,7 @@ def catalog_ids(bundle: Bundle, titles: Iterable[str]) -> set[int]:
     out: set[int] = set()
     for raw in titles:
         title, year = split_title_year(raw)
-        for key in {v for k in title_keys(title) for v in _variants(k)}:
+        for key in {v for k in _name_keys(title) for v in _variants(k)}:
             for mid in table.get(key, ()):
                 m = bundle.movie(mid)
                 if m is not None and (year is None or m.year == year):
@@ -85,6 +86,13 @@ def catalog_ids(bundle: Bundle, titles: Iterable[str]) -> set[int]:
 
 _ARTICLES = ("the ", "a ", "an ")
 _KEYS: dict[int, tuple[Bundle, dict[str, set[int]]]] = {}
+
+
+def _name_keys(title: str) -> set[str]:
+    """Lookup keys of every name in a title as MovieLens writes them ("Seven (a.k.a. Se7en)")."""
+    forms = split_movielens_title(title)
+    names = (forms.title, forms.original_title or "", *forms.alt_titles)
+    return {lookup_key(n) for n in names} - {""}
 
 
 def _variants(key: str) -> set[str]:
@@ -105,7 +113,9 @@ def _keys_of(bundle: Bundle) -> dict[str, set[int]]:
         return held[1]
     table: dict[str, set[int]] = {}
     for m in bundle.movies:
-        for key in title_keys(m.title):
+        # The record's own names, and a raw MovieLens title's too (catalogs built before titles
+        # were split at build time).
+        for key in title_keys(m) | _name_keys(m.title):
             for v in _variants(key):
                 table.setdefault(v, set()).add(m.id)
     _KEYS[id(bundle)] = (bundle, table)

@@ -239,6 +239,9 @@ def test_server_fetches_its_model_from_a_url(file_server, tmp_path: Path, cache:
     shutil.copy(embedded_model_path(), root / "SmolLM2-135M-Instruct.Q4_1.gguf")
     sha = embedded_info(cache).sha256
     url = f"{base}/SmolLM2-135M-Instruct.Q4_1.gguf"
+    # The session's shared cache may hold this file from another test's download: this test
+    # is about the download itself.
+    (cache / "downloads" / f"{sha}.gguf").unlink(missing_ok=True)
     with model_server(cache, tmp_path, url=url, sha256=sha) as server:
         import httpx
 
