@@ -17,6 +17,7 @@ Prints progress and ends with a one-line summary; exits 1 on any failure with th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -79,6 +80,7 @@ class DemoRun:
     """One `make demo` in the copy, in its own process group (a terminal's foreground job)."""
 
     def __init__(self, tree: Path, env: dict[str, str], log: Path) -> None:
+        self.tree = tree
         self.log_path = log
         self._log = open(log, "ab")  # noqa: SIM115 -- closed in stopped()
         self.started = time.monotonic()
@@ -146,9 +148,36 @@ class DemoRun:
             raise DemoCheckFailed(f"a server is still listening on {still} after the demo stopped")
 
     def kill(self) -> None:
+        """After a failure: stop the demo the way a user would, then anything of the copy left.
+
+        The servers run in sessions of their own, so killing make's process group alone would
+        leave them serving: ask the launcher first, then SIGKILL every process of the copy.
+        """
+        if self.proc.poll() is None:
+            with contextlib.suppress(DemoCheckFailed, ProcessLookupError):
+                os.kill(self.launcher_pid(), signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(STOP_TIMEOUT_S / 2)
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in processes_under(self.tree):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self._log.close()
+
+
+def processes_under(tree: Path) -> list[int]:
+    """Pids of processes whose program or working directory lies in `tree` (the copy's .venv)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        for link in ("exe", "cwd"):
+            with contextlib.suppress(OSError):
+                if Path(os.readlink(entry / link)).is_relative_to(tree):
+                    found.append(int(entry.name))
+                    break
+    return found
 
 
 def recommend(edge_port: int) -> dict:
