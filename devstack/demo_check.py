@@ -216,7 +216,6 @@ def run_check(tree: Path) -> str:
     env.update(MOVIEMIND_MODEL_PORT=str(model_port), MOVIEMIND_EDGE_PORT=str(edge_port), DISPLAY="")
     env.pop("MAKEFLAGS", None)
     env.pop("MAKELEVEL", None)
-    log = tree / "demo-check.log"
     times: list[str] = []
 
     steps = [
@@ -226,7 +225,7 @@ def run_check(tree: Path) -> str:
     ]
     for n, (how, target, timeout) in enumerate(steps, 1):
         print(f"==> demo check {n}/3: make demo, then {how}", flush=True)
-        run = DemoRun(tree, env, log)
+        run = DemoRun(tree, env, tree / f"demo-check-{n}.log")
         try:
             took = run.wait_serving(timeout)
             times.append(f"{took:.0f} s")
@@ -264,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         print(run_check(tree), flush=True)
         ok = True
     except DemoCheckFailed as exc:
-        log = tree / "demo-check.log"
-        tail = log.read_text(errors="replace")[-6000:] if log.exists() else ""
+        logs = sorted(tree.glob("demo-check-*.log"))
+        tail = logs[-1].read_text(errors="replace")[-6000:] if logs else ""
         print(f"{tail}\ndemo check FAILED: {exc}", file=sys.stderr, flush=True)
     finally:
         if not args.keep:
