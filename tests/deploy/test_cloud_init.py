@@ -57,6 +57,9 @@ EDGE_ENV = {
     "MOVIEMIND_S3_REGION",
     "MOVIEMIND_S3_ACCESS_KEY",
     "MOVIEMIND_S3_SECRET_KEY",
+    # Votes: SQLite on the edge's feedback volume, or the managed PostgreSQL (feedback.tf).
+    "MOVIEMIND_EDGE_FEEDBACK_URL",
+    "MOVIEMIND_EDGE_FEEDBACK_SPOOL",
 }
 MODEL_ENV = {
     "MOVIEMIND_MODEL_HOST",
@@ -135,6 +138,14 @@ def stubs(values: dict[str, Any]) -> dict[str, Any]:
             r: f"-----BEGIN CERTIFICATE-----\n{r}\n-----END CERTIFICATE-----\n"
             for r in values["model_regions"]
         },
+        # The managed feedback database (a one-element list: it has count = 0 or 1).
+        "db": {
+            "host": "lin-600-pgsql-primary.servers.linodedb.net",
+            "port": 21847,
+            "user": "linroot",
+            "password": "stub/p@ss word+1%",
+            "ca_pem": "-----BEGIN CERTIFICATE-----\nDB CA\n-----END CERTIFICATE-----\n",
+        },
         "leaf_key": {
             r: f"-----BEGIN EC PRIVATE KEY-----\n{r}\n-----END EC PRIVATE KEY-----\n"
             for r in values["model_regions"]
@@ -188,6 +199,25 @@ def timeouts(values: dict[str, Any], locals_: dict[str, Any]) -> dict[str, int]:
     return {"first": first, "total": total, "deadline": total + 30, "answer": answer}
 
 
+FEEDBACK_SQLITE = "/app/var/feedback/feedback.sqlite3"
+FEEDBACK_CA = "/etc/moviemind/feedback-db-ca.pem"
+
+
+def feedback_inputs(values: dict[str, Any]) -> dict[str, str]:
+    """The votes' store as feedback.tf passes it: a TLS-verified PostgreSQL URL (credentials
+    percent-encoded) when feedback_database is on, else SQLite on the edge's volume."""
+    from urllib.parse import quote
+
+    if not values.get("feedback_database"):
+        return {"feedback_url": FEEDBACK_SQLITE, "feedback_db_ca_b64": ""}
+    db = stubs(values)["db"]
+    url = (
+        f"postgresql://{quote(db['user'], safe='')}:{quote(db['password'], safe='')}"
+        f"@{db['host']}:{db['port']}/defaultdb?sslmode=verify-full&sslrootcert={FEEDBACK_CA}"
+    )
+    return {"feedback_url": url, "feedback_db_ca_b64": b64(db["ca_pem"])}
+
+
 def edge_inputs(
     values: dict[str, Any], region: str, regions: dict, locals_: dict[str, Any]
 ) -> dict[str, Any]:
@@ -228,6 +258,7 @@ def edge_inputs(
         "registry_host": values["image_registry"].split("/")[0],
         "registry_username": values["registry_username"],
         "registry_password_b64": b64(values["registry_password"]),
+        **feedback_inputs(values),
     }
 
 
@@ -380,6 +411,7 @@ def check_document(tier: str, key: str, text: str, values: dict[str, Any], regio
         assert "respond @internal 404" in caddyfile
         check_trusted_proxy(env, compose)
         check_ca_file(env, services["edge"])
+        check_feedback(env, compose, files, values)
     else:
         env = env_of(files["/etc/moviemind/model.env"])
         assert set(env) == MODEL_ENV
@@ -408,6 +440,26 @@ def check_ca_file(env: dict[str, str], edge: dict) -> None:
     ca = env["MOVIEMIND_EDGE_UPSTREAM_CA_FILE"]
     assert f"/etc/moviemind/model-ca.pem:{ca}:ro" in edge["volumes"]
     assert not any("certifi" in v or "site-packages" in v for v in edge["volumes"])
+
+
+def check_feedback(
+    env: dict[str, str], compose: dict, files: dict[str, str], values: dict[str, Any]
+) -> None:
+    """The votes: spool (and SQLite file) on a named volume owned by the edge's user, so they
+    outlive the container; the managed database's URL, TLS-verified, when there is one."""
+    edge = compose["services"]["edge"]
+    assert "edge-feedback:/app/var/feedback" in edge["volumes"]
+    assert "edge-feedback" in compose["volumes"], "a named volume, not an anonymous one"
+    assert env["MOVIEMIND_EDGE_FEEDBACK_SPOOL"] == "/app/var/feedback/spool.jsonl"
+    assert f"{FEEDBACK_CA}:{FEEDBACK_CA}:ro" in edge["volumes"]
+    url = env["MOVIEMIND_EDGE_FEEDBACK_URL"]
+    if values.get("feedback_database"):
+        assert url.startswith("postgresql://") and "sslmode=verify-full" in url
+        assert f"sslrootcert={FEEDBACK_CA}" in url
+        assert files[FEEDBACK_CA].startswith("-----BEGIN CERTIFICATE-----")
+    else:
+        assert url == FEEDBACK_SQLITE
+        assert files[FEEDBACK_CA] == ""
 
 
 def test_templates_use_exactly_what_terraform_passes() -> None:
