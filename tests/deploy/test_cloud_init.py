@@ -266,10 +266,13 @@ def model_inputs(values: dict[str, Any], region: str, locals_: dict[str, Any]) -
     """What model.tf passes for one model region (all its servers run the same document)."""
     p = preset(values, locals_)
     st = stubs(values)
+    url = values["model_gguf_url"] if values["model_preset"] == "custom" else p["url"]
+    # The bucket's settings only for an s3:// URL (the server refuses them otherwise).
+    s3 = url.startswith("s3://")
     return {
         "model_image": f"{values['image_registry']}/model-server:{values['model_image_tag']}"
         f"@{values['model_image_digest']}",
-        "model_url": values["model_gguf_url"] if values["model_preset"] == "custom" else p["url"],
+        "model_url": url,
         "model_sha256": values["model_gguf_sha256"] or p["sha256"] or "",
         "model_engine": values["model_engine"] or p["engine"],
         "model_threads": values["model_threads"],
@@ -278,10 +281,10 @@ def model_inputs(values: dict[str, Any], region: str, locals_: dict[str, Any]) -
         "model_queue": values["model_queue"],
         "model_deadline_s": timeouts(values, locals_)["deadline"],
         "model_token": values["model_token"],
-        "model_s3_endpoint": f"https://{st['s3_host']}",
-        "model_s3_region": st["s3_host"].split(".")[0],
-        "model_s3_access_key": st["access_key"],
-        "model_s3_secret_key": st["secret_key"],
+        "model_s3_endpoint": f"https://{st['s3_host']}" if s3 else "",
+        "model_s3_region": st["s3_host"].split(".")[0] if s3 else "",
+        "model_s3_access_key": st["access_key"] if s3 else "",
+        "model_s3_secret_key": st["secret_key"] if s3 else "",
         **monitoring_inputs(values, "model"),
         "registry_host": values["image_registry"].split("/")[0],
         "registry_username": values["registry_username"],
@@ -570,6 +573,23 @@ def test_settings_modules_accept_the_rendered_environment(
             s = model_settings.load_settings(env)
             assert s.port == 8001 and s.token == TEST_SECRETS["model_token"]
             assert env["MOVIEMIND_MODEL_URL"] == s.url
+
+
+def test_model_settings_accept_the_demo_presets_environment(variables, regions, locals_) -> None:
+    """The demo preset downloads nothing: its servers get no bucket settings, which the
+    server would refuse without an s3:// URL (a crash loop on every model server)."""
+    model_settings = pytest.importorskip("model_server.settings")
+    values = {
+        **example_inputs(variables, EXAMPLES[0]),
+        "model_preset": "smollm2-135m-demo",
+        "model_gguf_sha256": "",
+        "model_instance_type": "g6-standard-1",
+    }
+    for tier, _key, text in rendered_documents(variables, regions, locals_, EXAMPLES[0], values):
+        if tier == "model":
+            env = env_of(files_of(yaml.safe_load(text))["/etc/moviemind/model.env"])
+            assert env["MOVIEMIND_MODEL_URL"] == "" and env["MOVIEMIND_MODEL_S3_ENDPOINT"] == ""
+            assert model_settings.load_settings(env).url == ""
 
 
 def test_terraform_renders_the_same_documents(variables, regions, locals_, tmp_path) -> None:
