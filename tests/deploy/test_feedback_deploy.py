@@ -305,3 +305,23 @@ def test_real_terraform_prices_the_database_only_when_told(harness, tmp_path) ->
     )["estimated_cost"]
     assert priced["monthly_usd"] == pytest.approx(base["monthly_usd"] + 13)
     assert priced["hourly_usd"] == pytest.approx(base["hourly_usd"] + 0.02)
+
+
+def test_real_terraform_gives_the_demo_preset_no_bucket_settings(harness, tmp_path) -> None:
+    """Not feedback, but found by the same rendered-topology run: the demo preset downloads
+    nothing, so its servers get no MOVIEMIND_MODEL_S3_* (the server refuses them without an
+    s3:// URL); the reference preset's servers do."""
+    demo = apply(
+        harness,
+        tmp_path,
+        "-var=model_preset=smollm2-135m-demo",
+        "-var=model_gguf_sha256=",
+        "-var=model_instance_type=g6-standard-1",
+    )
+    reference = apply(harness, tmp_path)
+    for out, bucket in ((demo, False), (reference, True)):
+        for text in out["harness_model_user_data"].values():
+            env = env_of(files_of(yaml.safe_load(text))["/etc/moviemind/model.env"])
+            assert env["MOVIEMIND_MODEL_URL"].startswith("s3://") is bucket
+            assert bool(env["MOVIEMIND_MODEL_S3_ENDPOINT"]) is bucket
+            assert bool(env["MOVIEMIND_MODEL_S3_SECRET_KEY"]) is bucket
