@@ -9,7 +9,10 @@
 #   4. with the nearest model server stopped, the edge fails over and still answers undegraded;
 #   5. behind the front proxy, the rate limit tells clients apart: one client exhausting its
 #      burst gets 429 while another client still gets 200;
-#   6. the rendered topology (tests/deploy/test_topology.py): the cloud-init documents as
+#   6. a vote (POST /v1/feedback) through the front proxy is accepted (202) and lands in the
+#      SQLite store on the edge's named feedback volume, and is still there after the edge
+#      container restarts (the spool lives on the same volume);
+#   7. the rendered topology (tests/deploy/test_topology.py): the cloud-init documents as
 #      Terraform renders them, run as written with these images (SMOKE_TOPOLOGY=0 skips it).
 # Usage: scripts/container_smoke.sh [--build-only | --check | --if-available]
 #   --check         exit 0 if an engine and the base image are present (no build), 3 otherwise
@@ -67,7 +70,7 @@ TORCH_PORT=18481
 cleanup() {
   [ "${SMOKE_KEEP:-0}" = 1 ] && return 0
   for c in "${CONTAINERS[@]}" "$PREFIX-index"; do E rm -f -v "$c" >/dev/null 2>&1 || true; done
-  E volume rm -f "$PREFIX-index" >/dev/null 2>&1 || true
+  E volume rm -f "$PREFIX-index" "$PREFIX-feedback" >/dev/null 2>&1 || true
   E network rm -f "$NET" >/dev/null 2>&1 || true
   [ -n "${TORCH_PID:-}" ] && kill "$TORCH_PID" 2>/dev/null || true
   rm -rf "$WORK"
@@ -263,11 +266,15 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/tls/ca.pem" \
 say "ok: model server a reachable over TLS, verified against the private CA only"
 
 # The edge: the CA file setting (no bundle mounted over certifi), upstreams by name, nearest
-# first, and the front proxy as its only trusted proxy.
+# first, and the front proxy as its only trusted proxy. Its votes go to the image's defaults
+# (SQLite and spool in /app/var/feedback) on a named volume, as cloud-init's compose has it;
+# a new named volume takes the directory's owner (the edge's user) from the image.
+E volume rm -f "$PREFIX-feedback" >/dev/null 2>&1 || true
+E volume create "$PREFIX-feedback" >/dev/null
 E run -d --name "$PREFIX-edge" "${HARDEN[@]}" --network "$NET" --ip "$(ip_of 30)" \
   --add-host "mm-a.moviemind.internal:$(ip_of 20)" --add-host "mm-b.moviemind.internal:$(ip_of 20)" \
   -v "$PREFIX-index:/app/var/index:ro" -v "$WORK/tls/ca.pem:/etc/moviemind/model-ca.pem:ro" \
-  -v /app/var/cache \
+  -v /app/var/cache -v "$PREFIX-feedback:/app/var/feedback" \
   -e MOVIEMIND_EDGE_INDEX=/app/var/index/bundle \
   -e MOVIEMIND_EDGE_UPSTREAMS=https://mm-a.moviemind.internal:8443,https://mm-b.moviemind.internal:8444 \
   -e MOVIEMIND_EDGE_UPSTREAM_TOKEN="$TOKEN" \
@@ -325,6 +332,39 @@ say "recommendation through TLS (private CA) with the token"
 code=$(recommend "$WORK/rec1.json")
 check_answer "recommendation" "$WORK/rec1.json" "$code"
 say "ok: non-degraded recommendation"
+
+say "feedback: a vote through the front proxy, stored on the edge's volume"
+VISITOR="smoke-visitor-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+MOVIE=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["recommendations"][0]["id"])' \
+  "$WORK/rec1.json")
+code=$(curl -s -o "$WORK/vote.json" -w '%{http_code}' -X POST "$FRONT/v1/feedback" \
+  -H "X-API-Key: $API_KEY" -H 'Content-Type: application/json' \
+  -d "{\"visitor\": \"$VISITOR\", \"movie_id\": $MOVIE, \"signal\": \"like\",
+       \"request\": {\"liked_ids\": [], \"query\": \"clever science fiction\"}}")
+[ "$code" = 202 ] || fail "POST /v1/feedback answered $code (want 202): $(head -c 300 "$WORK/vote.json")"
+votes() {  # votes: this visitor's rows in the edge's SQLite store, read inside the container
+  E exec "$PREFIX-edge" python -c '
+import os, sqlite3, sys
+path = os.environ["MOVIEMIND_EDGE_FEEDBACK_URL"]
+assert path.startswith("/app/var/feedback/"), path
+con = sqlite3.connect(path, timeout=5)
+print(con.execute("SELECT count(*) FROM feedback WHERE visitor = ?", (sys.argv[1],)).fetchone()[0])
+' "$VISITOR" 2>>"$WORK/engine.log" || echo "?"
+}
+# The answer never waits for the database: the writer flushes within its batch interval.
+n="?"
+for _ in $(seq 1 20); do
+  n=$(votes)
+  [ "$n" = 1 ] && break
+  sleep 0.5
+done
+[ "$n" = 1 ] || fail "the vote did not reach /app/var/feedback/feedback.sqlite3 (count: $n)"
+say "ok: vote accepted (202) and stored once in the edge's feedback volume"
+E restart -t 5 "$PREFIX-edge" >/dev/null 2>>"$WORK/engine.log"
+wait_http "edge after a restart" "http://$(ip_of 30):8000/readyz" 300
+n=$(votes)
+[ "$n" = 1 ] || fail "after an edge restart the vote is gone (count: $n): the volume did not persist"
+say "ok: the vote survives an edge container restart (named volume)"
 
 say "stop the nearest model server (a)"
 E stop -t 2 "$PREFIX-model-a" >/dev/null 2>>"$WORK/engine.log"

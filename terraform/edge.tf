@@ -200,6 +200,20 @@ resource "linode_firewall" "edge" {
     }
   }
 
+  # The managed feedback database (feedback_database = true) on its port only. Its address is
+  # a name the API gives out, so the rule cannot name it; the database's own allow_list admits
+  # only the edges (feedback.tf).
+  dynamic "outbound" {
+    for_each = var.feedback_database ? [1] : []
+    content {
+      label    = "feedback-database"
+      action   = "ACCEPT"
+      protocol = "TCP"
+      ports    = tostring(linode_database_postgresql_v2.feedback[0].port)
+      ipv4     = ["0.0.0.0/0"]
+    }
+  }
+
   outbound {
     label    = "model-endpoints"
     action   = "ACCEPT"
@@ -348,6 +362,8 @@ locals {
       registry_host           = local.registry_host
       registry_username       = var.registry_username
       registry_password_b64   = base64encode(var.registry_password)
+      feedback_url            = local.feedback_url
+      feedback_db_ca_b64      = local.feedback_db_ca_b64
     })
   }
   # A digest reveals nothing of the secrets in the document (nonsensitive: it labels instances).

@@ -181,6 +181,8 @@ locals {
     nodebalancers  = { count = length(var.model_regions) + length(var.edge_regions), plan = "nodebalancer", hourly = (length(var.model_regions) + length(var.edge_regions)) * var.price_table.nodebalancer.hourly, monthly = (length(var.model_regions) + length(var.edge_regions)) * var.price_table.nodebalancer.monthly }
     volumes        = { count = length(var.edge_regions), plan = "volume-10gb", hourly = length(var.edge_regions) * var.price_table.volume.hourly, monthly = length(var.edge_regions) * var.price_table.volume.monthly }
     object_storage = { count = 1, plan = "object-storage", hourly = var.price_table.object_storage.hourly, monthly = var.price_table.object_storage.monthly }
+    # Unpriced (0) unless feedback_database_price is set: no current price could be confirmed.
+    feedback_database = { count = var.feedback_database ? 1 : 0, plan = var.feedback_database ? var.feedback_database_type : "none", hourly = local.feedback_price.hourly, monthly = local.feedback_price.monthly }
   }
   cost_hourly  = sum([for k, l in local.cost_lines : l.hourly])
   cost_monthly = sum([for k, l in local.cost_lines : l.monthly])

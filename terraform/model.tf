@@ -269,26 +269,29 @@ resource "linode_firewall" "model_nodebalancer" {
 locals {
   # Each model region's cloud-init document (all servers of a region run the same). It holds
   # secrets: never reference it from an output.
+  model_from_s3 = startswith(local.model_release_current.gguf_url, "s3://")
   model_user_data = {
     for r, n in var.model_regions :
     r => templatefile("${path.module}/templates/model.cloud-init.yaml.tftpl", {
-      model_image             = "${var.image_registry}/model-server:${var.model_image_tag}@${var.model_image_digest}"
-      prometheus_image        = var.prometheus_image
-      alertmanager_image      = var.alertmanager_image
-      compose_profiles        = var.monitoring ? "monitoring" : ""
-      model_url               = local.model_release_current.gguf_url
-      model_sha256            = local.model_release_current.gguf_sha256
-      model_engine            = local.model_release_current.engine
-      model_threads           = var.model_threads
-      model_context           = local.model_context
-      model_slots             = var.model_slots
-      model_queue             = var.model_queue
-      model_deadline_s        = local.model_deadline_s
-      model_token             = var.model_token
-      model_s3_endpoint       = local.s3_endpoint
-      model_s3_region         = local.s3_region
-      model_s3_access_key     = linode_object_storage_key.model.access_key
-      model_s3_secret_key     = linode_object_storage_key.model.secret_key
+      model_image        = "${var.image_registry}/model-server:${var.model_image_tag}@${var.model_image_digest}"
+      prometheus_image   = var.prometheus_image
+      alertmanager_image = var.alertmanager_image
+      compose_profiles   = var.monitoring ? "monitoring" : ""
+      model_url          = local.model_release_current.gguf_url
+      model_sha256       = local.model_release_current.gguf_sha256
+      model_engine       = local.model_release_current.engine
+      model_threads      = var.model_threads
+      model_context      = local.model_context
+      model_slots        = var.model_slots
+      model_queue        = var.model_queue
+      model_deadline_s   = local.model_deadline_s
+      model_token        = var.model_token
+      # The bucket's settings only with an s3:// model URL: the server refuses them otherwise
+      # (the demo preset downloads nothing; an https URL needs no key).
+      model_s3_endpoint       = local.model_from_s3 ? local.s3_endpoint : ""
+      model_s3_region         = local.model_from_s3 ? local.s3_region : ""
+      model_s3_access_key     = local.model_from_s3 ? linode_object_storage_key.model.access_key : ""
+      model_s3_secret_key     = local.model_from_s3 ? linode_object_storage_key.model.secret_key : ""
       prometheus_config_b64   = base64encode(file("${path.module}/monitoring/prometheus-model.yml"))
       alert_rules_b64         = base64encode(file("${path.module}/monitoring/alerts.yml"))
       alertmanager_config_b64 = base64encode(file("${path.module}/monitoring/alertmanager.yml"))

@@ -53,6 +53,19 @@ output "index" {
   }
 }
 
+output "feedback_database" {
+  description = "The managed feedback database (null when feedback_database = false): where it is and who may connect. No credentials: `linode-cli databases postgresql-creds-view ID` shows them to an admin."
+  value = var.feedback_database ? {
+    id         = linode_database_postgresql_v2.feedback[0].id
+    host       = linode_database_postgresql_v2.feedback[0].host_primary
+    port       = linode_database_postgresql_v2.feedback[0].port
+    region     = local.feedback_database_region
+    type       = var.feedback_database_type
+    engine_id  = var.feedback_database_engine
+    allow_list = local.feedback_allow_list
+  } : null
+}
+
 output "estimated_cost" {
   description = "Estimated cost in USD from var.price_table (dated): per line, per hour and per month (Linode caps each service at its monthly price). Transfer overage and taxes excluded."
   value = {
@@ -67,5 +80,12 @@ check "price_table_covers_plans" {
   assert {
     condition     = contains(keys(var.price_table.instance), var.edge_instance_type) && contains(keys(var.price_table.instance), var.model_instance_type)
     error_message = "price_table has no price for ${var.edge_instance_type} or ${var.model_instance_type}: estimated_cost counts it as 0. Add the plan to price_table.instance."
+  }
+}
+
+check "feedback_database_is_priced" {
+  assert {
+    condition     = !var.feedback_database || var.feedback_database_price != null
+    error_message = "feedback_database_price is not set: estimated_cost counts the managed PostgreSQL as 0. Look up ${var.feedback_database_type} in GET https://api.linode.com/v4/databases/types (engines.postgresql, quantity 1) and set it."
   }
 }

@@ -514,6 +514,65 @@ variable "alert_webhook_url" {
 
 # -------------------------------------------------------------------------------------- costs
 
+variable "feedback_database" {
+  type        = bool
+  default     = false
+  description = "true: one Linode managed PostgreSQL holds every edge's feedback votes (TLS, allow_list = the edges). false: each edge keeps its votes in SQLite on its own Docker volume (per region; docs/deployment.md, \"Feedback votes\")."
+}
+
+variable "feedback_database_region" {
+  type        = string
+  default     = ""
+  description = "Region of the managed feedback database. Empty: index_region."
+
+  validation {
+    condition     = can(regex("^([a-z]{2}-[a-z]+(-[0-9]+)?)?$", var.feedback_database_region))
+    error_message = "feedback_database_region must be a Linode region id such as us-ord, or empty (index_region)."
+  }
+}
+
+variable "feedback_database_type" {
+  type        = string
+  default     = "g6-nanode-1"
+  description = "Plan of the managed feedback database's node (GET https://api.linode.com/v4/databases/types lists them with prices). The smallest shared plan holds millions of votes."
+
+  validation {
+    condition     = can(regex("^g6-(nanode|standard|dedicated)-[0-9]+$", var.feedback_database_type))
+    error_message = "feedback_database_type must be a Linode plan id such as g6-nanode-1."
+  }
+}
+
+variable "feedback_database_engine" {
+  type        = string
+  default     = "postgresql/16"
+  description = "Engine and major version of the managed feedback database, as engine_id (GET https://api.linode.com/v4/databases/engines lists them)."
+
+  validation {
+    condition     = can(regex("^postgresql/[0-9]+$", var.feedback_database_engine))
+    error_message = "feedback_database_engine must be postgresql/MAJOR, e.g. postgresql/16."
+  }
+}
+
+variable "feedback_database_extra_allow" {
+  type        = list(string)
+  default     = []
+  description = "CIDRs besides the edges that may reach the feedback database, e.g. the host that runs `index_builder build --feedback`. Empty: the edges only."
+
+  validation {
+    condition     = alltrue([for c in var.feedback_database_extra_allow : can(cidrhost(c, 0)) && c != "0.0.0.0/0" && c != "::/0"])
+    error_message = "feedback_database_extra_allow takes CIDRs (e.g. 203.0.113.7/32), never the whole internet."
+  }
+}
+
+variable "feedback_database_price" {
+  type = object({
+    hourly  = number
+    monthly = number
+  })
+  default     = null
+  description = "USD price of the feedback database's plan for estimated_cost (GET https://api.linode.com/v4/databases/types, engines.postgresql, quantity 1). null: not counted (no current price could be confirmed when this was written; a check warns)."
+}
+
 variable "price_table" {
   type = object({
     as_of          = string

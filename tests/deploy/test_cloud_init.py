@@ -57,6 +57,9 @@ EDGE_ENV = {
     "MOVIEMIND_S3_REGION",
     "MOVIEMIND_S3_ACCESS_KEY",
     "MOVIEMIND_S3_SECRET_KEY",
+    # Votes: SQLite on the edge's feedback volume, or the managed PostgreSQL (feedback.tf).
+    "MOVIEMIND_EDGE_FEEDBACK_URL",
+    "MOVIEMIND_EDGE_FEEDBACK_SPOOL",
 }
 MODEL_ENV = {
     "MOVIEMIND_MODEL_HOST",
@@ -135,6 +138,14 @@ def stubs(values: dict[str, Any]) -> dict[str, Any]:
             r: f"-----BEGIN CERTIFICATE-----\n{r}\n-----END CERTIFICATE-----\n"
             for r in values["model_regions"]
         },
+        # The managed feedback database (a one-element list: it has count = 0 or 1).
+        "db": {
+            "host": "lin-600-pgsql-primary.servers.linodedb.net",
+            "port": 21847,
+            "user": "linroot",
+            "password": "stub/p@ss word+1%",
+            "ca_pem": "-----BEGIN CERTIFICATE-----\nDB CA\n-----END CERTIFICATE-----\n",
+        },
         "leaf_key": {
             r: f"-----BEGIN EC PRIVATE KEY-----\n{r}\n-----END EC PRIVATE KEY-----\n"
             for r in values["model_regions"]
@@ -188,6 +199,25 @@ def timeouts(values: dict[str, Any], locals_: dict[str, Any]) -> dict[str, int]:
     return {"first": first, "total": total, "deadline": total + 30, "answer": answer}
 
 
+FEEDBACK_SQLITE = "/app/var/feedback/feedback.sqlite3"
+FEEDBACK_CA = "/etc/moviemind/feedback-db-ca.pem"
+
+
+def feedback_inputs(values: dict[str, Any]) -> dict[str, str]:
+    """The votes' store as feedback.tf passes it: a TLS-verified PostgreSQL URL (credentials
+    percent-encoded) when feedback_database is on, else SQLite on the edge's volume."""
+    from urllib.parse import quote
+
+    if not values.get("feedback_database"):
+        return {"feedback_url": FEEDBACK_SQLITE, "feedback_db_ca_b64": ""}
+    db = stubs(values)["db"]
+    url = (
+        f"postgresql://{quote(db['user'], safe='')}:{quote(db['password'], safe='')}"
+        f"@{db['host']}:{db['port']}/defaultdb?sslmode=verify-full&sslrootcert={FEEDBACK_CA}"
+    )
+    return {"feedback_url": url, "feedback_db_ca_b64": b64(db["ca_pem"])}
+
+
 def edge_inputs(
     values: dict[str, Any], region: str, regions: dict, locals_: dict[str, Any]
 ) -> dict[str, Any]:
@@ -228,6 +258,7 @@ def edge_inputs(
         "registry_host": values["image_registry"].split("/")[0],
         "registry_username": values["registry_username"],
         "registry_password_b64": b64(values["registry_password"]),
+        **feedback_inputs(values),
     }
 
 
@@ -235,10 +266,13 @@ def model_inputs(values: dict[str, Any], region: str, locals_: dict[str, Any]) -
     """What model.tf passes for one model region (all its servers run the same document)."""
     p = preset(values, locals_)
     st = stubs(values)
+    url = values["model_gguf_url"] if values["model_preset"] == "custom" else p["url"]
+    # The bucket's settings only for an s3:// URL (the server refuses them otherwise).
+    s3 = url.startswith("s3://")
     return {
         "model_image": f"{values['image_registry']}/model-server:{values['model_image_tag']}"
         f"@{values['model_image_digest']}",
-        "model_url": values["model_gguf_url"] if values["model_preset"] == "custom" else p["url"],
+        "model_url": url,
         "model_sha256": values["model_gguf_sha256"] or p["sha256"] or "",
         "model_engine": values["model_engine"] or p["engine"],
         "model_threads": values["model_threads"],
@@ -247,10 +281,10 @@ def model_inputs(values: dict[str, Any], region: str, locals_: dict[str, Any]) -
         "model_queue": values["model_queue"],
         "model_deadline_s": timeouts(values, locals_)["deadline"],
         "model_token": values["model_token"],
-        "model_s3_endpoint": f"https://{st['s3_host']}",
-        "model_s3_region": st["s3_host"].split(".")[0],
-        "model_s3_access_key": st["access_key"],
-        "model_s3_secret_key": st["secret_key"],
+        "model_s3_endpoint": f"https://{st['s3_host']}" if s3 else "",
+        "model_s3_region": st["s3_host"].split(".")[0] if s3 else "",
+        "model_s3_access_key": st["access_key"] if s3 else "",
+        "model_s3_secret_key": st["secret_key"] if s3 else "",
         **monitoring_inputs(values, "model"),
         "registry_host": values["image_registry"].split("/")[0],
         "registry_username": values["registry_username"],
@@ -380,6 +414,7 @@ def check_document(tier: str, key: str, text: str, values: dict[str, Any], regio
         assert "respond @internal 404" in caddyfile
         check_trusted_proxy(env, compose)
         check_ca_file(env, services["edge"])
+        check_feedback(env, compose, files, values)
     else:
         env = env_of(files["/etc/moviemind/model.env"])
         assert set(env) == MODEL_ENV
@@ -408,6 +443,26 @@ def check_ca_file(env: dict[str, str], edge: dict) -> None:
     ca = env["MOVIEMIND_EDGE_UPSTREAM_CA_FILE"]
     assert f"/etc/moviemind/model-ca.pem:{ca}:ro" in edge["volumes"]
     assert not any("certifi" in v or "site-packages" in v for v in edge["volumes"])
+
+
+def check_feedback(
+    env: dict[str, str], compose: dict, files: dict[str, str], values: dict[str, Any]
+) -> None:
+    """The votes: spool (and SQLite file) on a named volume owned by the edge's user, so they
+    outlive the container; the managed database's URL, TLS-verified, when there is one."""
+    edge = compose["services"]["edge"]
+    assert "edge-feedback:/app/var/feedback" in edge["volumes"]
+    assert "edge-feedback" in compose["volumes"], "a named volume, not an anonymous one"
+    assert env["MOVIEMIND_EDGE_FEEDBACK_SPOOL"] == "/app/var/feedback/spool.jsonl"
+    assert f"{FEEDBACK_CA}:{FEEDBACK_CA}:ro" in edge["volumes"]
+    url = env["MOVIEMIND_EDGE_FEEDBACK_URL"]
+    if values.get("feedback_database"):
+        assert url.startswith("postgresql://") and "sslmode=verify-full" in url
+        assert f"sslrootcert={FEEDBACK_CA}" in url
+        assert files[FEEDBACK_CA].startswith("-----BEGIN CERTIFICATE-----")
+    else:
+        assert url == FEEDBACK_SQLITE
+        assert files[FEEDBACK_CA] == ""
 
 
 def test_templates_use_exactly_what_terraform_passes() -> None:
@@ -518,6 +573,23 @@ def test_settings_modules_accept_the_rendered_environment(
             s = model_settings.load_settings(env)
             assert s.port == 8001 and s.token == TEST_SECRETS["model_token"]
             assert env["MOVIEMIND_MODEL_URL"] == s.url
+
+
+def test_model_settings_accept_the_demo_presets_environment(variables, regions, locals_) -> None:
+    """The demo preset downloads nothing: its servers get no bucket settings, which the
+    server would refuse without an s3:// URL (a crash loop on every model server)."""
+    model_settings = pytest.importorskip("model_server.settings")
+    values = {
+        **example_inputs(variables, EXAMPLES[0]),
+        "model_preset": "smollm2-135m-demo",
+        "model_gguf_sha256": "",
+        "model_instance_type": "g6-standard-1",
+    }
+    for tier, _key, text in rendered_documents(variables, regions, locals_, EXAMPLES[0], values):
+        if tier == "model":
+            env = env_of(files_of(yaml.safe_load(text))["/etc/moviemind/model.env"])
+            assert env["MOVIEMIND_MODEL_URL"] == "" and env["MOVIEMIND_MODEL_S3_ENDPOINT"] == ""
+            assert model_settings.load_settings(env).url == ""
 
 
 def test_terraform_renders_the_same_documents(variables, regions, locals_, tmp_path) -> None:

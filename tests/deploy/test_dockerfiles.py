@@ -93,8 +93,10 @@ def test_final_stage_runs_as_non_root_with_environment_configuration(dockerfile)
         env = " ".join(final.all("ENV"))
         prefix = "MOVIEMIND_EDGE" if tier == "edge" else "MOVIEMIND_MODEL"
         assert f"{prefix}_HOST=0.0.0.0" in env and f"{prefix}_PORT={port}" in env
-        # The writable paths are volumes, so the root filesystem can be mounted read-only.
-        assert final.all("VOLUME") == ['["/app/var/cache"]']
+        # The writable paths are volumes, so the root filesystem can be mounted read-only;
+        # the edge also keeps its feedback votes (spool, SQLite) on one.
+        volumes = ["/app/var/cache"] + (["/app/var/feedback"] if tier == "edge" else [])
+        assert [json.loads(v) for v in final.all("VOLUME")] == [volumes]
 
 
 def test_healthcheck_probes_healthz_or_is_justified(dockerfile) -> None:

@@ -847,6 +847,9 @@ def cost(values: dict[str, Any]) -> tuple[float, float]:
         (1, prices["object_storage"]),
         (len(values["edge_regions"]), prices["volume"]),  # Caddy's certificates, per edge
     ]
+    # The managed feedback database, when asked for and priced (no price is assumed).
+    if values.get("feedback_database") and values.get("feedback_database_price"):
+        parts.append((1, values["feedback_database_price"]))
     return (
         round(sum(n * p["hourly"] for n, p in parts), 6),
         round(sum(n * p["monthly"] for n, p in parts), 6),
@@ -937,6 +940,7 @@ STUBS = {
     "tls_self_signed_cert.model_ca": "local.stub_ca",
     "tls_locally_signed_cert.model": "local.stub_leaf",
     "tls_private_key.model": "local.stub_leaf_key",
+    "linode_database_postgresql_v2.feedback": "local.stub_feedback_db",
 }
 STUB_LOCALS = r"""
 locals {
@@ -949,6 +953,7 @@ locals {
   stub_ca                        = { cert_pem = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n" }
   stub_leaf                      = { for r, n in var.model_regions : r => { cert_pem = "-----BEGIN CERTIFICATE-----\n${r}\n-----END CERTIFICATE-----\n" } }
   stub_leaf_key                  = { for r, n in var.model_regions : r => { private_key_pem = "-----BEGIN EC PRIVATE KEY-----\n${r}\n-----END EC PRIVATE KEY-----\n" } }
+  stub_feedback_db               = [{ id = 600, host_primary = "lin-600-pgsql-primary.servers.linodedb.net", port = 21847, root_username = "linroot", root_password = "stub/p@ss word+1%", ca_cert = base64encode("-----BEGIN CERTIFICATE-----\nDB CA\n-----END CERTIFICATE-----\n") }]
 }
 output "harness_edge_user_data" {
   value     = local.edge_user_data
