@@ -28,8 +28,6 @@ from tests.deploy.test_terraform import (
     expected_order,
     harness_outputs,
     hcl_value,
-    load_tf,
-    named,
     validation_failures,
 )
 
@@ -290,33 +288,6 @@ def model_inputs(values: dict[str, Any], region: str, locals_: dict[str, Any]) -
         "registry_username": values["registry_username"],
         "registry_password_b64": b64(values["registry_password"]),
     }
-
-
-@pytest.fixture(scope="module")
-def tf_parsed() -> dict[str, dict]:
-    return load_tf()
-
-
-@pytest.fixture(scope="module")
-def variables(tf_parsed) -> dict[str, dict]:
-    return dict(named(b) for doc in tf_parsed.values() for b in doc.get("variable", []))
-
-
-@pytest.fixture(scope="module")
-def locals_(tf_parsed) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for doc in tf_parsed.values():
-        for b in doc.get("locals", []):
-            out.update({k: v for k, v in b.items() if not k.startswith("__")})
-    return out
-
-
-@pytest.fixture(scope="module")
-def regions(tf_parsed) -> dict[str, dict]:
-    for b in tf_parsed["locals.tf"]["locals"]:
-        if "regions" in b:
-            return hcl_value(b["regions"])
-    raise AssertionError("local.regions not found")
 
 
 def rendered_documents(

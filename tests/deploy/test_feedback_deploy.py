@@ -37,8 +37,6 @@ from tests.deploy.test_terraform import (
     build_harness,
     example_inputs,
     hcl_value,
-    load_tf,
-    named,
     resources,
     secret_args,
     terraform,
@@ -46,30 +44,6 @@ from tests.deploy.test_terraform import (
 )
 
 MULTI = TF / "examples" / "multi-region.tfvars"
-
-
-@pytest.fixture(scope="module")
-def tf_parsed() -> dict[str, dict]:
-    return load_tf()
-
-
-@pytest.fixture(scope="module")
-def variables(tf_parsed) -> dict[str, dict]:
-    return dict(named(b) for doc in tf_parsed.values() for b in doc.get("variable", []))
-
-
-@pytest.fixture(scope="module")
-def locals_(tf_parsed) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for doc in tf_parsed.values():
-        for b in doc.get("locals", []):
-            out.update({k: v for k, v in b.items() if not k.startswith("__")})
-    return out
-
-
-@pytest.fixture(scope="module")
-def regions(locals_) -> dict[str, dict]:
-    return hcl_value(locals_["regions"])
 
 
 def edge_env(values: dict[str, Any], edge: str, regions, locals_) -> tuple[dict, dict, dict]:
@@ -165,9 +139,9 @@ def test_the_edge_settings_accept_the_database_url(variables, regions, locals_, 
 # ------------------------------------------------------------------------ terraform, static
 
 
-def test_database_is_optional_and_reached_by_the_edges_only(tf_parsed, locals_) -> None:
-    db = resources(tf_parsed, "linode_database_postgresql_v2")["feedback"]
-    acl = resources(tf_parsed, "linode_database_access_controls")["feedback"]
+def test_database_is_optional_and_reached_by_the_edges_only(tf, locals_) -> None:
+    db = resources(tf, "linode_database_postgresql_v2")["feedback"]
+    acl = resources(tf, "linode_database_access_controls")["feedback"]
     assert db["count"] == acl["count"] == "${var.feedback_database ? 1 : 0}"
     assert db["engine_id"] == "${var.feedback_database_engine}"
     assert db["type"] == "${var.feedback_database_type}"
@@ -183,14 +157,11 @@ def test_database_is_optional_and_reached_by_the_edges_only(tf_parsed, locals_) 
     assert "ports    = tostring(linode_database_postgresql_v2.feedback[0].port)" in rule
 
 
-def test_the_database_url_is_a_secret_of_the_user_data_only(tf_parsed) -> None:
+def test_the_database_url_is_a_secret_of_the_user_data_only(tf) -> None:
     """Like the model token: in edge.env (root, 0600; containers cannot read the metadata
     service), never in an output."""
     outputs = {
-        name: body
-        for doc in tf_parsed.values()
-        for b in doc.get("output", [])
-        for name, body in b.items()
+        name: body for doc in tf.values() for b in doc.get("output", []) for name, body in b.items()
     }
     shown = json.dumps(outputs)
     assert "root_password" not in shown and "root_username" not in shown

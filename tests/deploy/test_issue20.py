@@ -15,7 +15,6 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -35,7 +34,6 @@ from tests.deploy.test_terraform import (
     example_inputs,
     expand_locals,
     hcl_value,
-    load_tf,
     named,
     resources,
     secret_args,
@@ -53,30 +51,6 @@ NB_VPC_CHANGELOG = (
     "jun-30-2025-nodebalancers-now-supports-backend-linodes-in-vpcs"
 )
 PROVIDER_NB_DOC = "terraform-provider-linode v3.13.0 docs/resources/nodebalancer.md (vpcs)"
-
-
-@pytest.fixture(scope="module")
-def tf() -> dict[str, dict]:
-    return load_tf()
-
-
-@pytest.fixture(scope="module")
-def variables(tf) -> dict[str, dict]:
-    return dict(named(b) for doc in tf.values() for b in doc.get("variable", []))
-
-
-@pytest.fixture(scope="module")
-def locals_(tf) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for doc in tf.values():
-        for b in doc.get("locals", []):
-            out.update({k: v for k, v in b.items() if not k.startswith("__")})
-    return out
-
-
-@pytest.fixture(scope="module")
-def regions(locals_) -> dict[str, dict]:
-    return hcl_value(locals_["regions"])
 
 
 @pytest.fixture(scope="module")

@@ -447,11 +447,6 @@ def load_tf() -> dict[str, dict]:
     return {p.name: hcl2.load(p.open()) for p in sorted(TF.glob("*.tf"))}
 
 
-@pytest.fixture(scope="module")
-def tf() -> dict[str, dict]:
-    return load_tf()
-
-
 def blocks(tf: dict[str, dict], kind: str) -> list[dict]:
     return [b for doc in tf.values() for b in doc.get(kind, [])]
 
@@ -459,19 +454,6 @@ def blocks(tf: dict[str, dict], kind: str) -> list[dict]:
 def named(block: dict) -> tuple[str, dict]:
     ((name, body),) = [(k, v) for k, v in block.items() if not k.startswith("__")]
     return hcl_value(name), body
-
-
-@pytest.fixture(scope="module")
-def variables(tf) -> dict[str, dict]:
-    return dict(named(b) for b in blocks(tf, "variable"))
-
-
-@pytest.fixture(scope="module")
-def locals_(tf) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for b in blocks(tf, "locals"):
-        out.update({k: v for k, v in b.items() if not k.startswith("__")})
-    return out
 
 
 def resources(tf, rtype: str) -> dict[str, dict]:
