@@ -9,10 +9,13 @@ repeated vote replaces the earlier one, so a visitor cannot stack votes on a fil
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Annotated, Literal, Protocol
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import msgspec
+
+T = TypeVar("T")
 
 Signal = Literal["like", "dislike", "seen", "chose"]
 # What the index builder counts as a visitor liking a film ("seen" and "dislike" are not).
@@ -127,6 +130,47 @@ def event_of(row: Sequence[object]) -> FeedbackEvent:
         liked_ids=tuple(msgspec.json.decode(str(liked), type=list[int])),
         query=str(query),
     )
+
+
+class SqlStore:
+    """What the SQLite and PostgreSQL stores share: every statement but the writes, written once
+    with the driver's parameter mark. Subclasses open the connection and run work on it."""
+
+    MARK = "?"
+
+    def __init__(self, *, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        raise NotImplementedError
+
+    def delete_visitor(self, visitor: str) -> int:
+        """Delete a visitor's votes."""
+        sql = f"DELETE FROM feedback WHERE visitor = {self.MARK}"
+        return self._run(lambda c: c.execute(sql, (visitor,)).rowcount)
+
+    def purge_before(self, cutoff: float) -> int:
+        """Delete votes older than `cutoff`."""
+        sql = f"DELETE FROM feedback WHERE at < {self.MARK}"
+        return self._run(lambda c: c.execute(sql, (cutoff,)).rowcount)
+
+    def read(self) -> Iterator[FeedbackEvent]:
+        """Every vote, oldest first (read in one go: a consistent snapshot)."""
+        rows = self._run(lambda c: c.execute(SELECT_ALL).fetchall())
+        return (event_of(r) for r in rows)
+
+    def count(self) -> int:
+        """How many votes are stored."""
+        return int(self._run(lambda c: c.execute("SELECT count(*) FROM feedback").fetchone()[0]))
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def is_postgres(url: str) -> bool:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from moviemind_core.feedback import (
     MIGRATIONS,
-    SELECT_ALL,
     VERSION_TABLE,
     FeedbackEvent,
+    SqlStore,
     StoreUnavailable,
-    event_of,
     row_params,
     upsert_sql,
 )
@@ -23,14 +21,14 @@ _MIGRATION_LOCK = 7_300_221
 T = TypeVar("T")
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """FeedbackStore over one connection, reopened after a failure (the database restarted)."""
 
+    MARK = "%s"
+
     def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        super().__init__(timeout_s=timeout_s)
         self.url = url
-        self.timeout_s = timeout_s
-        self._conn: Any = None
-        self._lock = threading.Lock()
 
     def _connect(self) -> Any:
         import psycopg
@@ -69,36 +67,10 @@ class PostgresStore:
         """Upsert the events in one transaction."""
         if events:
             self._run(
-                lambda c: c.cursor().executemany(upsert_sql("%s"), [row_params(e) for e in events])
+                lambda c: c.cursor().executemany(
+                    upsert_sql(self.MARK), [row_params(e) for e in events]
+                )
             )
-
-    def delete_visitor(self, visitor: str) -> int:
-        """Delete a visitor's votes."""
-        return self._run(
-            lambda c: c.execute("DELETE FROM feedback WHERE visitor = %s", (visitor,)).rowcount
-        )
-
-    def purge_before(self, cutoff: float) -> int:
-        """Delete votes older than `cutoff`."""
-        return self._run(
-            lambda c: c.execute("DELETE FROM feedback WHERE at < %s", (cutoff,)).rowcount
-        )
-
-    def read(self) -> Iterator[FeedbackEvent]:
-        """Every vote, oldest first (one consistent snapshot)."""
-        rows = self._run(lambda c: c.execute(SELECT_ALL).fetchall())
-        return (event_of(r) for r in rows)
-
-    def count(self) -> int:
-        """How many votes are stored."""
-        return int(self._run(lambda c: c.execute("SELECT count(*) FROM feedback").fetchone()[0]))
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
 
 def _migrate(conn: Any) -> None:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from moviemind_core.feedback import (
     MIGRATIONS,
-    SELECT_ALL,
     VERSION_TABLE,
     FeedbackEvent,
+    SqlStore,
     StoreUnavailable,
-    event_of,
     row_params,
     upsert_sql,
 )
@@ -22,14 +20,14 @@ from moviemind_core.feedback import (
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """FeedbackStore over one SQLite file; safe to call from any one thread at a time."""
 
+    MARK = "?"
+
     def __init__(self, path: str, *, timeout_s: float = 5.0) -> None:
+        super().__init__(timeout_s=timeout_s)
         self.path = Path(path)
-        self.timeout_s = timeout_s
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
@@ -65,39 +63,11 @@ class SqliteStore:
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(upsert_sql("?"), [row_params(e) for e in events])
+            conn.executemany(upsert_sql(self.MARK), [row_params(e) for e in events])
             conn.execute("COMMIT")
 
         if events:
             self._run(work)
-
-    def delete_visitor(self, visitor: str) -> int:
-        """Delete a visitor's votes."""
-        return self._run(
-            lambda c: c.execute("DELETE FROM feedback WHERE visitor = ?", (visitor,)).rowcount
-        )
-
-    def purge_before(self, cutoff: float) -> int:
-        """Delete votes older than `cutoff`."""
-        return self._run(
-            lambda c: c.execute("DELETE FROM feedback WHERE at < ?", (cutoff,)).rowcount
-        )
-
-    def read(self) -> Iterator[FeedbackEvent]:
-        """Every vote, oldest first (read in one go: a consistent snapshot)."""
-        rows = self._run(lambda c: c.execute(SELECT_ALL).fetchall())
-        return (event_of(r) for r in rows)
-
-    def count(self) -> int:
-        """How many votes are stored."""
-        return int(self._run(lambda c: c.execute("SELECT count(*) FROM feedback").fetchone()[0]))
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
