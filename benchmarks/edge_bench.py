@@ -887,7 +887,7 @@ def edge_in_process(threads: int, query_variant: str, spin: bool = False) -> Cal
     `spin` gives its embedder ONNX Runtime's default of spin-waiting worker threads."""
     import dataclasses
 
-    from edge.index_store import IndexStore
+    from devstack.snapshot import load_snapshot
     from edge.metrics import EdgeMetrics
     from edge.service import Recommender
     from edge.settings import load_settings
@@ -895,18 +895,7 @@ def edge_in_process(threads: int, query_variant: str, spin: bool = False) -> Cal
     from moviemind_core.embedder import Embedder
 
     settings = load_settings({"MOVIEMIND_EDGE_INDEX": INDEX_DIR})
-    store = IndexStore(
-        INDEX_DIR,
-        Path(settings.model_dir),
-        cache_dir=Path(settings.index_cache_dir),
-        s3=settings.s3,
-        embed_threads=threads,
-        query_variant=query_variant,
-        bayes_votes=settings.ranking.bayes_votes,
-    )
-    if not store.refresh() or store.current is None:
-        raise RuntimeError(f"edge index did not load in-process: {store.last_error}")
-    snap = store.current
+    snap = load_snapshot(settings, threads=threads, query_variant=query_variant)
     if spin:
         e = snap.embedder
         spinning = Embedder(e.model_dir, variant=e.variant, threads=threads, spin=True)

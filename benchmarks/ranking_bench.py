@@ -67,29 +67,17 @@ def main() -> None:
 
     import msgspec
 
-    from edge.index_store import IndexStore
+    from devstack.snapshot import load_snapshot
     from edge.metrics import EdgeMetrics
     from edge.service import Recommender
     from edge.settings import load_settings
     from edge.wire import RecommendRequest
-    from moviemind_core.storage import S3Settings
 
     report = BenchReport.begin(
         "ranking", "Recommend without the model, in-process", "python -m benchmarks.ranking_bench"
     )
     settings = load_settings({})
-    store = IndexStore(
-        args.index,
-        Path(args.models),
-        cache_dir=Path("var/cache/bench"),
-        s3=S3Settings.from_env({}),
-        embed_threads=1,
-        query_variant=settings.query_variant,
-        bayes_votes=settings.ranking.bayes_votes,
-    )
-    store.refresh()
-    snap = store.current
-    assert snap is not None
+    snap = load_snapshot(settings, args.index, args.models, cache_dir="var/cache/bench")
     rec = Recommender(settings, None, EdgeMetrics())  # type: ignore[arg-type]
     requests = {
         name: msgspec.convert({**body, "k": 5, "explain": False}, RecommendRequest)

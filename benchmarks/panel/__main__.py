@@ -23,25 +23,13 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write the scores here")
     args = p.parse_args()
 
-    from edge.index_store import IndexStore
+    from devstack.snapshot import load_snapshot
     from edge.preparation import Preparation
     from edge.settings import load_settings
     from edge.wire import RecommendRequest
-    from moviemind_core.storage import S3Settings
 
     settings = load_settings()  # MOVIEMIND_EDGE_RANK_* variables try other weights
-    store = IndexStore(
-        args.index,
-        Path(args.models),
-        cache_dir=Path("var/cache/bench"),
-        s3=S3Settings.from_env({}),
-        embed_threads=1,
-        query_variant=settings.query_variant,
-        bayes_votes=settings.ranking.bayes_votes,
-    )
-    store.refresh()
-    snap = store.current
-    assert snap is not None, store.last_error
+    snap = load_snapshot(settings, args.index, args.models, cache_dir="var/cache/bench")
     prep = Preparation(settings)
     hubs = most_rated(snap.bundle)
     scores = []
