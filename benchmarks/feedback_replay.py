@@ -37,7 +37,7 @@ from devstack.machine import machine_info
 from index_builder.collaborative import CollabSettings, neighbours_for
 from index_builder.evaluate import Case, K, Methods, measure, training_ratings
 from index_builder.feedback import combined, read_feedback
-from index_builder.interactions import Ratings, sample_ratings
+from index_builder.interactions import Ratings, liked_in_time_order, sample_ratings
 from moviemind_core.bundle import Bundle
 from moviemind_core.feedback import FeedbackEvent, open_store
 from moviemind_core.ranking import RankingSettings
@@ -57,18 +57,8 @@ class Replay(msgspec.Struct, frozen=True):
 
 def replay_cases(ratings: Ratings, seed: int) -> list[Replay]:
     """One case per eligible user (see the module docstring), half of them replayed."""
-    order = np.lexsort((ratings.movie, ratings.time, ratings.user))
-    user, movie, when, stars = (
-        ratings.user[order],
-        ratings.movie[order],
-        ratings.time[order],
-        ratings.stars[order],
-    )
-    bounds = np.flatnonzero(np.diff(user)) + 1
     out = []
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(user)], strict=True):
-        liked = stars[lo:hi] >= LIKED
-        ids, times = movie[lo:hi][liked], when[lo:hi][liked]
+    for user, ids, times in liked_in_time_order(ratings, LIKED):
         n_later = max(2, min(MAX_LATER, len(ids) // 3))
         if len(ids) < MIN_HISTORY + 2:
             continue
@@ -79,7 +69,7 @@ def replay_cases(ratings: Ratings, seed: int) -> list[Replay]:
         if len(history) < MIN_HISTORY or len(later) < 2:
             continue
         target = later[-1]
-        visitor = f"movielens-{int(user[lo])}"
+        visitor = f"movielens-{user}"
         votes = tuple(
             FeedbackEvent(
                 visitor=visitor,
@@ -91,7 +81,7 @@ def replay_cases(ratings: Ratings, seed: int) -> list[Replay]:
             for j, (m, t) in enumerate(zip(later[:-1], later_times[:-1], strict=True))
         )
         inputs = tuple((history + later[:-1])[-MAX_INPUTS:])
-        out.append(Replay(Case(int(user[lo]), inputs, target, (target,), cutoff, ""), votes))
+        out.append(Replay(Case(user, inputs, target, (target,), cutoff, ""), votes))
     perm = np.random.default_rng(seed).permutation(len(out))
     half = len(out) // 2
     return [

@@ -27,7 +27,7 @@ import msgspec
 import numpy as np
 
 from index_builder.collaborative import CollabSettings, item_weights, learn_neighbours
-from index_builder.interactions import Ratings
+from index_builder.interactions import Ratings, liked_in_time_order
 from moviemind_core.bundle import Bundle, CollabInfo
 from moviemind_core.ranking import Pipeline, Priors, RankingSettings, build_query
 
@@ -120,18 +120,8 @@ class EvalReport(msgspec.Struct, kw_only=True):
 def make_cases(ratings: Ratings, *, min_inputs: int = 3, seed: int = 7) -> list[Case]:
     """One case per eligible user, split half validation, half test (by a seeded shuffle)."""
     rng = np.random.default_rng(seed)
-    order = np.lexsort((ratings.movie, ratings.time, ratings.user))
-    user, movie, time_, stars = (
-        ratings.user[order],
-        ratings.movie[order],
-        ratings.time[order],
-        ratings.stars[order],
-    )
-    bounds = np.flatnonzero(np.diff(user)) + 1
     cases = []
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(user)], strict=True):
-        liked = stars[lo:hi] >= LIKED_STARS
-        ids, times = movie[lo:hi][liked], time_[lo:hi][liked]
+    for user, ids, times in liked_in_time_order(ratings, LIKED_STARS):
         # A held-out movie needs min_inputs liked movies strictly before its time.
         before = np.searchsorted(times, times, side="left")
         eligible = np.flatnonzero(before >= min_inputs)
@@ -142,7 +132,7 @@ def make_cases(ratings: Ratings, *, min_inputs: int = 3, seed: int = 7) -> list[
         n_before = int(before[t])
         inputs = tuple(int(i) for i in ids[:n_before][-MAX_INPUTS:])
         later = tuple(int(i) for i in ids[n_before:])
-        cases.append(Case(int(user[lo]), inputs, int(ids[t]), later, cutoff, ""))
+        cases.append(Case(user, inputs, int(ids[t]), later, cutoff, ""))
     perm = rng.permutation(len(cases))
     half = len(cases) // 2
     return [
