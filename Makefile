@@ -34,11 +34,11 @@ lint: setup ## static checks: ruff, terraform fmt, checkov, hadolint
 	bash scripts/lint.sh
 
 # Each check that cannot run here says SKIPPED; the last line of `make test` names every one.
+# The rendered-topology test needs the images the smoke test builds, so the smoke test runs it.
 REPORT := var/test-report
 
 test: setup index lint ## every test and static check, then `make demo` as a new user runs it
 	@rm -rf $(REPORT) && mkdir -p $(REPORT)
-	# The rendered-topology test needs the images the smoke test builds; the smoke test runs it.
 	$(PY) -m pytest tests --ignore tests/deploy/test_topology.py --skip-report $(REPORT)/pytest-skipped.txt
 	set -o pipefail; bash scripts/container_smoke.sh --if-available 2>&1 | tee $(REPORT)/container-smoke.log
 	$(PY) -m devstack.demo_check
