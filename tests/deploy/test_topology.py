@@ -435,27 +435,34 @@ def test_model_rollout_beside_the_old_server(topology) -> None:
     results: list[int] = []
     stop = threading.Event()
 
-    def traffic() -> None:
-        payload = json.dumps(
-            {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2}
-        ).encode()
-        while not stop.is_set():
-            try:
-                sock = socket.create_connection(("127.0.0.1", topology.model_port), timeout=60)
-                tls = ctx.wrap_socket(sock, server_hostname="mm-us-ord.moviemind.internal")
-                tls.sendall(
-                    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                    + f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(payload)}\r\n\r\n".encode()
-                    + payload
-                )
-                data = b""
-                while chunk := tls.recv(65536):
-                    data += chunk
-                results.append(int(data.split(b" ", 2)[1]))
-            except (OSError, ValueError, IndexError):
-                results.append(0)
+    payload = json.dumps({"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2})
 
+    def one_request() -> int:
+        """The status of one chat completion through the model NodeBalancer (0: no answer)."""
+        try:
+            sock = socket.create_connection(("127.0.0.1", topology.model_port), timeout=60)
+            tls = ctx.wrap_socket(sock, server_hostname="mm-us-ord.moviemind.internal")
+            tls.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                + f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                + payload.encode()
+            )
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+            return int(data.split(b" ", 2)[1])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def traffic() -> None:
+        while not stop.is_set():
+            results.append(one_request())
+
+    # The previous check's answer may still hold the one slot (the answer hold, up to
+    # MOVIEMIND_MODEL_ANSWER_HOLD_S), and a held slot turns newcomers away with 429 by design:
+    # the rollout's traffic starts once the old server serves this client.
+    wait_for("model server 1 free for this client", lambda: one_request() == 200, 60)
     worker = threading.Thread(target=traffic, daemon=True)
     worker.start()
     try:
