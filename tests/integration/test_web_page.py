@@ -36,11 +36,15 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 def wait_for(driver, what: str, check, timeout: float = 15):
     """Poll check(driver) until it returns something truthy; fail with the page's state if not."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(check)
+        # A check may hold an element the page replaces between two calls: that poll counts as
+        # "not yet", the next one reads the new element.
+        return WebDriverWait(
+            driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(check)
     except TimeoutException:
         error = driver.find_element(*by_testid("error")).text
         logs = driver.get_log("browser") if hasattr(driver, "get_log") else []

@@ -68,14 +68,19 @@ def by_testid(name: str) -> tuple[str, str]:
     return ("css selector", f'[data-testid="{name}"]')
 
 
+# One script reads every card at once: the page re-renders the cards as reasons stream in, so
+# element handles taken in one poll may be gone by the next call (a stale element reference).
+CARDS_JS = """
+return Array.from(document.querySelectorAll('[data-testid="card"]')).map(card => [
+  (card.querySelector('[data-testid="card-title"]') || {}).innerText || '',
+  (card.querySelector('[data-testid="card-reason"]') || {}).innerText || '',
+]);
+"""
+
+
 def cards_done(driver) -> list[tuple[str, str]] | bool:
     """(title, reason) of every card once all have a non-empty title and reason."""
-    cards = driver.find_elements(*by_testid("card"))
-    found = []
-    for card in cards:
-        title = card.find_element(*by_testid("card-title")).text.strip()
-        reason = card.find_element(*by_testid("card-reason")).text.strip()
-        found.append((title, reason))
+    found = [(t.strip(), r.strip()) for t, r in driver.execute_script(CARDS_JS)]
     if found and all(t and r for t, r in found):
         return found
     return False
