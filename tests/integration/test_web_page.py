@@ -43,7 +43,10 @@ def wait_for(driver, what: str, check, timeout: float = 15):
         # A check may hold an element the page replaces between two calls: that poll counts as
         # "not yet", the next one reads the new element.
         return WebDriverWait(
-            driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+            driver,
+            timeout,
+            poll_frequency=0.1,
+            ignored_exceptions=(StaleElementReferenceException,),
         ).until(check)
     except TimeoutException:
         error = driver.find_element(*by_testid("error")).text
