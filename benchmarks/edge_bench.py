@@ -745,6 +745,13 @@ def raw_results(res: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
             "http_floor_p50_ms": {"edge": res["http_floor"][0], "original": res["http_floor"][1]},
             "st_vs_stored_min_cos": res["st_vs_stored_min_cos"],
             "in_process_ms": {s.name: latency_summary(s.ms) for s in res["search_inproc"]},
+            "idle_gap_ms": {
+                name: {
+                    str(g): {"p50_ms": w, "mean_cpu_ms": c}
+                    for g, (w, c) in zip(IDLE_GAPS_MS, cells, strict=True)
+                }
+                for name, cells in res["idle_gaps"]
+            },
         },
         "recommend": {
             d.key: {
@@ -867,6 +874,51 @@ def search_part(
             [(s.name, s.p(50), s.p(99), statistics.fmean(s.ms)) for s in inproc],
         )
     )
+    print("\nin-process search after an idle gap...", flush=True)
+    results["idle_gaps"] = idle_gaps(
+        {
+            "edge (configured)": edge_in_process(edge_threads, "int8"),
+            f"original (torch {TORCH_THREADS} threads)": original(TORCH_THREADS),
+        },
+        queries[args.search_warmup :],
+    )
+    print(markdown_table(idle_gap_headers(), idle_gap_rows(results["idle_gaps"])))
+
+
+IDLE_GAPS_MS = (0, 1, 5, 20)
+
+
+def idle_gaps(
+    sides: dict[str, Callable[[str], Any]], queries: Sequence[str], per_gap: int = 60
+) -> list[tuple[str, list[tuple[float, float]]]]:
+    """Each side's in-process (p50 wall ms, mean CPU ms of the process) when it slept for each
+    of IDLE_GAPS_MS before the query: what an idle core costs the next request (over HTTP a
+    server always waits for the client between two requests)."""
+    rows = []
+    for name, fn in sides.items():
+        for q in queries[:10]:
+            fn(q)
+        cells = []
+        for gap in IDLE_GAPS_MS:
+            ms, cpu = [], []
+            for q in queries[:per_gap]:
+                if gap:
+                    time.sleep(gap / 1000)
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn(q)
+                ms.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
+            cells.append((percentile(ms, 50, math.nan), statistics.fmean(cpu)))
+        rows.append((name, cells))
+    return rows
+
+
+def idle_gap_headers() -> list[str]:
+    return ["p50 ms (mean CPU ms) after sleeping", *(f"{g} ms" for g in IDLE_GAPS_MS)]
+
+
+def idle_gap_rows(rows: list[tuple[str, list[tuple[float, float]]]]) -> list[tuple[str, ...]]:
+    return [(name, *(f"{w:.2f} ({c:.2f})" for w, c in cells)) for name, cells in rows]
 
 
 def http_floor(edge_url: str, base_url: str, n: int = 100) -> tuple[float, float]:
@@ -1180,6 +1232,20 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> list[Block]:
         " text with `encode` (no pool), and keeps 1 thread by default"
         f" (MOVIEMIND_EDGE_EMBED_THREADS={EDGE_EMBED_THREADS_DEFAULT}): compare the rows above, all"
         " from this run.",
+        "",
+        "The same search in-process, started after the process slept (the servers' position over"
+        " HTTP: each waits for the client between two requests):",
+        "",
+        Table(idle_gap_headers(), idle_gap_rows(res["idle_gaps"])),
+        "",
+        "On this machine a core that has been idle runs the next query slower, and more so the"
+        " longer it idled; the CPU time grows with it (the lost time is stalls, not waiting),"
+        " which is what a cache emptied by whatever ran on the core meanwhile would cost: the"
+        " int8 encoder's weights (about 11 MB) and the catalog's vectors are read again from"
+        " memory. The edge's query costs little compute, so the refill is a large share of it;"
+        " the original's is mostly compute. That is why the edge's HTTP time above is more than"
+        " its in-process time plus the HTTP floor, and why the ratio over HTTP is lower than in"
+        " process.",
         "",
         "## `/v1/recommend`, streamed, SmolLM2-135M-Instruct Q4_1",
         "",
