@@ -339,6 +339,21 @@ class FakeTmdb:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/3"
 
+    def settings(self, **values: object):
+        """TMDB client settings pointing at this fake: the test token, no rate limit, retries
+        that back off in milliseconds; `values` set or override any field."""
+        from index_builder.sources.tmdb_client import TmdbSettings
+
+        base: dict[str, object] = {
+            "token": TOKEN,
+            "base_url": self.url,
+            "max_retries": 3,
+            "backoff_s": 0.001,
+            "backoff_max_s": 0.01,
+            "requests_per_s": 0,
+        }
+        return TmdbSettings(**(base | values))  # type: ignore[arg-type]
+
     # -- scripting ---------------------------------------------------------------------------
 
     def fail(self, path: str, status: int = 500, times: int | None = 1) -> None:

@@ -23,30 +23,16 @@ from index_builder.sources.tmdb_api import (
 from moviemind_core.catalog import Movie
 
 try:
-    from fake_tmdb import FakeTmdb, make_movie
+    from fake_tmdb import TOKEN, FakeTmdb, make_movie
 except ImportError:  # tests/ became a package
-    from tests.support.fake_tmdb import FakeTmdb, make_movie
+    from tests.support.fake_tmdb import TOKEN, FakeTmdb, make_movie
 
 pytestmark = pytest.mark.timeout(60)
 
-TOKEN = "test-token"
-
 
 def settings_for(fake: FakeTmdb, **overrides: object) -> TmdbSettings:
-    """Settings pointing at the fake, with backoff delays tiny so retries cost milliseconds."""
-    values: dict[str, object] = {
-        "token": TOKEN,
-        "base_url": fake.url,
-        "pages": 5,
-        "timeout_s": 5.0,
-        "max_retries": 3,
-        "backoff_s": 0.001,
-        "backoff_max_s": 0.01,
-        "checkpoint_every": 4,
-        "requests_per_s": 0,
-    }
-    values.update(overrides)
-    return TmdbSettings(**values)  # type: ignore[arg-type]
+    """The fake's settings, five pages a run, a checkpoint every four movies."""
+    return fake.settings(**({"pages": 5, "timeout_s": 5.0, "checkpoint_every": 4} | overrides))
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from index_builder.sources.tmdb_id_export import ExportedId, is_id_export, read_
 from moviemind_core.catalog import Movie
 
 try:
-    from fake_tmdb import API_KEY, TOKEN, FakeTmdb, make_movie
+    from fake_tmdb import API_KEY, FakeTmdb, make_movie
 except ImportError:  # tests/ became a package
-    from tests.support.fake_tmdb import API_KEY, TOKEN, FakeTmdb, make_movie
+    from tests.support.fake_tmdb import API_KEY, FakeTmdb, make_movie
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,17 +29,8 @@ TODAY = datetime.now(UTC).date()
 
 
 def settings_for(fake: FakeTmdb, **overrides: object) -> TmdbSettings:
-    values: dict[str, object] = {
-        "token": TOKEN,
-        "base_url": fake.url,
-        "pages": 2,
-        "max_retries": 1,
-        "backoff_s": 0.001,
-        "backoff_max_s": 0.001,
-        "requests_per_s": 0,
-    }
-    values.update(overrides)
-    return TmdbSettings(**values)  # type: ignore[arg-type]
+    """The fake's settings, two pages a run, one retry that waits a millisecond."""
+    return fake.settings(**({"pages": 2, "max_retries": 1, "backoff_max_s": 0.001} | overrides))
 
 
 def discover(

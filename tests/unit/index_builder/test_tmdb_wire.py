@@ -22,9 +22,9 @@ from index_builder.sources.tmdb_client import (
 from moviemind_core.catalog import Movie
 
 try:
-    from fake_tmdb import API_KEY, TOKEN, FakeTmdb, make_movie, make_sparse_movie
+    from fake_tmdb import API_KEY, FakeTmdb, make_movie, make_sparse_movie
 except ImportError:  # tests/ became a package
-    from tests.support.fake_tmdb import API_KEY, TOKEN, FakeTmdb, make_movie, make_sparse_movie
+    from tests.support.fake_tmdb import API_KEY, FakeTmdb, make_movie, make_sparse_movie
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,18 +32,8 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJlX2hlcmU"
 
 
 def settings_for(fake: FakeTmdb, **overrides: object) -> TmdbSettings:
-    values: dict[str, object] = {
-        "token": TOKEN,
-        "base_url": fake.url,
-        "pages": 1,
-        "timeout_s": 5.0,
-        "max_retries": 3,
-        "backoff_s": 0.001,
-        "backoff_max_s": 0.01,
-        "requests_per_s": 0,
-    }
-    values.update(overrides)
-    return TmdbSettings(**values)  # type: ignore[arg-type]
+    """The fake's settings, one page a run."""
+    return fake.settings(**({"pages": 1, "timeout_s": 5.0} | overrides))
 
 
 @pytest.fixture
