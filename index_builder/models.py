@@ -158,11 +158,12 @@ def quantize_int8(src: Path, dst: Path, log=print) -> None:
        most accuracy.
     3. Those six take 8-bit weights in blocks of 128 (MatMulNBits) instead of staying fp32.
 
-    Measured on this repository's 2-core Xeon (docs/benchmarks/edge.md): a query embeds in
-    about 35% less time than with the previous recipe (unfused, feed-forward outputs in fp32),
-    at the same accuracy (mean cosine to fp32 0.996; `/v1/search` top-10 93% the same as with
-    fp32 queries). Quantizing the feed-forward outputs like the rest was 10% faster again but
-    lost accuracy (mean cosine 0.993, top-10 91%).
+    Measured in-process on the 2-core Xeon of 2026-12-06: after a 1 ms idle gap a query embeds
+    in 30 to 35% less time than with the previous recipe (unfused, feed-forward outputs in
+    fp32), at the same accuracy (mean cosine to fp32 0.996; top-10 catalog neighbours 93.3% the
+    same; `/v1/search` top-10 93% the same as with fp32 queries). Quantizing the feed-forward
+    outputs like the rest was 7 to 25% faster again but lost accuracy (mean cosine 0.993,
+    `/v1/search` top-10 91%).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -179,37 +180,42 @@ def quantize_int8(src: Path, dst: Path, log=print) -> None:
     logging.getLogger().setLevel(max(root_level, logging.WARNING))
     for name in ("onnxruntime.quantization.matmul_nbits_quantizer", "onnxruntime.transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=dst.parent) as tmp:
-        fused, mixed = Path(tmp) / "fused.onnx", Path(tmp) / "int8.onnx"
-        optimizer.optimize_model(
-            str(src), model_type="bert", num_heads=MINILM_HEADS, hidden_size=MINILM_HIDDEN
-        ).save_model_to_file(str(fused))
-        graph = onnx.load(str(fused), load_external_data=False).graph
-        attention = sum(n.op_type == "Attention" for n in graph.node)
-        log(f"  fused: {len(graph.node)} operators, {attention} attention blocks")
-        ffn_output = [
-            n.name
-            for n in graph.node
-            if n.op_type == "MatMul" and "/output/dense/" in n.name and "attention" not in n.name
-        ]
-        quantize_dynamic(
-            str(fused),
-            str(mixed),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul", "Attention"],
-            nodes_to_exclude=ffn_output,
-            # The fused operators live in ONNX Runtime's domain, where shape inference gives up.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-        blocks = MatMulNBitsQuantizer(
-            onnx.load(str(mixed)),
-            algo_config=DefaultWeightOnlyQuantConfig(
-                block_size=128, is_symmetric=True, accuracy_level=4, bits=8
-            ),
-        )
-        blocks.process()
-        blocks.model.save_model_to_file(str(dst), use_external_data_format=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".quantize-", dir=dst.parent) as tmp:
+            fused, mixed = Path(tmp) / "fused.onnx", Path(tmp) / "int8.onnx"
+            optimizer.optimize_model(
+                str(src), model_type="bert", num_heads=MINILM_HEADS, hidden_size=MINILM_HIDDEN
+            ).save_model_to_file(str(fused))
+            graph = onnx.load(str(fused), load_external_data=False).graph
+            attention = sum(n.op_type == "Attention" for n in graph.node)
+            log(f"  fused: {len(graph.node)} operators, {attention} attention blocks")
+            ffn_output = [
+                n.name
+                for n in graph.node
+                if n.op_type == "MatMul"
+                and "/output/dense/" in n.name
+                and "attention" not in n.name
+            ]
+            quantize_dynamic(
+                str(fused),
+                str(mixed),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul", "Attention"],
+                nodes_to_exclude=ffn_output,
+                # The fused operators live in ONNX Runtime's domain, where shape inference gives up.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+            blocks = MatMulNBitsQuantizer(
+                onnx.load(str(mixed)),
+                algo_config=DefaultWeightOnlyQuantConfig(
+                    block_size=128, is_symmetric=True, accuracy_level=4, bits=8
+                ),
+            )
+            blocks.process()
+            blocks.model.save_model_to_file(str(dst), use_external_data_format=False)
+    finally:
+        logging.getLogger().setLevel(root_level)
 
 
 def check_smollm2(log=print) -> Path:

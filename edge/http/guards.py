@@ -2,8 +2,7 @@
 metrics and the OpenAPI document stay open).
 
 Both are coroutines although they never await: Litestar runs a plain-function guard in its thread
-pool, two thread hand-offs per request for a few dictionary lookups (about 1 ms of the 8 ms a
-`/v1/search` took over HTTP on a 2-core machine, docs/benchmarks/edge.md).
+pool, which made two thread hand-offs per API request for a few dictionary lookups.
 """
 
 from __future__ import annotations
