@@ -891,35 +891,51 @@ IDLE_GAPS_MS = (0, 1, 5, 20)
 
 def idle_gaps(
     sides: dict[str, Callable[[str], Any]], queries: Sequence[str], per_gap: int = 60
-) -> list[tuple[str, list[tuple[float, float]]]]:
-    """Each side's in-process (p50 wall ms, mean CPU ms of the calling thread) when it slept for each
-    of IDLE_GAPS_MS before the query: what an idle core costs the next request (over HTTP a
-    server always waits for the client between two requests)."""
+) -> list[tuple[str, list[tuple[float, float, float]]]]:
+    """Each side's in-process (p50 wall ms, mean CPU ms of the calling thread, p50 wall ms of a
+    second query run at once after it) when it slept for each of IDLE_GAPS_MS before the query:
+    what an idle core costs the next request (over HTTP a server always waits for the client
+    between two requests). The second query says whether the loss is a cold cache (it would
+    run at full speed) or a slow core (it is slow too)."""
     rows = []
     for name, fn in sides.items():
         for q in queries[:10]:
             fn(q)
         cells = []
         for gap in IDLE_GAPS_MS:
-            ms, cpu = [], []
-            for q in queries[:per_gap]:
+            ms, cpu, again = [], [], []
+            for i, q in enumerate(queries[:per_gap]):
                 if gap:
                     time.sleep(gap / 1000)
                 t0, c0 = time.perf_counter(), time.thread_time()
                 fn(q)
-                ms.append((time.perf_counter() - t0) * 1000)
+                t1 = time.perf_counter()
+                ms.append((t1 - t0) * 1000)
                 cpu.append((time.thread_time() - c0) * 1000)
-            cells.append((percentile(ms, 50, math.nan), statistics.fmean(cpu)))
+                fn(queries[(i + per_gap) % len(queries)])
+                again.append((time.perf_counter() - t1) * 1000)
+            cells.append(
+                (
+                    percentile(ms, 50, math.nan),
+                    statistics.fmean(cpu),
+                    percentile(again, 50, math.nan),
+                )
+            )
         rows.append((name, cells))
     return rows
 
 
 def idle_gap_headers() -> list[str]:
-    return ["p50 ms (mean CPU ms of the thread) after sleeping", *(f"{g} ms" for g in IDLE_GAPS_MS)]
+    return [
+        "p50 ms (mean CPU ms of the thread) / p50 ms of a second query at once, after sleeping",
+        *(f"{g} ms" for g in IDLE_GAPS_MS),
+    ]
 
 
-def idle_gap_rows(rows: list[tuple[str, list[tuple[float, float]]]]) -> list[tuple[str, ...]]:
-    return [(name, *(f"{w:.2f} ({c:.2f})" for w, c in cells)) for name, cells in rows]
+def idle_gap_rows(
+    rows: list[tuple[str, list[tuple[float, float, float]]]],
+) -> list[tuple[str, ...]]:
+    return [(name, *(f"{w:.2f} ({c:.2f}) / {a:.2f}" for w, c, a in cells)) for name, cells in rows]
 
 
 def http_floor(edge_url: str, base_url: str, n: int = 100) -> tuple[float, float]:

