@@ -938,6 +938,39 @@ def idle_gap_rows(
     return [(name, *(f"{w:.2f} ({c:.2f}) / {a:.2f}" for w, c, a in cells)) for name, cells in rows]
 
 
+def idle_gap_reading(rows: list[tuple[str, list[tuple[float, float, float]]]]) -> str:
+    """What the idle-gap table says, from its numbers: whether an idle core costs a cold cache
+    (the second query at once runs at full speed again) or a slow core (it does not)."""
+    name, cells = rows[0]
+    (warm, _, _), (cold, _, again) = cells[0], cells[-1]
+    slow_core = again > 1.25 * warm
+    return (
+        f"After {IDLE_GAPS_MS[-1]} ms idle the {name} query takes {cold:.2f} ms against {warm:.2f}"
+        f" back to back, and a second query run at once after it {again:.2f} ms. "
+        + (
+            "The second query is still slow although everything it reads was just read: the"
+            f" core itself runs slower for a while after idling{_halt_poll_note()}, not a cache"
+            " that needs refilling. A request"
+            " that does little work spends all of it in that slow stretch, which is why the"
+            " edge's HTTP time is more than its in-process time plus the HTTP floor, and why the"
+            " ratio over HTTP is lower than in process."
+            if slow_core
+            else "The second query runs at full speed again: the loss is refilling caches (the"
+            " encoder's weights and the catalog's vectors), which a light request pays in full."
+        )
+    )
+
+
+def _halt_poll_note() -> str:
+    """How long this guest polls before it halts an idle vCPU, when it is a haltpoll guest."""
+    path = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+    try:
+        ns = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return ""
+    return f" (this guest halts an idle vCPU after {ns} ns of polling: guest_halt_poll_ns)"
+
+
 def http_floor(edge_url: str, base_url: str, n: int = 100) -> tuple[float, float]:
     """p50 ms of a trivial route on each server: what HTTP and the framework cost alone."""
     edge, base = Series("edge /healthz"), Series("original /readyz")
@@ -1255,14 +1288,7 @@ def render(res: dict[str, Any], args: argparse.Namespace) -> list[Block]:
         "",
         Table(idle_gap_headers(), idle_gap_rows(res["idle_gaps"])),
         "",
-        "On this machine a core that has been idle runs the next query slower, and more so the"
-        " longer it idled; the CPU time grows with it (the lost time is stalls, not waiting),"
-        " which is what a cache emptied by whatever ran on the core meanwhile would cost: the"
-        " int8 encoder's weights (about 11 MB) and the catalog's vectors are read again from"
-        " memory. The edge's query costs little compute, so the refill is a large share of it;"
-        " the original's is mostly compute. That is why the edge's HTTP time above is more than"
-        " its in-process time plus the HTTP floor, and why the ratio over HTTP is lower than in"
-        " process.",
+        idle_gap_reading(res["idle_gaps"]),
         "",
         "## `/v1/recommend`, streamed, SmolLM2-135M-Instruct Q4_1",
         "",
