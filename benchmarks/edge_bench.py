@@ -747,8 +747,8 @@ def raw_results(res: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
             "in_process_ms": {s.name: latency_summary(s.ms) for s in res["search_inproc"]},
             "idle_gap_ms": {
                 name: {
-                    str(g): {"p50_ms": w, "mean_cpu_ms": c}
-                    for g, (w, c) in zip(IDLE_GAPS_MS, cells, strict=True)
+                    str(g): {"p50_ms": w, "mean_cpu_ms": c, "second_at_once_p50_ms": a}
+                    for g, (w, c, a) in zip(IDLE_GAPS_MS, cells, strict=True)
                 }
                 for name, cells in res["idle_gaps"]
             },
