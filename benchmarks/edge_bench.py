@@ -887,11 +887,13 @@ def search_part(
 
 
 IDLE_GAPS_MS = (0, 1, 5, 20)
+# Per side: its name and, per gap, (p50 wall ms, mean CPU ms, p50 wall ms of a second query).
+IdleRows = list[tuple[str, list[tuple[float, float, float]]]]
 
 
 def idle_gaps(
     sides: dict[str, Callable[[str], Any]], queries: Sequence[str], per_gap: int = 60
-) -> list[tuple[str, list[tuple[float, float, float]]]]:
+) -> IdleRows:
     """Each side's in-process (p50 wall ms, mean CPU ms of the calling thread, p50 wall ms of a
     second query run at once after it) when it slept for each of IDLE_GAPS_MS before the query:
     what an idle core costs the next request (over HTTP a server always waits for the client
@@ -933,12 +935,12 @@ def idle_gap_headers() -> list[str]:
 
 
 def idle_gap_rows(
-    rows: list[tuple[str, list[tuple[float, float, float]]]],
+    rows: IdleRows,
 ) -> list[tuple[str, ...]]:
     return [(name, *(f"{w:.2f} ({c:.2f}) / {a:.2f}" for w, c, a in cells)) for name, cells in rows]
 
 
-def idle_gap_reading(rows: list[tuple[str, list[tuple[float, float, float]]]]) -> str:
+def idle_gap_reading(rows: IdleRows) -> str:
     """What the idle-gap table says, from its numbers: whether an idle core costs a cold cache
     (the second query at once runs at full speed again) or a slow core (it does not)."""
     name, cells = rows[0]
@@ -950,8 +952,8 @@ def idle_gap_reading(rows: list[tuple[str, list[tuple[float, float, float]]]]) -
         + (
             "The second query is still slow although everything it reads was just read: the"
             f" core itself runs slower for a while after idling{_halt_poll_note()}, not a cache"
-            " that needs refilling. A request"
-            " that does little work spends all of it in that slow stretch, which is why the"
+            " that needs refilling. A request that does little work spends all of it in that"
+            " slow stretch, which is why the"
             " edge's HTTP time is more than its in-process time plus the HTTP floor, and why the"
             " ratio over HTTP is lower than in process."
             if slow_core
